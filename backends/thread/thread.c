@@ -1,0 +1,239 @@
+/* backends/thread - actors on their own pthread in the supervisor's process.
+ *
+ * soft cancel: the core's CANCEL message plus a flag the actor runtime reads
+ *              at every checkpoint.
+ * hard kill:   deferred pthread_cancel: acts at the next cancellation point
+ *              (read, poll, nanosleep, ...). A thread that reaches none (a
+ *              busy loop) is abandoned by the core when hard_kill expires:
+ *              detached, counted, never joined.
+ * exit fd:     an eventfd the thread signals as its very last act, so the
+ *              core's reap never waits for a running thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <tether/backend.h>
+
+struct tstate {
+    const struct tether_backend_host *host;
+    atomic_uint abandoned_running;
+    atomic_uint live; /* children not yet freed */
+};
+
+struct tchild {
+    struct tether_child pub; /* first: the core sees only this */
+    struct tstate *st;
+    pthread_t thread;
+    char *target;
+    int channel_fd;
+    volatile int cancel_flag;
+    atomic_int done;    /* the thread has finished (normally or cancelled) */
+    int status;
+    int cancelled;      /* ended by pthread_cancel */
+    int joined;
+    atomic_int abandoned;
+    atomic_int refs;    /* the core's and the thread's */
+};
+
+static void child_unref(struct tchild *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    close(c->pub.exit_fd);
+    free(c->target);
+    atomic_fetch_sub(&c->st->live, 1);
+    free(c);
+}
+
+/* The thread's last act, on every way out (return or cancellation). */
+static void thread_exit(struct tchild *c)
+{
+    atomic_store(&c->done, 1);
+    uint64_t one = 1;
+    ssize_t w = write(c->pub.exit_fd, &one, sizeof one);
+    (void)w;
+    if (atomic_load(&c->abandoned))
+        atomic_fetch_sub(&c->st->abandoned_running, 1);
+    child_unref(c);
+}
+
+static void on_cancel(void *arg)
+{
+    struct tchild *c = arg;
+    c->cancelled = 1;
+    thread_exit(c);
+}
+
+static void *actor_thread(void *arg)
+{
+    struct tchild *c = arg;
+    c->pub.thread_id = (uint64_t)syscall(SYS_gettid);
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+    pthread_cleanup_push(on_cancel, c);
+    c->status = c->st->host->run_c_actor(c->channel_fd, c->target, &c->cancel_flag);
+    pthread_cleanup_pop(0);
+    thread_exit(c);
+    return NULL;
+}
+
+static int t_open(const struct tether_backend_host *host, const struct tether_options *opts,
+                  void **state, struct tether_error *err)
+{
+    for (size_t i = 0; i < opts->count; i++) {
+        snprintf(err->msg, sizeof err->msg, "unknown option '%s' (the thread backend has none)",
+                 opts->items[i].key);
+        err->code = TETHER_ECONFIG;
+        return TETHER_ECONFIG;
+    }
+    struct tstate *st = calloc(1, sizeof *st);
+    if (!st)
+        return TETHER_ENOMEM;
+    st->host = host;
+    *state = st;
+    return 0;
+}
+
+static void t_close(void *state)
+{
+    struct tstate *st = state;
+    /* Children still alive (abandoned) keep a pointer to st: leave it. */
+    if (atomic_load(&st->live) == 0)
+        free(st);
+}
+
+static int t_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **out,
+                   struct tether_error *err)
+{
+    struct tstate *st = state;
+    struct tchild *c = calloc(1, sizeof *c);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!c || efd < 0 || !(c->target = strdup(spec->target))) {
+        snprintf(err->msg, sizeof err->msg, "cannot allocate an actor: %s", strerror(errno));
+        if (efd >= 0)
+            close(efd);
+        free(c);
+        close(spec->channel_fd);
+        return TETHER_ENOMEM;
+    }
+    c->st = st;
+    c->pub.exit_fd = efd;
+    c->channel_fd = spec->channel_fd;
+    atomic_init(&c->refs, 2);
+    atomic_fetch_add(&st->live, 1);
+    int rc = pthread_create(&c->thread, NULL, actor_thread, c);
+    if (rc != 0) {
+        snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));
+        close(spec->channel_fd);
+        atomic_store(&c->refs, 1);
+        child_unref(c);
+        return TETHER_ESPAWN;
+    }
+    *out = &c->pub;
+    return 0;
+}
+
+static int t_soft_cancel(struct tether_child *child)
+{
+    struct tchild *c = (struct tchild *)child;
+    c->cancel_flag = 1;
+    return 0;
+}
+
+static int t_hard_kill(struct tether_child *child)
+{
+    struct tchild *c = (struct tchild *)child;
+    c->cancel_flag = 1;
+    if (!atomic_load(&c->done) && !c->joined)
+        pthread_cancel(c->thread); /* asks; never waits */
+    return 0;
+}
+
+static int t_abort_channels(struct tether_child *child)
+{
+    /* The only channel end this backend touches is the actor's, which the
+     * actor runtime owns and closes; shutting it from here could hit a
+     * reused fd number. The core's shutdown of its own end gives the actor
+     * end-of-stream, which is all an abort needs. */
+    (void)child;
+    return 0;
+}
+
+static int t_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
+{
+    struct tchild *c = (struct tchild *)child;
+    if (!atomic_load(&c->done)) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+        if (left > 0) {
+            struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
+            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by the deadline */
+        }
+        if (!atomic_load(&c->done))
+            return TETHER_ETIMEDOUT;
+    }
+    if (!c->joined) {
+        /* Bounded: `done` is set in the thread's last act; all that is left
+         * is returning from its start routine. */
+        pthread_join(c->thread, NULL);
+        c->joined = 1;
+    }
+    memset(out, 0, sizeof *out);
+    if (c->cancelled) {
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->message = "thread cancelled";
+    } else {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = c->status;
+    }
+    return 0;
+}
+
+static void t_release(struct tether_child *child)
+{
+    struct tchild *c = (struct tchild *)child;
+    if (!c->joined) {
+        /* Abandoned: cut loose. It frees itself if it ever ends. */
+        atomic_store(&c->abandoned, 1);
+        atomic_fetch_add(&c->st->abandoned_running, 1);
+        if (atomic_load(&c->done))
+            atomic_fetch_sub(&c->st->abandoned_running, 1); /* ended meanwhile */
+        pthread_detach(c->thread);
+    }
+    child_unref(c);
+}
+
+static unsigned t_abandoned_count(void *state)
+{
+    struct tstate *st = state;
+    return atomic_load(&st->abandoned_running);
+}
+
+static const struct tether_backend thread_backend = {
+    .abi = TETHER_BACKEND_ABI,
+    .size = sizeof(struct tether_backend),
+    .name = "thread",
+    .language = "c",
+    .caps = 0,
+    .open = t_open,
+    .close = t_close,
+    .spawn = t_spawn,
+    .soft_cancel = t_soft_cancel,
+    .hard_kill = t_hard_kill,
+    .abort_channels = t_abort_channels,
+    .reap = t_reap,
+    .release = t_release,
+    .abandoned_count = t_abandoned_count,
+};
+
+TETHER_BACKEND_DEFINE(thread_backend)

@@ -1,0 +1,384 @@
+/* cli/cmd_run.c - `tether run` and `tether call`.
+ *
+ * Signals: SIGINT, SIGTERM and SIGQUIT are blocked in every thread before
+ * the supervisor starts, and the main thread takes them with sigtimedwait
+ * while it polls the outcome: no handler runs inside library code, and no
+ * wait is unbounded. SIGINT: first = cancel, second = hard kill now, third
+ * = print a report and exit at once. SIGQUIT prints the hang dump.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char run_usage[] =
+    "usage: tether run [-c FILE] [-b NAME] [--cancel-after SECS] [--json] TARGET\n"
+    "Run one actor (TARGET = path/module.so:function) until it ends, then print\n"
+    "its outcome and the time spent in each teardown phase.\n"
+    "  -c, --config FILE        configuration (default: $TETHER_CONFIG, ./plugins.yaml)\n"
+    "  -b, --backend NAME       backend (default: the configuration's)\n"
+    "      --cancel-after SECS  request cancellation after SECS seconds\n"
+    "      --json               print the outcome as one JSON object\n"
+    "Signals: SIGINT once cancels, twice hard-kills, three times exits at once;\n"
+    "SIGQUIT prints the hang dump. Exit: 0 clean exit, the actor's status if it\n"
+    "exited non-zero, 1 failed or lost, 3 cancelled/killed/abandoned on request,\n"
+    "130 interrupted, 2 usage or configuration error.\n";
+
+static const char call_usage[] =
+    "usage: tether call [-c FILE] [-b NAME] [--timeout SECS] TARGET FUNC SIG [ARGS...]\n"
+    "Spawn TARGET, call FUNC with signature SIG (\"ARGS:RET\", letters i l u U d f s v)\n"
+    "and the given arguments, print the result, tear the actor down.\n"
+    "  --timeout SECS   deadline of the call (default 10)\n";
+
+enum { OPT_CANCEL_AFTER = 256, OPT_JSON, OPT_TIMEOUT };
+
+static const struct option run_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"backend", required_argument, NULL, 'b'},
+    {"cancel-after", required_argument, NULL, OPT_CANCEL_AFTER},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_secs(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0) || v > 1e6)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+struct run_args {
+    struct cli_common c;
+    double cancel_after; /* < 0: none */
+    double timeout;
+    int json;
+};
+
+/* Returns -1 to continue (optind at the first operand), else an exit code. */
+static int parse_run(int argc, char **argv, const char *usage, struct run_args *a, int allow_run)
+{
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+c:b:h", run_opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': a->c.config = optarg; break;
+        case 'b': a->c.backend = optarg; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case OPT_JSON:
+            if (!allow_run)
+                goto bad;
+            a->json = 1;
+            break;
+        case OPT_CANCEL_AFTER:
+            if (!allow_run)
+                goto bad;
+            if (parse_secs(optarg, &a->cancel_after)) {
+                cli_usage_error("tether", usage, "--cancel-after: '%s' is not a number of seconds",
+                                optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_TIMEOUT:
+            if (allow_run)
+                goto bad;
+            if (parse_secs(optarg, &a->timeout) || a->timeout <= 0) {
+                cli_usage_error("tether", usage, "--timeout: '%s' is not a positive number of seconds",
+                                optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        default:
+        bad:
+            cli_usage_error("tether", usage, "unknown or incomplete option '%s'", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static void print_outcome(const char *target, const char *backend, const struct tether_outcome *o,
+                          const struct tether_timeouts *to, int json, int64_t teardown_ns,
+                          unsigned abandoned)
+{
+    double bound = cli_bound(to, 1);
+    if (json) {
+        printf("{\"target\":\"%s\",\"backend\":\"%s\",\"outcome\":\"%s\",\"code\":%d,\"signal\":%d,"
+               "\"message\":",
+               target, backend, tether_outcome_name(o->kind), o->code, o->signal);
+        if (o->message) {
+            putchar('"');
+            for (const char *p = o->message; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    printf("\\%c", *p);
+                else if ((unsigned char)*p < 0x20)
+                    printf("\\u%04x", (unsigned char)*p);
+                else
+                    putchar(*p);
+            }
+            putchar('"');
+        } else {
+            fputs("null", stdout);
+        }
+        printf(",\"run_s\":%.6f,\"soft_cancel_s\":%.6f,\"hard_kill_s\":%.6f,\"teardown_s\":%.6f,"
+               "\"bound_s\":%.6f,\"abandoned\":%u}\n",
+               o->run_ns / 1e9, o->soft_cancel_ns / 1e9, o->hard_kill_ns / 1e9,
+               teardown_ns / 1e9, bound, abandoned);
+        return;
+    }
+    printf("outcome:  %s", tether_outcome_name(o->kind));
+    if (o->kind == TETHER_OUTCOME_EXITED)
+        printf(" with status %d", o->code);
+    if (o->signal)
+        printf(" by signal %d", o->signal);
+    if (o->message)
+        printf(" (%s)", o->message);
+    printf("\nphases:   run %.3fs, soft-cancel %.3fs, hard-kill %.3fs\n", o->run_ns / 1e9,
+           o->soft_cancel_ns / 1e9, o->hard_kill_ns / 1e9);
+    if (teardown_ns > 0)
+        printf("teardown: %.3fs from the cancel request (bound %.3fs: %s)\n", teardown_ns / 1e9,
+               bound, teardown_ns / 1e9 <= bound ? "kept" : "EXCEEDED");
+    if (abandoned)
+        printf("abandoned: %u actor(s) left running, cut loose\n", abandoned);
+}
+
+static int exit_status(const struct tether_outcome *o, int interrupted)
+{
+    if (interrupted)
+        return EXIT_INTERRUPTED;
+    switch (o->kind) {
+    case TETHER_OUTCOME_EXITED: return o->code == 0 ? EXIT_OK : (o->code & 0xff ? o->code & 0xff : EXIT_FAIL);
+    case TETHER_OUTCOME_CANCELLED:
+    case TETHER_OUTCOME_KILLED:
+    case TETHER_OUTCOME_ABANDONED: return EXIT_STOPPED;
+    default: return EXIT_FAIL;
+    }
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct run_args a = {.cancel_after = -1};
+    int rc = parse_run(argc, argv, run_usage, &a, 1);
+    if (rc >= 0)
+        return rc;
+    if (optind != argc - 1) {
+        cli_usage_error("tether run", run_usage, optind >= argc ? "missing TARGET" : "too many arguments");
+        return EXIT_USAGE;
+    }
+    const char *target = argv[optind];
+    struct tether_config *cfg = cli_load_config("tether run", a.c.config);
+    if (!cfg)
+        return EXIT_USAGE;
+    sigset_t set;
+    block_signals(&set);
+    struct tether_error err;
+    tether_supervisor *sup;
+    if (tether_supervisor_open(cfg, a.c.backend, &sup, &err)) {
+        fprintf(stderr, "tether run: %s\n", err.msg);
+        tether_config_free(cfg);
+        return err.code == TETHER_ECONFIG ? EXIT_USAGE : EXIT_FAIL;
+    }
+    /* copied: the supervisor is gone when the outcome is printed */
+    struct tether_timeouts to = *tether_supervisor_timeouts(sup);
+    char backend[64];
+    snprintf(backend, sizeof backend, "%s", tether_supervisor_backend(sup));
+    tether_handle *h = NULL;
+    int status = EXIT_FAIL;
+    int64_t t0 = tether_now_ns();
+    int64_t cancel_at = a.cancel_after >= 0 ? t0 + (int64_t)(a.cancel_after * 1e9) : TETHER_NEVER;
+    if (!a.json)
+        printf("actor:    %s on backend %s\n", target, backend);
+    fflush(stdout);
+    rc = tether_spawn(sup, target, TETHER_SPAWN_NOWAIT, &h, &err);
+    if (rc) {
+        fprintf(stderr, "tether run: %s\n", err.msg);
+        goto out;
+    }
+    int sigints = 0, interrupted = 0;
+    int64_t cancelled_at = 0;
+    struct tether_outcome o;
+    int ready_reported = 0;
+    for (;;) {
+        /* Each round waits at most 10 ms for the outcome, then for a signal. */
+        if (tether_wait(h, tether_now_ns() + 10 * 1000000LL, &o) == 0)
+            break;
+        if (!ready_reported && strcmp(tether_handle_state(h), "spawning") != 0) {
+            ready_reported = 1;
+            if (!a.json)
+                printf("ready:    after %.3fs\n", (tether_now_ns() - t0) / 1e9);
+            fflush(stdout);
+        }
+        if (!cancelled_at && tether_now_ns() >= cancel_at) {
+            cancelled_at = tether_now_ns();
+            tether_cancel(h);
+        }
+        struct timespec zero = {0, 0};
+        int sig = sigtimedwait(&set, NULL, &zero);
+        if (sig == SIGQUIT) {
+            tether_supervisor_dump(sup, stderr);
+        } else if (sig == SIGINT || sig == SIGTERM) {
+            interrupted = 1;
+            sigints++;
+            if (!cancelled_at)
+                cancelled_at = tether_now_ns();
+            if (sigints == 1 && sig == SIGINT) {
+                fprintf(stderr, "tether run: interrupt: cancelling (again to kill now)\n");
+                tether_cancel(h);
+            } else if (sigints == 2 || sig == SIGTERM) {
+                fprintf(stderr, "tether run: interrupt: hard kill now\n");
+                tether_kill(h);
+            } else {
+                fprintf(stderr, "tether run: interrupt: giving up on the actor, state %s\n",
+                        tether_handle_state(h));
+                tether_supervisor_dump(sup, stderr);
+                fflush(NULL);
+                _exit(EXIT_INTERRUPTED);
+            }
+        }
+    }
+    int64_t teardown = cancelled_at ? tether_now_ns() - cancelled_at : 0;
+    struct tether_close_report rep;
+    tether_supervisor_close(sup, &rep);
+    sup = NULL;
+    print_outcome(target, backend, &o, &to, a.json, teardown, rep.abandoned);
+    status = exit_status(&o, interrupted);
+out:
+    tether_handle_release(h);
+    if (sup)
+        tether_supervisor_close(sup, NULL);
+    tether_config_free(cfg);
+    return status;
+}
+
+/* Parse one argument of type `t` from text. */
+static int parse_value(char t, const char *s, struct tether_value *v)
+{
+    char *end;
+    errno = 0;
+    v->type = t;
+    switch (t) {
+    case 'i':
+    case 'l': v->v.i = strtoll(s, &end, 0); break;
+    case 'u':
+    case 'U':
+        if (*s == '-')
+            return -1;
+        v->v.u = strtoull(s, &end, 0);
+        break;
+    case 'd':
+    case 'f': v->v.d = strtod(s, &end); break;
+    case 's': v->v.s = s; return 0;
+    default: return -1;
+    }
+    if (errno || end == s || *end)
+        return -1;
+    if (t == 'i' && (v->v.i < INT32_MIN || v->v.i > INT32_MAX))
+        return -1;
+    if (t == 'u' && v->v.u > UINT32_MAX)
+        return -1;
+    return 0;
+}
+
+static void print_value(const struct tether_value *v)
+{
+    switch (v->type) {
+    case 'i':
+    case 'l': printf("%lld\n", (long long)v->v.i); break;
+    case 'u':
+    case 'U': printf("%llu\n", (unsigned long long)v->v.u); break;
+    case 'd':
+    case 'f': printf("%.17g\n", v->v.d); break;
+    case 's': printf("%s\n", v->v.s ? v->v.s : "(null)"); break;
+    default: printf("(void)\n"); break;
+    }
+}
+
+int cmd_call(int argc, char **argv)
+{
+    struct run_args a = {.cancel_after = -1, .timeout = 10};
+    int rc = parse_run(argc, argv, call_usage, &a, 0);
+    if (rc >= 0)
+        return rc;
+    if (argc - optind < 3) {
+        cli_usage_error("tether call", call_usage, "missing TARGET, FUNC or SIG");
+        return EXIT_USAGE;
+    }
+    const char *target = argv[optind], *func = argv[optind + 1], *sig = argv[optind + 2];
+    char **vals = argv + optind + 3;
+    size_t nvals = (size_t)(argc - optind - 3);
+    const char *colon = strchr(sig, ':');
+    if (!colon || colon[1] == '\0' || colon[2] != '\0') {
+        cli_usage_error("tether call", call_usage, "SIG '%s' is not of the form ARGS:RET", sig);
+        return EXIT_USAGE;
+    }
+    size_t want = (size_t)(colon - sig);
+    if (want != nvals || nvals > 16) {
+        cli_usage_error("tether call", call_usage, "signature '%s' takes %zu argument(s), %zu given",
+                        sig, want, nvals);
+        return EXIT_USAGE;
+    }
+    struct tether_value args[16];
+    for (size_t i = 0; i < nvals; i++)
+        if (parse_value(sig[i], vals[i], &args[i])) {
+            cli_usage_error("tether call", call_usage, "argument %zu: '%s' is not of type '%c'",
+                            i + 1, vals[i], sig[i]);
+            return EXIT_USAGE;
+        }
+    struct tether_config *cfg = cli_load_config("tether call", a.c.config);
+    if (!cfg)
+        return EXIT_USAGE;
+    sigset_t set;
+    block_signals(&set);
+    struct tether_error err;
+    tether_supervisor *sup;
+    if (tether_supervisor_open(cfg, a.c.backend, &sup, &err)) {
+        fprintf(stderr, "tether call: %s\n", err.msg);
+        tether_config_free(cfg);
+        return err.code == TETHER_ECONFIG ? EXIT_USAGE : EXIT_FAIL;
+    }
+    tether_handle *h = NULL;
+    int status = EXIT_FAIL;
+    if (tether_spawn(sup, target, 0, &h, &err)) {
+        fprintf(stderr, "tether call: %s\n", err.msg);
+        goto out;
+    }
+    struct tether_value ret;
+    if (tether_call(h, func, sig, args, nvals, &ret, tether_now_ns() + (int64_t)(a.timeout * 1e9),
+                    &err)) {
+        fprintf(stderr, "tether call: %s: %s\n", tether_err_name(err.code), err.msg);
+        goto out;
+    }
+    print_value(&ret);
+    if (ret.type == 's')
+        free((char *)ret.v.s);
+    status = EXIT_OK;
+out:
+    /* close cancels the actor within the configured bound */
+    tether_handle_release(h);
+    tether_supervisor_close(sup, NULL);
+    tether_config_free(cfg);
+    return status;
+}

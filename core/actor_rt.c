@@ -1,0 +1,434 @@
+/* core/actor_rt.c - the C actor runtime: what runs on the actor's side of
+ * the channel (on a thread, or in a child process).
+ *
+ * The runtime loads the target module, greets the supervisor (READY), runs
+ * the actor function, and reports how it ended (STOPPED). Cancel requests
+ * arrive as CANCEL frames (plus an optional flag the backend sets); end of
+ * stream on the channel counts as a cancel too, so an actor whose
+ * supervisor side went away stops instead of lingering.
+ *
+ * Waits here belong to the actor: each one ends when the supervisor sends
+ * CANCEL or shuts its end down (which its bounded teardown always does), or
+ * when the thread is cancelled (poll is a cancellation point), or the
+ * process killed. */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <tether/actor.h>
+
+#include "internal.h"
+#include "wire.h"
+
+struct inmsg {
+    struct tether__msg m;
+    struct inmsg *next;
+};
+
+struct tether_actor {
+    int fd;
+    volatile int *cancel_flag;
+    int cancelled;
+    int eof;
+    struct tether__reader rd;
+    struct inmsg *msgs, **msgs_tail; /* MESSAGE frames */
+    struct inmsg *calls, **calls_tail; /* CALL frames */
+    char *fail;
+    void *dl;
+    char *path;
+    const struct tether_function *functions;
+};
+
+static void queue_push(struct inmsg **head, struct inmsg ***tail, struct inmsg *q)
+{
+    q->next = NULL;
+    **tail = q;
+    *tail = &q->next;
+}
+
+static struct inmsg *queue_pop(struct inmsg **head, struct inmsg ***tail)
+{
+    struct inmsg *q = *head;
+    if (q) {
+        *head = q->next;
+        if (!*head)
+            *tail = head;
+    }
+    return q;
+}
+
+static int on_frame(void *ctx, const uint8_t *body, size_t len)
+{
+    tether_actor *self = ctx;
+    struct inmsg *q = calloc(1, sizeof *q);
+    char why[256];
+    if (!q)
+        return TETHER_ENOMEM;
+    if (tether__msg_decode(body, len, &q->m, why, sizeof why) != 0) {
+        free(q);
+        return TETHER_EPROTO;
+    }
+    switch (q->m.kind) {
+    case TETHER__MSG_CANCEL:
+        self->cancelled = 1;
+        break;
+    case TETHER__MSG_MESSAGE:
+        queue_push(&self->msgs, &self->msgs_tail, q);
+        return 0;
+    case TETHER__MSG_CALL:
+        queue_push(&self->calls, &self->calls_tail, q);
+        return 0;
+    default: /* not for an actor: ignore */
+        break;
+    }
+    tether__msg_free(&q->m);
+    free(q);
+    return 0;
+}
+
+/* Read what is available, waiting at most timeout_ms (-1: until something
+ * arrives or the supervisor goes). */
+static void pump(tether_actor *self, int timeout_ms)
+{
+    if (self->eof)
+        return;
+    struct pollfd p = {.fd = self->fd, .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    if (n <= 0)
+        return;
+    uint8_t buf[65536];
+    for (int rounds = 0; rounds < 64; rounds++) {
+        ssize_t r = recv(self->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (r <= 0) {
+            /* End of stream or error: the supervisor's side is gone. */
+            self->eof = 1;
+            self->cancelled = 1;
+            return;
+        }
+        char why[256];
+        if (tether__reader_push(&self->rd, buf, (size_t)r, on_frame, self, why, sizeof why)) {
+            self->eof = 1;
+            self->cancelled = 1;
+            return;
+        }
+    }
+}
+
+static int is_cancelled(tether_actor *self)
+{
+    if (self->cancel_flag && *self->cancel_flag)
+        self->cancelled = 1;
+    return self->cancelled;
+}
+
+/* Write a whole frame. Blocks only while the channel is full; ends when the
+ * supervisor reads or shuts its end (EPIPE). */
+static int send_frame(tether_actor *self, struct tether__frame *f)
+{
+    size_t off = 0;
+    int rc = 0;
+    while (off < f->len) {
+        ssize_t w = send(self->fd, f->buf + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = self->fd, .events = POLLOUT};
+            poll(&p, 1, 100);
+            if (is_cancelled(self) && self->eof) {
+                rc = TETHER_ECLOSED;
+                break;
+            }
+            continue;
+        }
+        self->eof = 1;
+        self->cancelled = 1;
+        rc = TETHER_ECLOSED;
+        break;
+    }
+    tether__frame_free(f);
+    return rc;
+}
+
+int tether_checkpoint(tether_actor *self)
+{
+    if (!is_cancelled(self))
+        pump(self, 0);
+    return is_cancelled(self) ? TETHER_ECANCELLED : 0;
+}
+
+int tether_cancelled(tether_actor *self)
+{
+    return is_cancelled(self);
+}
+
+int tether_sleep(tether_actor *self, double seconds)
+{
+    int64_t deadline = tether__deadline_after(seconds);
+    while (!is_cancelled(self)) {
+        int ms = tether__poll_ms(deadline);
+        if (ms == 0)
+            return 0;
+        if (self->eof) {
+            poll(NULL, 0, ms > 10 ? 10 : ms);
+            continue;
+        }
+        pump(self, ms);
+    }
+    return TETHER_ECANCELLED;
+}
+
+int tether_wait_fd(tether_actor *self, int fd, short events, double seconds)
+{
+    int64_t deadline = seconds < 0 ? TETHER_NEVER : tether__deadline_after(seconds);
+    while (!is_cancelled(self)) {
+        struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = self->eof ? -1 : self->fd, .events = POLLIN}};
+        int ms = deadline == TETHER_NEVER ? -1 : tether__poll_ms(deadline);
+        int n = poll(p, 2, ms);
+        if (n < 0 && errno != EINTR)
+            return TETHER_ESYS;
+        if (p[1].revents)
+            pump(self, 0);
+        if (p[0].revents)
+            return p[0].revents;
+        if (n == 0 && ms >= 0 && tether_now_ns() >= deadline)
+            return 0;
+    }
+    return TETHER_ECANCELLED;
+}
+
+int tether_send_msg(tether_actor *self, const void *buf, size_t len)
+{
+    struct tether__frame f;
+    if (tether__encode_message(&f, buf, len))
+        return TETHER_ENOMEM;
+    return send_frame(self, &f);
+}
+
+int tether_recv_msg(tether_actor *self, void **buf, size_t *len, double seconds)
+{
+    int64_t deadline = seconds < 0 ? TETHER_NEVER : tether__deadline_after(seconds);
+    for (;;) {
+        struct inmsg *q = queue_pop(&self->msgs, &self->msgs_tail);
+        if (q) {
+            *buf = malloc(q->m.len ? q->m.len : 1);
+            if (*buf)
+                memcpy(*buf, q->m.data, q->m.len);
+            *len = q->m.len;
+            tether__msg_free(&q->m);
+            free(q);
+            return *buf ? 0 : TETHER_ENOMEM;
+        }
+        if (is_cancelled(self))
+            return TETHER_ECANCELLED;
+        int ms = deadline == TETHER_NEVER ? -1 : tether__poll_ms(deadline);
+        if (ms == 0)
+            return TETHER_ETIMEDOUT;
+        pump(self, ms);
+    }
+}
+
+int tether_fail(tether_actor *self, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(self->fail);
+    self->fail = strdup(buf);
+    return TETHER_EREMOTE;
+}
+
+int tether_actor_fd(tether_actor *self)
+{
+    return self->fd;
+}
+
+/* ---- calls ----------------------------------------------------------------- */
+
+static const struct tether_function *find_function(tether_actor *self, const char *name)
+{
+    for (const struct tether_function *f = self->functions; f && f->name; f++)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+static int reply_error(tether_actor *self, uint64_t id, const char *why)
+{
+    struct tether__frame f;
+    if (tether__encode_error(&f, id, TETHER_EBADCALL, why))
+        return TETHER_ENOMEM;
+    return send_frame(self, &f);
+}
+
+static int serve_one(tether_actor *self, struct tether__msg *m)
+{
+    char why[512];
+    const struct tether_function *fn = find_function(self, m->func);
+    if (!fn) {
+        snprintf(why, sizeof why, "no function '%s' in %s", m->func, self->path);
+        return reply_error(self, m->id, why);
+    }
+    if (strcmp(fn->signature, m->sig) != 0) {
+        snprintf(why, sizeof why, "signature mismatch for '%s': called as \"%s\", declared \"%s\"",
+                 m->func, m->sig, fn->signature);
+        return reply_error(self, m->id, why);
+    }
+    struct tether_value ret;
+    if (tether__ffi_invoke(fn->fn, fn->signature, m->args, m->nargs, &ret, why, sizeof why)) {
+        char full[640];
+        snprintf(full, sizeof full, "%s: %s", m->func, why);
+        return reply_error(self, m->id, full);
+    }
+    struct tether__frame f;
+    if (tether__encode_return(&f, m->id, &ret))
+        return TETHER_ENOMEM;
+    return send_frame(self, &f);
+}
+
+int tether_serve(tether_actor *self)
+{
+    for (;;) {
+        struct inmsg *q = queue_pop(&self->calls, &self->calls_tail);
+        if (q) {
+            serve_one(self, &q->m);
+            tether__msg_free(&q->m);
+            free(q);
+            continue;
+        }
+        if (is_cancelled(self))
+            return TETHER_ECANCELLED;
+        /* No deadline: ends at CANCEL, at end of stream, or by thread
+         * cancellation (see the file comment). A 1 s tick re-reads the flag. */
+        pump(self, 1000);
+    }
+}
+
+/* ---- running an actor ------------------------------------------------------ */
+
+static void free_queue(struct inmsg *q)
+{
+    while (q) {
+        struct inmsg *next = q->next;
+        tether__msg_free(&q->m);
+        free(q);
+        q = next;
+    }
+}
+
+static void actor_cleanup(void *arg)
+{
+    tether_actor *self = arg;
+    if (self->fd >= 0)
+        close(self->fd);
+    free_queue(self->msgs);
+    free_queue(self->calls);
+    tether__reader_reset(&self->rd);
+    free(self->fail);
+    free(self->path);
+    /* The module stays loaded: a cancelled thread may have left its code
+     * on some other stack (atexit handlers, TLS destructors). */
+}
+
+static void report(tether_actor *self, int outcome, int code, const char *text)
+{
+    struct tether__frame f;
+    if (tether__encode_stopped(&f, outcome, code, text) == 0)
+        send_frame(self, &f);
+}
+
+typedef int (*actor_fn)(tether_actor *);
+
+/* Load "path:function". Returns the function or NULL with `why` set. */
+static actor_fn load_target(tether_actor *self, const char *target, char *why, size_t whylen)
+{
+    const char *colon = strrchr(target, ':');
+    if (!colon || colon == target || !colon[1]) {
+        snprintf(why, whylen, "target '%s' is not of the form path/module.so:function", target);
+        return NULL;
+    }
+    size_t plen = (size_t)(colon - target);
+    int relative = !memchr(target, '/', plen);
+    self->path = malloc(plen + 3);
+    if (!self->path) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    snprintf(self->path, plen + 3, "%s%.*s", relative ? "./" : "", (int)plen, target);
+    /* dlopen runs the module's constructors under the loader lock: a thread
+     * cancelled there would leave that lock held for the whole process. */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    dlerror();
+    self->dl = dlopen(self->path, RTLD_NOW | RTLD_LOCAL);
+    const char *err = self->dl ? NULL : dlerror();
+    pthread_setcancelstate(old, NULL);
+    if (!self->dl) {
+        snprintf(why, whylen, "cannot load actor module: %s", err ? err : self->path);
+        return NULL;
+    }
+    void *sym = dlsym(self->dl, colon + 1);
+    if (!sym) {
+        snprintf(why, whylen, "actor module %s has no function '%s'", self->path, colon + 1);
+        return NULL;
+    }
+    self->functions = dlsym(self->dl, TETHER_FUNCTIONS_SYMBOL);
+    actor_fn fn;
+    memcpy(&fn, &sym, sizeof fn);
+    return fn;
+}
+
+int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel_flag)
+{
+    tether_actor self_storage, *self = &self_storage;
+    memset(self, 0, sizeof *self);
+    self->fd = channel_fd;
+    self->cancel_flag = cancel_flag;
+    self->msgs_tail = &self->msgs;
+    self->calls_tail = &self->calls;
+    tether__reader_init(&self->rd, TETHER__DEFAULT_MAX_FRAME);
+    int status = 0;
+
+    pthread_cleanup_push(actor_cleanup, self);
+    char why[1024];
+    actor_fn fn = load_target(self, target, why, sizeof why);
+    if (!fn) {
+        report(self, TETHER_OUTCOME_FAILED, 127, why);
+        status = 127;
+    } else if (is_cancelled(self) || tether_checkpoint(self)) {
+        /* cancelled while loading: stop without running */
+        report(self, TETHER_OUTCOME_CANCELLED, 0, NULL);
+    } else {
+        struct tether__frame f;
+        if (tether__encode_ready(&f, (int64_t)getpid()) == 0)
+            send_frame(self, &f);
+        status = fn(self);
+        if (self->fail)
+            report(self, TETHER_OUTCOME_FAILED, status, self->fail);
+        else if (status == TETHER_ECANCELLED)
+            report(self, TETHER_OUTCOME_CANCELLED, 0, NULL);
+        else
+            report(self, TETHER_OUTCOME_EXITED, status, NULL);
+    }
+    pthread_cleanup_pop(1);
+    return status;
+}

@@ -1,0 +1,880 @@
+/* core/config.c - plugins.yaml: read, check against the schema, resolve.
+ *
+ * libyaml's event parser feeds a small tree of our own, so that every node
+ * keeps its line and column for messages. Anchors and aliases are refused
+ * while the tree is built: an alias bomb is never expanded. The tree is
+ * then walked against the schema while the config is filled in; any error
+ * frees the half-built config, so a caller never sees one.
+ */
+#include "config.h"
+
+/* strtod_l: numbers must not depend on the host program's LC_NUMERIC. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "internal.h"
+
+#define DEFAULT_SPAWN 5.0
+#define DEFAULT_SOFT_CANCEL 2.0
+#define DEFAULT_HARD_KILL 1.0
+#define DEFAULT_MAX_FRAME (UINT64_C(16) << 20)
+#define MIN_MAX_FRAME UINT64_C(64)
+#define MAX_MAX_FRAME (UINT64_C(1) << 30)
+#define UNSET_TIMEOUT (-1.0) /* a per-backend timeout the file does not override */
+#define MAX_DEPTH 32         /* the schema needs 4; the bound keeps recursion shallow */
+#define MAX_FILE (16 << 20)  /* no config is that big; /dev/zero is */
+#define KEY_MAX 256
+
+enum node_type { N_SCALAR, N_MAP, N_SEQ };
+
+struct node {
+    enum node_type type;
+    int line, col; /* 1-based */
+    char *str;     /* scalar text, NUL-terminated; len counts embedded NULs */
+    size_t len;
+    int plain;          /* plain style and untagged: may be a number or null */
+    struct node **kids; /* mapping: key, value, key, value...; sequence: items */
+    size_t n;
+};
+
+struct ctx {
+    const char *name; /* for messages */
+    const char *dir;
+    const char *text;
+    size_t len;
+    struct tether_error *err;
+    yaml_parser_t parser;
+    char path[KEY_MAX]; /* dotted key path of the node being built */
+    /* Filled while walking the tree. */
+    struct tether_config *cfg;
+    struct tether_backend_config *bk; /* cfg->backends, writable */
+    const struct node *root, *backends, *backend;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+__attribute__((format(printf, 5, 0))) static int vfail(struct ctx *c, int line, int col,
+                                                      const char *key, const char *fmt,
+                                                      va_list ap)
+{
+    char why[TETHER_ERROR_MSG_MAX];
+    vsnprintf(why, sizeof why, fmt, ap);
+    return tether_error_set(c->err, TETHER_ECONFIG, "%s:%d:%d: %s: %s", c->name, line, col, key,
+                            why);
+}
+
+/* "NAME:LINE:COL: KEY: reason" at node `nd`. */
+__attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, const struct node *nd,
+                                                     const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(c, nd->line, nd->col, key, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+__attribute__((format(printf, 4, 5))) static int fail_mark(struct ctx *c, yaml_mark_t mark,
+                                                          const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(c, (int)mark.line + 1, (int)mark.column + 1, key, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int oom(struct ctx *c)
+{
+    return tether_error_set(c->err, TETHER_ENOMEM, "%s: out of memory", c->name);
+}
+
+/* The key path for messages about the node being built. */
+static const char *here(struct ctx *c)
+{
+    return c->path[0] ? c->path : "top level";
+}
+
+/* Reader errors (bad encoding) carry a byte offset, not a mark. */
+static void offset_to_mark(struct ctx *c, size_t offset, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < offset && i < c->len; i++) {
+        if (c->text[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else {
+            ++*col;
+        }
+    }
+}
+
+static int syntax_error(struct ctx *c)
+{
+    const yaml_parser_t *p = &c->parser;
+    const char *problem = p->problem ? p->problem : "not valid YAML";
+    int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
+
+    if (p->error == YAML_MEMORY_ERROR)
+        return oom(c);
+    if (p->error == YAML_READER_ERROR) {
+        offset_to_mark(c, p->problem_offset, &line, &col);
+        if (p->problem_value != -1)
+            return tether_error_set(c->err, TETHER_ECONFIG, "%s:%d:%d: syntax error: %s (byte 0x%02x)",
+                                    c->name, line, col, problem, (unsigned)p->problem_value);
+    }
+    if (p->context)
+        return tether_error_set(c->err, TETHER_ECONFIG,
+                                "%s:%d:%d: syntax error: %s (%s at line %d)", c->name, line, col,
+                                problem, p->context, (int)p->context_mark.line + 1);
+    return tether_error_set(c->err, TETHER_ECONFIG, "%s:%d:%d: syntax error: %s", c->name, line,
+                            col, problem);
+}
+
+/* ---- the tree ------------------------------------------------------------ */
+
+static void node_free(struct node *nd)
+{
+    if (!nd)
+        return;
+    for (size_t i = 0; i < nd->n; i++)
+        node_free(nd->kids[i]);
+    free(nd->kids);
+    free(nd->str);
+    free(nd);
+}
+
+static int next_event(struct ctx *c, yaml_event_t *ev)
+{
+    if (!yaml_parser_parse(&c->parser, ev))
+        return syntax_error(c);
+    return 0;
+}
+
+/* Key paths only serve messages: a long one is cut and ends in "...". */
+static void mark_cut(char *buf, size_t size)
+{
+    memcpy(buf + size - 4, "...", 4);
+}
+
+/* Append ".seg" (or "seg" at the top) to the key path; returns the old
+ * length to restore. */
+static size_t path_push(struct ctx *c, const char *seg)
+{
+    size_t old = strlen(c->path), room = sizeof c->path - old;
+    if ((size_t)snprintf(c->path + old, room, "%s%s", old ? "." : "", seg) >= room)
+        mark_cut(c->path, sizeof c->path);
+    return old;
+}
+
+static size_t path_push_index(struct ctx *c, size_t i)
+{
+    size_t old = strlen(c->path), room = sizeof c->path - old;
+    if ((size_t)snprintf(c->path + old, room, "[%zu]", i) >= room)
+        mark_cut(c->path, sizeof c->path);
+    return old;
+}
+
+static int same_key(const struct node *a, const struct node *b)
+{
+    return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+}
+
+/* A key was just added to mapping `nd`: it must be a string, and new. */
+static int check_key(struct ctx *c, const struct node *nd)
+{
+    const struct node *key = nd->kids[nd->n - 1];
+    if (key->type != N_SCALAR)
+        return fail(c, key, here(c), "keys must be strings");
+    for (size_t i = 0; i + 1 < nd->n; i += 2) {
+        if (same_key(nd->kids[i], key)) {
+            path_push(c, key->str);
+            return fail(c, key, c->path, "duplicate key");
+        }
+    }
+    return 0;
+}
+
+static int add_kid(struct ctx *c, struct node *nd, struct node *kid, size_t *cap)
+{
+    if (nd->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct node **kids = realloc(nd->kids, ncap * sizeof *kids);
+        if (!kids)
+            return oom(c);
+        nd->kids = kids;
+        *cap = ncap;
+    }
+    nd->kids[nd->n++] = kid;
+    return 0;
+}
+
+static int build(struct ctx *c, yaml_event_t *ev, int depth, struct node **out);
+
+/* Read the children of a mapping or sequence up to its end event. */
+static int build_kids(struct ctx *c, struct node *nd, int depth)
+{
+    yaml_event_type_t end = nd->type == N_MAP ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
+    size_t cap = 0, saved = 0;
+
+    for (;;) {
+        yaml_event_t ev;
+        struct node *kid;
+        int rc = next_event(c, &ev);
+        if (rc)
+            return rc;
+        if (ev.type == end) {
+            yaml_event_delete(&ev);
+            return 0;
+        }
+        if (nd->type == N_SEQ)
+            saved = path_push_index(c, nd->n);
+        rc = build(c, &ev, depth + 1, &kid);
+        yaml_event_delete(&ev);
+        if (rc)
+            return rc;
+        if (nd->type == N_SEQ)
+            c->path[saved] = '\0';
+        if ((rc = add_kid(c, nd, kid, &cap))) {
+            node_free(kid);
+            return rc;
+        }
+        if (nd->type != N_MAP)
+            continue;
+        if (nd->n % 2) {
+            if ((rc = check_key(c, nd)))
+                return rc;
+            saved = path_push(c, kid->str); /* the value's path */
+        } else {
+            c->path[saved] = '\0';
+        }
+    }
+}
+
+static int fill_scalar(struct ctx *c, const yaml_event_t *ev, struct node *nd)
+{
+    size_t len = ev->data.scalar.length;
+    nd->type = N_SCALAR;
+    nd->str = malloc(len + 1);
+    if (!nd->str)
+        return oom(c);
+    memcpy(nd->str, ev->data.scalar.value, len);
+    nd->str[len] = '\0';
+    nd->len = len;
+    /* A tag (!!str 2) makes it text, like quotes do. */
+    nd->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && ev->data.scalar.plain_implicit;
+    return 0;
+}
+
+/* Build the node that `ev` starts (the caller deletes `ev`). */
+static int build(struct ctx *c, yaml_event_t *ev, int depth, struct node **out)
+{
+    const yaml_char_t *anchor = NULL;
+    *out = NULL;
+
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT: anchor = ev->data.scalar.anchor; break;
+    case YAML_MAPPING_START_EVENT: anchor = ev->data.mapping_start.anchor; break;
+    case YAML_SEQUENCE_START_EVENT: anchor = ev->data.sequence_start.anchor; break;
+    case YAML_ALIAS_EVENT:
+        return fail_mark(c, ev->start_mark, here(c), "aliases and anchors are not allowed");
+    default: /* libyaml never sends another event where a node goes */
+        return fail_mark(c, ev->start_mark, here(c), "unexpected YAML event %d", (int)ev->type);
+    }
+    /* Refuse anchors too, not just aliases: nothing in the schema needs them. */
+    if (anchor)
+        return fail_mark(c, ev->start_mark, here(c), "aliases and anchors are not allowed");
+    if (depth > MAX_DEPTH)
+        return fail_mark(c, ev->start_mark, here(c), "nested too deeply");
+
+    struct node *nd = calloc(1, sizeof *nd);
+    if (!nd)
+        return oom(c);
+    nd->line = (int)ev->start_mark.line + 1;
+    nd->col = (int)ev->start_mark.column + 1;
+    int rc;
+    if (ev->type == YAML_SCALAR_EVENT) {
+        rc = fill_scalar(c, ev, nd);
+    } else {
+        nd->type = ev->type == YAML_MAPPING_START_EVENT ? N_MAP : N_SEQ;
+        rc = build_kids(c, nd, depth);
+    }
+    if (rc) {
+        node_free(nd);
+        return rc;
+    }
+    *out = nd;
+    return 0;
+}
+
+/* Skip events of kind `type` (stream start, document end); anything else
+ * cannot come from libyaml there. */
+static int expect_event(struct ctx *c, yaml_event_type_t type)
+{
+    yaml_event_t ev;
+    int rc = next_event(c, &ev);
+    if (rc)
+        return rc;
+    if (ev.type != type)
+        rc = fail_mark(c, ev.start_mark, "top level", "unexpected YAML event %d", (int)ev.type);
+    yaml_event_delete(&ev);
+    return rc;
+}
+
+static int empty_config(struct ctx *c)
+{
+    return tether_error_set(c->err, TETHER_ECONFIG, "%s:1:1: empty configuration", c->name);
+}
+
+static int is_null(const struct node *nd)
+{
+    if (nd->type != N_SCALAR || !nd->plain)
+        return 0;
+    return nd->len == 0 || !strcmp(nd->str, "~") || !strcmp(nd->str, "null") ||
+           !strcmp(nd->str, "Null") || !strcmp(nd->str, "NULL");
+}
+
+/* The stream must hold exactly one document. */
+static int build_document(struct ctx *c, struct node **root)
+{
+    yaml_event_t ev;
+    int rc;
+    *root = NULL;
+
+    if ((rc = expect_event(c, YAML_STREAM_START_EVENT)))
+        return rc;
+    if ((rc = next_event(c, &ev)))
+        return rc;
+    int empty = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+    if (empty)
+        return empty_config(c);
+    if ((rc = next_event(c, &ev)))
+        return rc;
+    rc = build(c, &ev, 0, root);
+    yaml_event_delete(&ev);
+    if (rc)
+        return rc;
+    if ((rc = expect_event(c, YAML_DOCUMENT_END_EVENT)))
+        goto out;
+    if ((rc = next_event(c, &ev)))
+        goto out;
+    if (ev.type == YAML_DOCUMENT_START_EVENT)
+        rc = fail_mark(c, ev.start_mark, "top level", "more than one document");
+    yaml_event_delete(&ev);
+    if (!rc && is_null(*root))
+        rc = empty_config(c); /* a lone "---" */
+out:
+    if (rc) {
+        node_free(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
+/* ---- scalars ----------------------------------------------------------- */
+
+static int key_is(const struct node *key, const char *name)
+{
+    return key->len == strlen(name) && !memcmp(key->str, name, key->len);
+}
+
+static const char *join_key(char *buf, const char *prefix, const char *key)
+{
+    if (snprintf(buf, KEY_MAX, "%s.%s", prefix, key) >= KEY_MAX)
+        mark_cut(buf, KEY_MAX);
+    return buf;
+}
+
+static double c_strtod(const char *s, char **end)
+{
+    locale_t cl = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!cl)
+        return strtod(s, end);
+    double d = strtod_l(s, end, cl);
+    freelocale(cl);
+    return d;
+}
+
+/* A YAML number: decimal, with YAML's own spellings of infinity and NaN.
+ * strtod's extras (0x1p3, inf, nan, infinity) are not YAML numbers. */
+static int parse_number(const struct node *nd, double *out)
+{
+    static const char *const infs[] = {".inf", ".Inf", ".INF"};
+    static const char *const nans[] = {".nan", ".NaN", ".NAN"};
+    if (nd->type != N_SCALAR || !nd->plain || nd->len != strlen(nd->str))
+        return -1;
+    const char *s = nd->str, *digits = s + (*s == '+' || *s == '-');
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(digits, infs[i])) {
+            *out = *s == '-' ? -INFINITY : INFINITY;
+            return 0;
+        }
+        if (!strcmp(s, nans[i])) {
+            *out = NAN;
+            return 0;
+        }
+    }
+    if (strspn(s, "0123456789+-.eE") != nd->len || !strpbrk(s, "0123456789"))
+        return -1;
+    char *end;
+    double d = c_strtod(s, &end); /* overflow gives +-HUGE_VAL: caught as infinite */
+    if (end != s + nd->len)
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int get_timeout(struct ctx *c, const struct node *nd, const char *key, double *out)
+{
+    double d;
+    if (parse_number(nd, &d))
+        return fail(c, nd, key, "expected a number");
+    if (!isfinite(d) || d < 0)
+        return fail(c, nd, key, "must be a finite number >= 0");
+    *out = d + 0.0; /* -0 reads as 0 */
+    return 0;
+}
+
+/* Any non-null scalar, as text (a backend may be called 1). */
+static int get_string(struct ctx *c, const struct node *nd, const char *key, const char **out)
+{
+    if (nd->type != N_SCALAR || is_null(nd))
+        return fail(c, nd, key, "expected a string");
+    if (nd->len != strlen(nd->str))
+        return fail(c, nd, key, "must not contain a NUL byte");
+    if (nd->len == 0)
+        return fail(c, nd, key, "must not be empty");
+    *out = nd->str;
+    return 0;
+}
+
+/* Relative paths resolve against the config's folder (no folder: as is). */
+static char *join_path(const char *dir, const char *path)
+{
+    if (path[0] == '/' || !dir || !dir[0])
+        return strdup(path);
+    size_t dl = strlen(dir), pl = strlen(path);
+    int slash = dir[dl - 1] != '/';
+    char *p = malloc(dl + slash + pl + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, dl);
+    if (slash)
+        p[dl] = '/';
+    memcpy(p + dl + slash, path, pl + 1);
+    return p;
+}
+
+static int set_path(struct ctx *c, const struct node *nd, const char *key, const char **dst)
+{
+    const char *s;
+    int rc = get_string(c, nd, key, &s);
+    if (rc)
+        return rc;
+    if (!(*dst = join_path(c->dir, s)))
+        return oom(c);
+    return 0;
+}
+
+/* ---- the schema ---------------------------------------------------------- */
+
+static int expect_map(struct ctx *c, const struct node *nd, const char *key)
+{
+    if (nd->type != N_MAP)
+        return fail(c, nd, key, "expected a mapping");
+    return 0;
+}
+
+/* `prefix`: "timeouts" or "backends.NAME.timeouts". Only keys present are set. */
+static int load_timeouts(struct ctx *c, const struct node *nd, const char *prefix,
+                         struct tether_timeouts *t)
+{
+    char key[KEY_MAX];
+    int rc = expect_map(c, nd, prefix);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < nd->n; i += 2) {
+        const struct node *k = nd->kids[i], *v = nd->kids[i + 1];
+        double *slot = key_is(k, "spawn")         ? &t->spawn
+                       : key_is(k, "soft_cancel") ? &t->soft_cancel
+                       : key_is(k, "hard_kill")   ? &t->hard_kill
+                                                  : NULL;
+        join_key(key, prefix, k->str);
+        if (!slot)
+            return fail(c, k, key, "unknown key");
+        if ((rc = get_timeout(c, v, key, slot)))
+            return rc;
+    }
+    return 0;
+}
+
+static int load_max_frame(struct ctx *c, const struct node *nd)
+{
+    if (nd->type != N_SCALAR || !nd->plain || nd->len != strlen(nd->str))
+        return fail(c, nd, "max_frame", "expected an integer");
+    const char *s = nd->str, *digits = s + (*s == '+' || *s == '-');
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits))
+        return fail(c, nd, "max_frame", "expected an integer");
+    errno = 0;
+    unsigned long long v = strtoull(digits, NULL, 10);
+    if (*s == '-' || errno == ERANGE || v < MIN_MAX_FRAME || v > MAX_MAX_FRAME)
+        return fail(c, nd, "max_frame", "must be between %llu and %llu bytes",
+                    (unsigned long long)MIN_MAX_FRAME, (unsigned long long)MAX_MAX_FRAME);
+    c->cfg->max_frame = v;
+    return 0;
+}
+
+static int load_events(struct ctx *c, const struct node *nd)
+{
+    /* null, ~ and an empty value all mean no event log */
+    if (is_null(nd) || (nd->type == N_SCALAR && nd->len == 0))
+        return 0;
+    if (nd->type != N_SCALAR)
+        return fail(c, nd, "events", "expected a string or null");
+    return set_path(c, nd, "events", &c->cfg->events);
+}
+
+static int load_options(struct ctx *c, const struct node *nd, const char *prefix,
+                        struct tether_backend_config *b)
+{
+    char key[KEY_MAX];
+    int rc = expect_map(c, nd, prefix);
+    if (rc || nd->n == 0)
+        return rc;
+    struct tether_option *opts = calloc(nd->n / 2, sizeof *opts);
+    if (!opts)
+        return oom(c);
+    b->options = opts;
+    for (size_t i = 0; i < nd->n; i += 2) {
+        const struct node *k = nd->kids[i], *v = nd->kids[i + 1];
+        const char *ks;
+        join_key(key, prefix, k->str);
+        if ((rc = get_string(c, k, key, &ks)))
+            return rc;
+        if (v->type != N_SCALAR)
+            return fail(c, v, key, "expected a scalar");
+        if (v->len != strlen(v->str))
+            return fail(c, v, key, "must not contain a NUL byte");
+        /* counted before filled, so that a failure frees what was copied */
+        struct tether_option *o = &opts[b->n_options++];
+        if (!(o->key = strdup(ks)) || !(o->value = strdup(v->str)))
+            return oom(c);
+    }
+    return 0;
+}
+
+static int load_backend(struct ctx *c, const struct node *k, const struct node *v,
+                        struct tether_backend_config *b)
+{
+    char prefix[KEY_MAX], key[KEY_MAX];
+    const char *name;
+    int rc = get_string(c, k, "backends", &name);
+    if (rc)
+        return rc;
+    if (!(b->name = strdup(name)))
+        return oom(c);
+    b->line = k->line;
+    b->timeouts = (struct tether_timeouts){UNSET_TIMEOUT, UNSET_TIMEOUT, UNSET_TIMEOUT};
+    join_key(prefix, "backends", name);
+    if ((rc = expect_map(c, v, prefix)))
+        return rc;
+    for (size_t i = 0; i < v->n; i += 2) {
+        const struct node *ek = v->kids[i], *ev = v->kids[i + 1];
+        join_key(key, prefix, ek->str);
+        if (key_is(ek, "path"))
+            rc = set_path(c, ev, key, &b->path);
+        else if (key_is(ek, "options"))
+            rc = load_options(c, ev, key, b);
+        else if (key_is(ek, "timeouts"))
+            rc = load_timeouts(c, ev, key, &b->timeouts);
+        else
+            rc = fail(c, ek, key, "unknown key");
+        if (rc)
+            return rc;
+    }
+    if (!b->path)
+        return fail(c, v, join_key(key, prefix, "path"), "missing (the plugin file is required)");
+    return 0;
+}
+
+static int load_backends(struct ctx *c, const struct node *nd)
+{
+    int rc = expect_map(c, nd, "backends");
+    if (rc)
+        return rc;
+    if (nd->n == 0)
+        return fail(c, nd, "backends", "must name at least one backend");
+    c->backends = nd;
+    c->bk = calloc(nd->n / 2, sizeof *c->bk);
+    if (!c->bk)
+        return oom(c);
+    c->cfg->backends = c->bk;
+    for (size_t i = 0; i < nd->n; i += 2) {
+        /* counted before filled, so that a failure frees what was copied */
+        struct tether_backend_config *b = &c->bk[c->cfg->n_backends++];
+        if ((rc = load_backend(c, nd->kids[i], nd->kids[i + 1], b)))
+            return rc;
+    }
+    return 0;
+}
+
+static int load_top_key(struct ctx *c, const struct node *k, const struct node *v)
+{
+    const char *name;
+    if (key_is(k, "backend")) {
+        c->backend = v; /* looked up once every backend is known */
+        return get_string(c, v, "backend", &name);
+    }
+    if (key_is(k, "timeouts"))
+        return load_timeouts(c, v, "timeouts", &c->cfg->timeouts);
+    if (key_is(k, "max_frame"))
+        return load_max_frame(c, v);
+    if (key_is(k, "events"))
+        return load_events(c, v);
+    if (key_is(k, "backends"))
+        return load_backends(c, v);
+    return fail(c, k, k->str[0] ? k->str : "\"\"", "unknown key");
+}
+
+/* Per-backend timeouts left unset take the global ones, wherever in the
+ * file those were given. */
+static void merge_timeouts(struct ctx *c)
+{
+    const struct tether_timeouts *g = &c->cfg->timeouts;
+    for (size_t i = 0; i < c->cfg->n_backends; i++) {
+        struct tether_timeouts *t = &c->bk[i].timeouts;
+        if (t->spawn < 0)
+            t->spawn = g->spawn;
+        if (t->soft_cancel < 0)
+            t->soft_cancel = g->soft_cancel;
+        if (t->hard_kill < 0)
+            t->hard_kill = g->hard_kill;
+    }
+}
+
+static int choose_default(struct ctx *c)
+{
+    const char *name = NULL, *env = getenv("TETHER_BACKEND");
+
+    if (c->backend) {
+        name = c->backend->str;
+        if (!tether_config_find(c->cfg, name))
+            return fail(c, c->backend, "backend", "no backend named '%s' in backends", name);
+    }
+    if (env && *env) {
+        if (!tether_config_find(c->cfg, env))
+            return fail(c, c->backends, "backend",
+                        "no backend named '%s' in backends (from TETHER_BACKEND)", env);
+        name = env;
+    } else if (!name) {
+        if (c->cfg->n_backends != 1)
+            return fail(c, c->root, "backend", "missing default backend");
+        name = c->bk[0].name;
+    }
+    if (!(c->cfg->backend = strdup(name)))
+        return oom(c);
+    return 0;
+}
+
+static int load_root(struct ctx *c, const struct node *root)
+{
+    int rc;
+    c->root = root;
+    if (root->type != N_MAP)
+        return fail(c, root, "top level", "expected a mapping");
+    for (size_t i = 0; i < root->n; i += 2) {
+        if ((rc = load_top_key(c, root->kids[i], root->kids[i + 1])))
+            return rc;
+    }
+    if (!c->backends)
+        return fail(c, root, "backends", "missing (at least one backend is required)");
+    merge_timeouts(c);
+    return choose_default(c);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+int tether_config_parse(const char *text, size_t len, const char *name, const char *dir,
+                        struct tether_config **out, struct tether_error *err)
+{
+    struct ctx c = {.name = name ? name : "(config)", .dir = dir, .text = text, .len = len,
+                    .err = err};
+    struct node *root = NULL;
+    int rc;
+
+    if (!out)
+        return tether_error_set(err, TETHER_EINVAL, "tether_config_parse: out is NULL");
+    *out = NULL;
+    if (!text && len)
+        return tether_error_set(err, TETHER_EINVAL, "tether_config_parse: text is NULL");
+    if (!yaml_parser_initialize(&c.parser))
+        return oom(&c);
+    yaml_parser_set_input_string(&c.parser, (const unsigned char *)(text ? text : ""), len);
+    if ((rc = build_document(&c, &root)))
+        goto out;
+
+    c.cfg = calloc(1, sizeof *c.cfg);
+    if (!c.cfg) {
+        rc = oom(&c);
+        goto out;
+    }
+    c.cfg->timeouts = (struct tether_timeouts){DEFAULT_SPAWN, DEFAULT_SOFT_CANCEL, DEFAULT_HARD_KILL};
+    c.cfg->max_frame = DEFAULT_MAX_FRAME;
+    if (!(c.cfg->path = strdup(c.name)) || (dir && !(c.cfg->dir = strdup(dir)))) {
+        rc = oom(&c);
+        goto out;
+    }
+    rc = load_root(&c, root);
+out:
+    if (rc) {
+        tether_config_free(c.cfg);
+    } else {
+        *out = c.cfg;
+    }
+    node_free(root);
+    yaml_parser_delete(&c.parser);
+    return rc;
+}
+
+/* Read a whole file; *buf is malloc'ed (NUL-terminated for convenience). */
+static int read_file(const char *path, char **buf, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    int rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    char *b = malloc(cap);
+    if (!b) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (cap - n < 2) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                rc = ENOMEM;
+                goto out;
+            }
+            b = nb;
+        }
+        ssize_t got = read(fd, b + n, cap - n - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = errno;
+            goto out;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (n > MAX_FILE) {
+            rc = EFBIG;
+            goto out;
+        }
+    }
+    b[n] = '\0';
+out:
+    close(fd);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* The absolute folder holding `path`. */
+static char *folder_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return NULL;
+    char *dir = realpath(dirname(copy), NULL);
+    free(copy);
+    return dir;
+}
+
+int tether_config_load(const char *path, struct tether_config **out, struct tether_error *err)
+{
+    const char *env = getenv("TETHER_CONFIG");
+    const char *from = "";
+    char *text = NULL, *dir = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (!out)
+        return tether_error_set(err, TETHER_EINVAL, "tether_config_load: out is NULL");
+    *out = NULL;
+    if (!path && env && *env) {
+        path = env;
+        from = " (named by TETHER_CONFIG)";
+    } else if (!path) {
+        path = "plugins.yaml";
+    }
+    if ((rc = read_file(path, &text, &len)))
+        return tether_error_set(err, TETHER_ECONFIG, "%s%s: cannot read: %s", path, from,
+                                strerror(rc));
+    if (!(dir = folder_of(path))) {
+        rc = tether_error_set(err, TETHER_ECONFIG, "%s%s: cannot resolve its folder: %s", path,
+                              from, strerror(errno));
+        goto out;
+    }
+    rc = tether_config_parse(text, len, path, dir, out, err);
+out:
+    free(dir);
+    free(text);
+    return rc;
+}
+
+void tether_config_free(struct tether_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        const struct tether_backend_config *b = &cfg->backends[i];
+        for (size_t j = 0; j < b->n_options; j++) {
+            free((void *)b->options[j].key);
+            free((void *)b->options[j].value);
+        }
+        free((void *)b->options);
+        free((void *)b->name);
+        free((void *)b->path);
+    }
+    free((void *)cfg->backends);
+    free((void *)cfg->path);
+    free((void *)cfg->dir);
+    free((void *)cfg->backend);
+    free((void *)cfg->events);
+    free(cfg);
+}
+
+const struct tether_backend_config *tether_config_find(const struct tether_config *cfg,
+                                                       const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        if (cfg->backends[i].name && !strcmp(cfg->backends[i].name, name))
+            return &cfg->backends[i];
+    }
+    return NULL;
+}

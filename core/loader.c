@@ -1,0 +1,250 @@
+/* core/loader.c - load backend plugins and refuse the bad ones.
+ *
+ * Every refusal is one line naming the file and the reason. A plugin stays
+ * loaded while a supervisor uses it; a plugin that started an actor which
+ * was abandoned (its code may still run) is pinned and never unloaded.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+/* The vtable prefix this loader needs: everything up to `release`. */
+#define NEED_SIZE (offsetof(struct tether_backend, release) + sizeof(void (*)(void)))
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tether__plugin *registry;
+
+/* "PATH: reason" into err; returns TETHER_ELOAD. */
+static int refuse(struct tether_error *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(struct tether_error *err, const char *path, const char *fmt, ...)
+{
+    if (!err)
+        return TETHER_ELOAD;
+    err->code = TETHER_ELOAD;
+    int n = snprintf(err->msg, sizeof err->msg, "%s: ", path);
+    if (n < 0 || (size_t)n >= sizeof err->msg)
+        return TETHER_ELOAD;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + n, sizeof err->msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    return TETHER_ELOAD;
+}
+
+/* Refuse a file, or the folder holding it, that others can write: anyone
+ * could then put code into this process. */
+static int check_permissions(const char *path, struct tether_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return refuse(err, path, "cannot open plugin: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return refuse(err, path, "not a regular file");
+    if (st.st_mode & S_IWOTH)
+        return refuse(err, path, "refusing a plugin file writable by others");
+    char *copy = strdup(path);
+    if (!copy)
+        return tether_error_set(err, TETHER_ENOMEM, "%s: out of memory", path);
+    const char *dir = dirname(copy);
+    int rc = 0;
+    /* A sticky folder (/tmp) lets others add files but not replace ours. */
+    if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+        rc = refuse(err, path, "refusing a plugin in a folder writable by others (%s)", dir);
+    free(copy);
+    return rc;
+}
+
+static int check_vtable(const char *path, const struct tether_backend *vt, struct tether_error *err)
+{
+    if (!vt)
+        return refuse(err, path, "%s() returned NULL", TETHER_BACKEND_ENTRY);
+    if (vt->abi != TETHER_BACKEND_ABI)
+        return refuse(err, path, "ABI mismatch: plugin built for ABI %u, this tether speaks ABI %d",
+                      vt->abi, TETHER_BACKEND_ABI);
+    if (vt->size < NEED_SIZE)
+        return refuse(err, path, "vtable too small: size %u, need at least %zu", vt->size,
+                      (size_t)NEED_SIZE);
+    const struct {
+        const char *name;
+        const void *p;
+    } need[] = {
+        {"name", vt->name},
+        {"language", vt->language},
+        {"open", (const void *)vt->open},
+        {"close", (const void *)vt->close},
+        {"spawn", (const void *)vt->spawn},
+        {"soft_cancel", (const void *)vt->soft_cancel},
+        {"hard_kill", (const void *)vt->hard_kill},
+        {"abort_channels", (const void *)vt->abort_channels},
+        {"reap", (const void *)vt->reap},
+        {"release", (const void *)vt->release},
+    };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (!need[i].p)
+            return refuse(err, path, "mandatory vtable member '%s' is NULL", need[i].name);
+    if (!vt->name[0] || strlen(vt->name) >= 64)
+        return refuse(err, path, "backend name must be 1 to 63 characters");
+    if (strcmp(vt->language, "c") != 0 && strcmp(vt->language, "python") != 0)
+        return refuse(err, path, "unknown language '%s' (expected \"c\" or \"python\")",
+                      vt->language);
+    return 0;
+}
+
+/* Under registry_lock. */
+static int register_plugin(struct tether__plugin *p, struct tether_error *err)
+{
+    for (struct tether__plugin *q = registry; q; q = q->next)
+        if (strcmp(q->vt->name, p->vt->name) == 0)
+            return refuse(err, p->path, "backend name '%s' is already taken by %s", p->vt->name,
+                          q->path);
+    p->next = registry;
+    registry = p;
+    return 0;
+}
+
+int tether__plugin_load(const char *path, struct tether__plugin **out, struct tether_error *err)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return tether_error_set(err, TETHER_ELOAD, "plugin path is empty");
+    int rc = check_permissions(path, err);
+    if (rc)
+        return rc;
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return refuse(err, path, "cannot resolve path: %s", strerror(errno));
+
+    pthread_mutex_lock(&registry_lock);
+    for (struct tether__plugin *q = registry; q; q = q->next)
+        if (strcmp(q->path, real) == 0) {
+            q->refs++;
+            *out = q;
+            pthread_mutex_unlock(&registry_lock);
+            return 0;
+        }
+
+    struct tether__plugin *p = NULL;
+    dlerror();
+    void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        const char *why = dlerror();
+        rc = refuse(err, path, "not a loadable shared object: %s", why ? why : "dlopen failed");
+        goto out;
+    }
+    dlerror();
+    void *sym = dlsym(dl, TETHER_BACKEND_ENTRY);
+    if (!sym) {
+        rc = refuse(err, path, "missing entry symbol %s()", TETHER_BACKEND_ENTRY);
+        goto out;
+    }
+    tether_backend_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    const struct tether_backend *vt = entry();
+    rc = check_vtable(path, vt, err);
+    if (rc)
+        goto out;
+    p = calloc(1, sizeof *p);
+    if (!p || !(p->path = strdup(real))) {
+        rc = tether_error_set(err, TETHER_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    p->dl = dl;
+    p->vt = vt;
+    p->refs = 1;
+    rc = register_plugin(p, err);
+    if (rc)
+        goto out;
+    *out = p;
+    dl = NULL;
+    p = NULL;
+out:
+    pthread_mutex_unlock(&registry_lock);
+    if (p) {
+        free(p->path);
+        free(p);
+    }
+    if (dl)
+        dlclose(dl);
+    return rc;
+}
+
+void tether__plugin_pin(struct tether__plugin *p)
+{
+    pthread_mutex_lock(&registry_lock);
+    p->pinned = 1;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void tether__plugin_unref(struct tether__plugin *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    if (--p->refs > 0 || p->pinned) {
+        pthread_mutex_unlock(&registry_lock);
+        return;
+    }
+    for (struct tether__plugin **pp = &registry; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_lock);
+    dlclose(p->dl);
+    free(p->path);
+    free(p);
+}
+
+int tether_plugin_probe(const char *path, struct tether_plugin_info *info, struct tether_error *err)
+{
+    struct tether__plugin *p;
+    int rc = tether__plugin_load(path, &p, err);
+    if (rc)
+        return rc;
+    if (info) {
+        tether__strlcpy(info->name, p->vt->name, sizeof info->name);
+        tether__strlcpy(info->language, p->vt->language, sizeof info->language);
+        info->abi = p->vt->abi;
+        info->caps = p->vt->caps;
+    }
+    tether__plugin_unref(p);
+    return 0;
+}
+
+void tether_caps_format(uint32_t caps, char *buf, size_t n)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {TETHER_CAP_OUT_OF_PROCESS, "out-of-process"},
+        {TETHER_CAP_SURVIVES_CRASH, "survives-crash"},
+        {TETHER_CAP_CAN_KILL, "can-kill"},
+        {TETHER_CAP_NESTED, "nested"},
+        {TETHER_CAP_NO_SPAWN, "no-spawn"},
+    };
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(caps & names[i].bit))
+            continue;
+        int w = snprintf(buf + used, n - used, "%s%s", used ? "," : "", names[i].name);
+        if (w < 0 || (size_t)w >= n - used)
+            return;
+        used += (size_t)w;
+    }
+    if (!used)
+        snprintf(buf, n, "-");
+}

@@ -1,0 +1,399 @@
+/* core/wire.c - MessagePack framing (msgpack-c). */
+#include "config.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+/* ---- encoding ----------------------------------------------------------- */
+
+static int begin(msgpack_sbuffer *sb, msgpack_packer *pk, int kind, size_t n)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    static const char zero[4] = {0, 0, 0, 0};
+    if (msgpack_sbuffer_write(sb, zero, 4) != 0)
+        return -1;
+    if (msgpack_pack_array(pk, n) != 0 || msgpack_pack_int(pk, kind) != 0)
+        return -1;
+    return 0;
+}
+
+static int finish(msgpack_sbuffer *sb, struct tether__frame *f, int failed)
+{
+    if (failed || !sb->data) {
+        msgpack_sbuffer_destroy(sb);
+        f->buf = NULL;
+        f->len = 0;
+        return TETHER_ENOMEM;
+    }
+    uint32_t body = (uint32_t)(sb->size - 4);
+    uint8_t *p = (uint8_t *)sb->data;
+    p[0] = (uint8_t)(body >> 24);
+    p[1] = (uint8_t)(body >> 16);
+    p[2] = (uint8_t)(body >> 8);
+    p[3] = (uint8_t)body;
+    f->buf = p;
+    f->len = sb->size;
+    return 0;
+}
+
+static int pack_str(msgpack_packer *pk, const char *s)
+{
+    if (!s)
+        return msgpack_pack_nil(pk);
+    size_t n = strlen(s);
+    if (msgpack_pack_str(pk, n) != 0)
+        return -1;
+    return msgpack_pack_str_body(pk, s, n);
+}
+
+static int pack_value(msgpack_packer *pk, char type, const struct tether_value *v)
+{
+    switch (type) {
+    case 'i':
+    case 'l': return msgpack_pack_int64(pk, v->v.i);
+    case 'u':
+    case 'U': return msgpack_pack_uint64(pk, v->v.u);
+    case 'd':
+    case 'f': return msgpack_pack_double(pk, v->v.d);
+    case 's': return pack_str(pk, v->v.s);
+    case 'v': return msgpack_pack_nil(pk);
+    default: return -1;
+    }
+}
+
+int tether__encode_ready(struct tether__frame *f, int64_t pid)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_READY, 2) || msgpack_pack_int64(&pk, pid);
+    return finish(&sb, f, bad);
+}
+
+int tether__encode_call(struct tether__frame *f, uint64_t id, const char *func, const char *sig,
+                        const struct tether_value *args, size_t nargs)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_CALL, 5) || msgpack_pack_uint64(&pk, id) ||
+              pack_str(&pk, func) || pack_str(&pk, sig) || msgpack_pack_array(&pk, nargs);
+    for (size_t i = 0; !bad && i < nargs; i++)
+        bad = pack_value(&pk, args[i].type, &args[i]);
+    return finish(&sb, f, bad);
+}
+
+int tether__encode_return(struct tether__frame *f, uint64_t id, const struct tether_value *ret)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_RETURN, 4) || msgpack_pack_uint64(&pk, id) ||
+              msgpack_pack_int(&pk, ret->type) || pack_value(&pk, ret->type, ret);
+    return finish(&sb, f, bad);
+}
+
+int tether__encode_error(struct tether__frame *f, uint64_t id, int code, const char *text)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_ERROR, 4) || msgpack_pack_uint64(&pk, id) ||
+              msgpack_pack_int(&pk, code) || pack_str(&pk, text);
+    return finish(&sb, f, bad);
+}
+
+int tether__encode_message(struct tether__frame *f, const void *data, size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_MESSAGE, 2) || msgpack_pack_bin(&pk, len) ||
+              msgpack_pack_bin_body(&pk, data, len);
+    return finish(&sb, f, bad);
+}
+
+int tether__encode_cancel(struct tether__frame *f)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_CANCEL, 1);
+    return finish(&sb, f, bad);
+}
+
+int tether__encode_stopped(struct tether__frame *f, int outcome, int code, const char *text)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int bad = begin(&sb, &pk, TETHER__MSG_STOPPED, 4) || msgpack_pack_int(&pk, outcome) ||
+              msgpack_pack_int(&pk, code) || pack_str(&pk, text);
+    return finish(&sb, f, bad);
+}
+
+void tether__frame_free(struct tether__frame *f)
+{
+    free(f->buf);
+    f->buf = NULL;
+    f->len = 0;
+}
+
+/* ---- decoding ----------------------------------------------------------- */
+
+/* Strings are copied NUL-terminated into one arena the message owns. */
+struct arena {
+    char *base;
+    size_t used, cap;
+};
+
+static const char *arena_str(struct arena *a, const char *p, size_t n)
+{
+    if (a->used + n + 1 > a->cap)
+        return NULL;
+    char *d = a->base + a->used;
+    memcpy(d, p, n);
+    d[n] = '\0';
+    a->used += n + 1;
+    return d;
+}
+
+#define BAD(...)                                                                                 \
+    do {                                                                                         \
+        snprintf(why, whylen, __VA_ARGS__);                                                      \
+        return TETHER_EPROTO;                                                                    \
+    } while (0)
+
+static int get_int(const msgpack_object *o, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT64_MAX)
+            return -1;
+        *out = (int64_t)o->via.u64;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return 0;
+    }
+    return -1;
+}
+
+static int get_str(const msgpack_object *o, struct arena *a, const char **out, int nil_ok)
+{
+    if (o->type == MSGPACK_OBJECT_NIL && nil_ok) {
+        *out = NULL;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_STR)
+        return -1;
+    *out = arena_str(a, o->via.str.ptr, o->via.str.size);
+    return *out ? 0 : -1;
+}
+
+/* Decode one typed value. Checks only the wire type; the C type check is
+ * the actor's (against its function table). */
+static int get_value(const msgpack_object *o, struct arena *a, struct tether_value *v)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        v->type = 'U';
+        v->v.u = o->via.u64;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        v->type = 'l';
+        v->v.i = o->via.i64;
+        return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        v->type = 'd';
+        v->v.d = o->via.f64;
+        return 0;
+    case MSGPACK_OBJECT_STR:
+        v->type = 's';
+        v->v.s = arena_str(a, o->via.str.ptr, o->via.str.size);
+        return v->v.s ? 0 : -1;
+    case MSGPACK_OBJECT_NIL:
+        v->type = 'v';
+        v->v.u = 0;
+        return 0;
+    default: return -1;
+    }
+}
+
+static int decode_fields(const msgpack_object_array *arr, struct arena *a, struct tether__msg *m,
+                         char *why, size_t whylen)
+{
+    const msgpack_object *e = arr->ptr;
+    int64_t x;
+    size_t n = arr->size;
+    switch (m->kind) {
+    case TETHER__MSG_READY:
+        if (n != 2 || get_int(&e[1], &m->pid))
+            BAD("malformed ready message");
+        return 0;
+    case TETHER__MSG_CALL:
+        if (n != 5 || e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || get_str(&e[2], a, &m->func, 0) ||
+            get_str(&e[3], a, &m->sig, 0) || e[4].type != MSGPACK_OBJECT_ARRAY)
+            BAD("malformed call message");
+        m->id = e[1].via.u64;
+        if (e[4].via.array.size > TETHER__MAX_ARGS)
+            BAD("call with %u arguments (at most %d)", e[4].via.array.size, TETHER__MAX_ARGS);
+        m->nargs = e[4].via.array.size;
+        for (size_t i = 0; i < m->nargs; i++)
+            if (get_value(&e[4].via.array.ptr[i], a, &m->args[i]))
+                BAD("call argument %zu has an unsupported type", i + 1);
+        return 0;
+    case TETHER__MSG_RETURN:
+        if (n != 4 || e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || get_int(&e[2], &x) ||
+            get_value(&e[3], a, &m->ret))
+            BAD("malformed return message");
+        m->id = e[1].via.u64;
+        m->ret.type = (char)x;
+        if (x == 'i' || x == 'l')
+            m->ret.v.i = (int64_t)m->ret.v.u;
+        else if ((x == 'd' || x == 'f') && e[3].type != MSGPACK_OBJECT_FLOAT64 &&
+                 e[3].type != MSGPACK_OBJECT_FLOAT32)
+            BAD("malformed return value");
+        return 0;
+    case TETHER__MSG_ERROR:
+        if (n != 4 || e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || get_int(&e[2], &x) ||
+            get_str(&e[3], a, &m->text, 1))
+            BAD("malformed error message");
+        m->id = e[1].via.u64;
+        m->code = (int)x;
+        return 0;
+    case TETHER__MSG_MESSAGE:
+        if (n != 2 || e[1].type != MSGPACK_OBJECT_BIN)
+            BAD("malformed data message");
+        m->len = e[1].via.bin.size;
+        if (a->used + m->len > a->cap)
+            BAD("malformed data message");
+        memcpy(a->base + a->used, e[1].via.bin.ptr, m->len);
+        m->data = a->base + a->used;
+        a->used += m->len;
+        return 0;
+    case TETHER__MSG_CANCEL:
+        if (n != 1)
+            BAD("malformed cancel message");
+        return 0;
+    case TETHER__MSG_STOPPED:
+        if (n != 4 || get_int(&e[1], &x) || x < TETHER_OUTCOME_EXITED || x > TETHER_OUTCOME_LOST)
+            BAD("malformed stopped message");
+        m->outcome = (int)x;
+        if (get_int(&e[2], &x) || get_str(&e[3], a, &m->text, 1))
+            BAD("malformed stopped message");
+        m->code = (int)x;
+        return 0;
+    default: BAD("unknown message kind %d", m->kind);
+    }
+}
+
+int tether__msg_decode(const uint8_t *body, size_t len, struct tether__msg *m, char *why,
+                       size_t whylen)
+{
+    memset(m, 0, sizeof *m);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int rc = TETHER_EPROTO;
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *)body, len, &off);
+    if (ur != MSGPACK_UNPACK_SUCCESS) {
+        snprintf(why, whylen, "frame of %zu bytes does not decode as MessagePack", len);
+        goto out;
+    }
+    if (off != len) {
+        snprintf(why, whylen, "frame has %zu trailing bytes", len - off);
+        goto out;
+    }
+    const msgpack_object *o = &up.data;
+    int64_t kind;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 ||
+        get_int(&o->via.array.ptr[0], &kind)) {
+        snprintf(why, whylen, "frame is not a tether message");
+        goto out;
+    }
+    m->kind = (int)kind;
+    /* Everything copied out is at most the frame's size plus a NUL a string. */
+    struct arena a = {malloc(len + TETHER__MAX_ARGS + 8), 0, len + TETHER__MAX_ARGS + 8};
+    if (!a.base) {
+        rc = TETHER_ENOMEM;
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    m->mem = a.base;
+    rc = decode_fields(&o->via.array, &a, m, why, whylen);
+    if (rc) {
+        free(m->mem);
+        m->mem = NULL;
+    }
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+void tether__msg_free(struct tether__msg *m)
+{
+    free(m->mem);
+    m->mem = NULL;
+}
+
+/* ---- incremental reader ---------------------------------------------------- */
+
+void tether__reader_init(struct tether__reader *r, uint64_t max_frame)
+{
+    memset(r, 0, sizeof *r);
+    r->max = max_frame ? max_frame : TETHER__DEFAULT_MAX_FRAME;
+}
+
+void tether__reader_reset(struct tether__reader *r)
+{
+    free(r->body);
+    uint64_t max = r->max;
+    tether__reader_init(r, max);
+}
+
+int tether__reader_push(struct tether__reader *r, const uint8_t *p, size_t n,
+                        tether__frame_cb on_frame, void *ctx, char *why, size_t whylen)
+{
+    while (n > 0) {
+        if (r->hdr_got < 4) {
+            size_t take = 4 - r->hdr_got < n ? 4 - r->hdr_got : n;
+            memcpy(r->hdr + r->hdr_got, p, take);
+            r->hdr_got += take;
+            p += take;
+            n -= take;
+            if (r->hdr_got < 4)
+                return 0;
+            uint32_t len = (uint32_t)r->hdr[0] << 24 | (uint32_t)r->hdr[1] << 16 |
+                           (uint32_t)r->hdr[2] << 8 | r->hdr[3];
+            if (len == 0)
+                BAD("empty frame");
+            /* Checked before any allocation: a hostile length costs nothing. */
+            if (len > r->max)
+                BAD("frame of %u bytes exceeds the maximum of %llu", len,
+                    (unsigned long long)r->max);
+            r->body = malloc(len);
+            if (!r->body)
+                BAD("out of memory for a frame of %u bytes", len);
+            r->body_len = len;
+            r->body_got = 0;
+        }
+        size_t want = r->body_len - r->body_got;
+        size_t take = want < n ? want : n;
+        memcpy(r->body + r->body_got, p, take);
+        r->body_got += take;
+        p += take;
+        n -= take;
+        if (r->body_got < r->body_len)
+            return 0;
+        uint8_t *body = r->body;
+        size_t len = r->body_len;
+        r->body = NULL;
+        r->hdr_got = 0;
+        r->body_len = r->body_got = 0;
+        int rc = on_frame(ctx, body, len);
+        free(body);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,169 @@
+/* tether/backend.h - the plugin ABI. The one header a backend author needs.
+ *
+ * A backend is a shared object exporting one symbol, tether_backend_v1(),
+ * that returns a pointer to a constant vtable. Write it with
+ * TETHER_BACKEND_DEFINE(vtable) and build with
+ *   cc -shared -fPIC $(pkg-config --cflags tether) mybackend.c -o mybackend.so
+ *
+ * Division of labour. The core owns each actor's channel (an AF_UNIX
+ * socketpair), sends the CANCEL message itself, runs the clock and the
+ * teardown state machine, and aborts its own end of every channel after a
+ * hard kill whatever the backend did. A backend does only what the core
+ * cannot: start the actor, add a backend-specific nudge on soft cancel,
+ * force it on hard kill, and collect its exit.
+ *
+ * Threading. The core calls every member from its own threads, never two at
+ * once for the same child, and never from a signal handler. No member may
+ * wait for anything unbounded: soft_cancel, hard_kill and abort_channels
+ * return promptly; reap honours its deadline to within a few milliseconds.
+ *
+ * Stability (the SQLite iVersion rule): `abi` and `size` come first; members
+ * are only ever appended. The loader reads a member only when `size` covers
+ * it.
+ */
+#ifndef TETHER_BACKEND_H
+#define TETHER_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tether/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TETHER_BACKEND_ABI 1
+
+/* Capability bits (struct tether_backend.caps). The conformance suite skips
+ * the scenarios a backend cannot honour according to these. */
+#define TETHER_CAP_OUT_OF_PROCESS (1u << 0) /* actors run in another process */
+#define TETHER_CAP_SURVIVES_CRASH (1u << 1) /* an actor crash does not take the supervisor */
+#define TETHER_CAP_CAN_KILL (1u << 2)       /* hard_kill always stops the actor (never abandons) */
+#define TETHER_CAP_NESTED (1u << 3)         /* actors may open their own supervisor */
+#define TETHER_CAP_NO_SPAWN (1u << 31)      /* placeholder: spawn always returns TETHER_ENOTSUP */
+
+/* What the core hands to open(). Valid until close() returns. */
+struct tether_options {
+    const struct tether_option *items;
+    size_t count;
+    double spawn_timeout;       /* seconds: spawn -> ready */
+    double soft_cancel_timeout; /* seconds: cancel -> stopped by itself */
+    double hard_kill_timeout;   /* seconds: hard kill -> reaped, past it abandoned */
+    const char *config_dir;     /* folder of the config file, for relative paths */
+};
+
+/* Services the core offers to backends. Valid from open() until close().
+ * Every function pointer is non-NULL. */
+struct tether_backend_host {
+    uint32_t abi;  /* TETHER_BACKEND_ABI of the core */
+    uint32_t size; /* sizeof(struct tether_backend_host) of the core */
+
+    /* Run the C actor runtime on the calling thread: load TARGET
+     * ("path/module.so:function"), greet the supervisor on `channel_fd`, run
+     * the function, report how it ended, close `channel_fd`. Returns the
+     * actor's exit status. `cancel_flag`, if not NULL, is polled at every
+     * checkpoint (set it to 1 to request a soft cancel). Safe to cancel with
+     * deferred pthread_cancel: cleanup handlers close the channel. */
+    int (*run_c_actor)(int channel_fd, const char *target, volatile int *cancel_flag);
+
+    /* Log one line at the core's discretion (to the events stream / stderr). */
+    void (*log)(const char *backend, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+};
+/* Members above are valid for host ABI 1. */
+
+/* What to start. Owned by the core; valid only during spawn(). */
+struct tether_spawn_spec {
+    const char *target;        /* "path/module.so:function" (or backend-specific) */
+    int channel_fd;            /* actor's end of the channel, O_CLOEXEC. spawn() takes
+                                * ownership on success AND on failure (closes it). */
+    uint64_t actor_id;         /* unique in the process; for logs and markers */
+    int64_t spawn_deadline_ns; /* tether_now_ns() deadline for becoming ready */
+};
+
+/* A started actor, as the backend sees it. The backend allocates it (usually
+ * as the first member of its own struct) and fills the public fields in
+ * spawn(); the core only reads them. It stays valid until release(). */
+struct tether_child {
+    int exit_fd;        /* fd that polls readable once reap() would succeed
+                         * without waiting, or -1 (the core then polls reap()
+                         * every few milliseconds). Owned by the backend. */
+    int64_t pid;        /* process id, or 0 for an in-process actor */
+    uint64_t thread_id; /* OS thread id (gettid) for dumps, or 0 */
+};
+
+struct tether_backend {
+    uint32_t abi;         /* TETHER_BACKEND_ABI the plugin was built with */
+    uint32_t size;        /* sizeof(struct tether_backend) at build time */
+    const char *name;     /* unique among loaded backends: "thread", "fork", ... */
+    const char *language; /* targets it runs: "c" or "python" */
+    uint32_t caps;        /* TETHER_CAP_* bits */
+
+    /* Mandatory. Called once per supervisor before any spawn. On success set
+     * *state (opaque to the core). On failure return a negative code and fill
+     * `err`; close() is then not called. May block briefly (initialising a
+     * runtime), never unboundedly. */
+    int (*open)(const struct tether_backend_host *host, const struct tether_options *opts,
+                void **state, struct tether_error *err);
+
+    /* Mandatory. Called once, after every child of this state was released.
+     * Must not wait for abandoned actors. */
+    void (*close)(void *state);
+
+    /* Mandatory. Start one actor and return at once (do not wait for it to be
+     * ready: the core waits for its greeting on the channel under the spawn
+     * deadline). Takes ownership of spec->channel_fd in every case. On
+     * success set *child. May return TETHER_ENOTSUP. */
+    int (*spawn)(void *state, const struct tether_spawn_spec *spec, struct tether_child **child,
+                 struct tether_error *err);
+
+    /* Mandatory. Add the backend's own nudge to the core's CANCEL message
+     * (a flag, an async exception, SIGTERM). Never blocks. Idempotent. */
+    int (*soft_cancel)(struct tether_child *child);
+
+    /* Mandatory. Force the actor to stop (SIGKILL, pthread_cancel, abandon).
+     * Never blocks, never joins. Idempotent. */
+    int (*hard_kill)(struct tether_child *child);
+
+    /* Mandatory. Shut down every channel end the backend itself created or
+     * holds for this child, so that every waiter on it returns now. Never
+     * blocks. The core aborts its own end independently. */
+    int (*abort_channels)(struct tether_child *child);
+
+    /* Mandatory. Collect the outcome, waiting at most until `deadline_ns`
+     * (tether_now_ns() clock; a deadline in the past means "poll").
+     * Returns 0 and fills `out` (kind, code, signal; message may be NULL
+     * or a static string) when the actor has ended and its resources are
+     * collected (process reaped, thread joined); TETHER_ETIMEDOUT when it has
+     * not ended by the deadline. The core decides abandonment, then calls
+     * release(). */
+    int (*reap)(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out);
+
+    /* Mandatory. The core is done with `child`: after a successful reap, or
+     * when it abandons the actor. Never blocks; an abandoned actor that is
+     * still running must be cut loose (detached) and its memory kept alive
+     * until it really ends, if it ever does. */
+    void (*release)(struct tether_child *child);
+
+    /* Optional (may be NULL). Number of actors this state abandoned that are
+     * still running. */
+    unsigned (*abandoned_count)(void *state);
+};
+/* Members above are valid for ABI 1 (size >= offsetof(abandoned_count) + sizeof(ptr)). */
+
+/* The exported entry point's name and type. */
+#define TETHER_BACKEND_ENTRY "tether_backend_v1"
+typedef const struct tether_backend *(*tether_backend_entry_fn)(void);
+
+/* Define the entry point of a plugin. Use once per plugin, at file scope. */
+#define TETHER_BACKEND_DEFINE(vtable)                                                           \
+    __attribute__((visibility("default"))) const struct tether_backend *tether_backend_v1(void); \
+    __attribute__((visibility("default"))) const struct tether_backend *tether_backend_v1(void) \
+    {                                                                                           \
+        return &(vtable);                                                                       \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

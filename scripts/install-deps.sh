@@ -1,0 +1,15 @@
+#!/bin/sh
+# Install the Debian 12 packages tether needs to build and test.
+# Run as root (or through sudo). Idempotent.
+set -eu
+PKGS="build-essential autoconf automake libtool pkg-config autoconf-archive
+      libffi-dev libyaml-dev libmsgpack-dev check python3-dev"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (apt-get needs it)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+echo "install-deps.sh: installed: $(echo $PKGS)"

@@ -1,0 +1,79 @@
+/* tests/unit/plugins/bad_plugin.c - one source, built as several plugins
+ * that each break one loader rule (selected by a -D flag), plus a good one. */
+#include <stddef.h>
+
+#include <tether/backend.h>
+
+static int p_open(const struct tether_backend_host *h, const struct tether_options *o, void **s,
+                  struct tether_error *e)
+{
+    (void)h, (void)o, (void)e;
+    *s = NULL;
+    return 0;
+}
+static void p_close(void *s)
+{
+    (void)s;
+}
+static int p_spawn(void *s, const struct tether_spawn_spec *spec, struct tether_child **c,
+                   struct tether_error *e)
+{
+    (void)s, (void)spec, (void)c, (void)e;
+    return TETHER_ENOTSUP;
+}
+static int p_verb(struct tether_child *c)
+{
+    (void)c;
+    return 0;
+}
+static int p_reap(struct tether_child *c, int64_t d, struct tether_outcome *o)
+{
+    (void)c, (void)d, (void)o;
+    return TETHER_ETIMEDOUT;
+}
+static void p_release(struct tether_child *c)
+{
+    (void)c;
+}
+
+#ifndef PLUGIN_NAME
+#define PLUGIN_NAME "testgood"
+#endif
+
+static const struct tether_backend vt = {
+#ifdef BAD_ABI
+    .abi = TETHER_BACKEND_ABI + 41,
+#else
+    .abi = TETHER_BACKEND_ABI,
+#endif
+#ifdef BAD_SIZE
+    .size = 16,
+#else
+    .size = sizeof(struct tether_backend),
+#endif
+    .name = PLUGIN_NAME,
+    .language = "c",
+    .caps = 0,
+    .open = p_open,
+    .close = p_close,
+    .spawn = p_spawn,
+    .soft_cancel = p_verb,
+#ifdef BAD_NULL_MEMBER
+    .hard_kill = NULL,
+#else
+    .hard_kill = p_verb,
+#endif
+    .abort_channels = p_verb,
+    .reap = p_reap,
+    .release = p_release,
+};
+
+#ifdef BAD_NO_ENTRY
+const struct tether_backend *not_the_entry(void);
+const struct tether_backend *not_the_entry(void)
+{
+    return &vt;
+}
+#else
+TETHER_BACKEND_DEFINE(vt)
+#endif

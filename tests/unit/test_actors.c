@@ -1,0 +1,152 @@
+/* tests/unit/test_actors.c - actor functions the unit tests spawn. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <tether/actor.h>
+
+static int32_t add_i(int32_t a, int32_t b) { return a + b; }
+static int64_t add_l(int64_t a, int64_t b) { return a + b; }
+static uint32_t add_u(uint32_t a, uint32_t b) { return a + b; }
+static uint64_t add_U(uint64_t a, uint64_t b) { return a + b; }
+static double add_d(double a, double b) { return a + b; }
+static float add_f(float a, float b) { return a + b; }
+static const char *echo_s(const char *s) { return s; }
+static size_t len_s(const char *s) { return strlen(s); }
+static int calls;
+static void bump(void) { calls++; }
+static int32_t count(void) { return calls; }
+static double mix(int32_t a, int64_t b, uint32_t c, uint64_t d, double e, float f, const char *s)
+{
+    return a + (double)b + c + (double)d + e + f + (double)strlen(s);
+}
+
+const struct tether_function tether_functions[] = {
+    {"add_i", "ii:i", TETHER_FN(add_i)},
+    {"add_l", "ll:l", TETHER_FN(add_l)},
+    {"add_u", "uu:u", TETHER_FN(add_u)},
+    {"add_U", "UU:U", TETHER_FN(add_U)},
+    {"add_d", "dd:d", TETHER_FN(add_d)},
+    {"add_f", "ff:f", TETHER_FN(add_f)},
+    {"echo_s", "s:s", TETHER_FN(echo_s)},
+    {"len_s", "s:U", TETHER_FN(len_s)},
+    {"bump", ":v", TETHER_FN(bump)},
+    {"count", ":i", TETHER_FN(count)},
+    {"mix", "iluUdfs:d", TETHER_FN(mix)},
+    {NULL, NULL, NULL},
+};
+
+int serve(tether_actor *self);
+int cooperative(tether_actor *self);
+int timed_waits(tether_actor *self);
+int busy_loop(tether_actor *self);
+int blocked_read(tether_actor *self);
+int exit_7(tether_actor *self);
+int fails(tether_actor *self);
+int echo_messages(tether_actor *self);
+int chatter(tether_actor *self);
+int vanish(tether_actor *self);
+int garbage(tether_actor *self);
+int oversized(tether_actor *self);
+int never_reads(tether_actor *self);
+
+int serve(tether_actor *self) { return tether_serve(self); }
+
+int cooperative(tether_actor *self)
+{
+    for (;;) {
+        int rc = tether_sleep(self, 0.010);
+        if (rc)
+            return rc;
+    }
+}
+
+int timed_waits(tether_actor *self)
+{
+    (void)self;
+    for (;;) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int busy_loop(tether_actor *self)
+{
+    (void)self;
+    volatile uint64_t n = 0;
+    for (;;)
+        n++;
+}
+
+int blocked_read(tether_actor *self)
+{
+    (void)self;
+    int p[2];
+    if (pipe(p))
+        return 1;
+    char c;
+    ssize_t r = read(p[0], &c, 1); /* nobody writes: blocks until cancelled */
+    close(p[0]);
+    close(p[1]);
+    return (int)r;
+}
+
+int exit_7(tether_actor *self) { (void)self; return 7; }
+
+int fails(tether_actor *self) { return tether_fail(self, "deliberate failure %d", 42); }
+
+int echo_messages(tether_actor *self)
+{
+    for (;;) {
+        void *buf;
+        size_t len;
+        int rc = tether_recv_msg(self, &buf, &len, -1);
+        if (rc)
+            return rc;
+        tether_send_msg(self, buf, len);
+        free(buf);
+    }
+}
+
+int chatter(tether_actor *self)
+{
+    for (int i = 0; i < 3; i++)
+        tether_send_msg(self, "tick", 4);
+    return tether_sleep(self, 30) ? TETHER_ECANCELLED : 0;
+}
+
+/* Never reads its channel and never checkpoints: the supervisor's sends
+ * fill the socket and block. */
+int never_reads(tether_actor *self)
+{
+    return timed_waits(self);
+}
+
+/* Shuts its channel and stops without a stopped message. */
+int vanish(tether_actor *self)
+{
+    shutdown(tether_actor_fd(self), SHUT_RDWR);
+    return 0;
+}
+
+/* Writes bytes that are not a frame (a valid length, then junk). */
+int garbage(tether_actor *self)
+{
+    static const unsigned char junk[] = {0, 0, 0, 4, 0xc1, 0xc1, 0xc1, 0xc1};
+    ssize_t w = write(tether_actor_fd(self), junk, sizeof junk);
+    (void)w;
+    return tether_sleep(self, 30) ? TETHER_ECANCELLED : 0;
+}
+
+/* Announces a 1 GiB frame and sends nothing more. */
+int oversized(tether_actor *self)
+{
+    static const unsigned char hdr[] = {0x40, 0, 0, 0};
+    ssize_t w = write(tether_actor_fd(self), hdr, sizeof hdr);
+    (void)w;
+    return tether_sleep(self, 30) ? TETHER_ECANCELLED : 0;
+}
