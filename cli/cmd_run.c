@@ -156,8 +156,12 @@ static void print_outcome(const char *target, const char *backend, const struct 
         printf(" by signal %d", o->signal);
     if (o->message)
         printf(" (%s)", o->message);
-    printf("\nphases:   run %.3fs, soft-cancel %.3fs, hard-kill %.3fs\n", o->run_ns / 1e9,
-           o->soft_cancel_ns / 1e9, o->hard_kill_ns / 1e9);
+    printf("\nphases:   run %.3fs", o->run_ns / 1e9);
+    if (o->soft_cancel_ns)
+        printf(", soft-cancel %.3fs", o->soft_cancel_ns / 1e9);
+    if (o->hard_kill_ns)
+        printf(", hard-kill %.3fs", o->hard_kill_ns / 1e9);
+    putchar('\n');
     if (teardown_ns > 0)
         printf("teardown: %.3fs from the cancel request (bound %.3fs: %s)\n", teardown_ns / 1e9,
                bound, teardown_ns / 1e9 <= bound ? "kept" : "EXCEEDED");
@@ -175,6 +179,50 @@ static int exit_status(const struct tether_outcome *o, int interrupted)
     case TETHER_OUTCOME_KILLED:
     case TETHER_OUTCOME_ABANDONED: return EXIT_STOPPED;
     default: return EXIT_FAIL;
+    }
+}
+
+struct run_state {
+    tether_handle *h;
+    tether_supervisor *sup;
+    sigset_t *set;
+    int64_t cancel_at;
+    int64_t cancelled_at;
+    int sigints;
+    int interrupted;
+};
+
+/* One look at the clock and the pending signals; never blocks. */
+static void handle_signals(struct run_state *rs)
+{
+    if (!rs->cancelled_at && tether_now_ns() >= rs->cancel_at) {
+        rs->cancelled_at = tether_now_ns();
+        tether_cancel(rs->h);
+    }
+    struct timespec zero = {0, 0};
+    int sig = sigtimedwait(rs->set, NULL, &zero);
+    if (sig == SIGQUIT) {
+        tether_supervisor_dump(rs->sup, stderr);
+        return;
+    }
+    if (sig != SIGINT && sig != SIGTERM)
+        return;
+    rs->interrupted = 1;
+    rs->sigints++;
+    if (!rs->cancelled_at)
+        rs->cancelled_at = tether_now_ns();
+    if (rs->sigints == 1 && sig == SIGINT) {
+        fprintf(stderr, "tether run: interrupt: cancelling (again to kill now)\n");
+        tether_cancel(rs->h);
+    } else if (rs->sigints == 2 || (sig == SIGTERM && rs->sigints == 1)) {
+        fprintf(stderr, "tether run: interrupt: hard kill now (again to give up at once)\n");
+        tether_kill(rs->h);
+    } else {
+        fprintf(stderr, "tether run: interrupt: giving up on the actor, state %s\n",
+                tether_handle_state(rs->h));
+        tether_supervisor_dump(rs->sup, stderr);
+        fflush(NULL);
+        _exit(EXIT_INTERRUPTED);
     }
 }
 
@@ -217,48 +265,29 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "tether run: %s\n", err.msg);
         goto out;
     }
-    int sigints = 0, interrupted = 0;
-    int64_t cancelled_at = 0;
-    struct tether_outcome o;
-    int ready_reported = 0;
+    struct run_state rs = {.h = h, .sup = sup, .set = &set, .cancel_at = cancel_at};
+    /* Phase 1: until ready (or not), in 10 ms slices so that signals and
+     * --cancel-after act during a slow spawn too. */
     for (;;) {
-        /* Each round waits at most 10 ms for the outcome, then for a signal. */
-        if (tether_wait(h, tether_now_ns() + 10 * 1000000LL, &o) == 0)
+        rc = tether_wait_ready(h, tether_now_ns() + 10 * 1000000LL, &err);
+        if (rc != TETHER_ETIMEDOUT)
             break;
-        if (!ready_reported && strcmp(tether_handle_state(h), "spawning") != 0) {
-            ready_reported = 1;
-            if (!a.json)
-                printf("ready:    after %.3fs\n", (tether_now_ns() - t0) / 1e9);
-            fflush(stdout);
-        }
-        if (!cancelled_at && tether_now_ns() >= cancel_at) {
-            cancelled_at = tether_now_ns();
-            tether_cancel(h);
-        }
-        struct timespec zero = {0, 0};
-        int sig = sigtimedwait(&set, NULL, &zero);
-        if (sig == SIGQUIT) {
-            tether_supervisor_dump(sup, stderr);
-        } else if (sig == SIGINT || sig == SIGTERM) {
-            interrupted = 1;
-            sigints++;
-            if (!cancelled_at)
-                cancelled_at = tether_now_ns();
-            if (sigints == 1 && sig == SIGINT) {
-                fprintf(stderr, "tether run: interrupt: cancelling (again to kill now)\n");
-                tether_cancel(h);
-            } else if (sigints == 2 || sig == SIGTERM) {
-                fprintf(stderr, "tether run: interrupt: hard kill now\n");
-                tether_kill(h);
-            } else {
-                fprintf(stderr, "tether run: interrupt: giving up on the actor, state %s\n",
-                        tether_handle_state(h));
-                tether_supervisor_dump(sup, stderr);
-                fflush(NULL);
-                _exit(EXIT_INTERRUPTED);
-            }
-        }
+        handle_signals(&rs);
     }
+    if (rc) {
+        fprintf(stderr, "tether run: spawn failed: %s\n", err.msg);
+        status = rs.interrupted ? EXIT_INTERRUPTED : EXIT_FAIL;
+        goto out;
+    }
+    if (!a.json)
+        printf("ready:    after %.3fs\n", (tether_now_ns() - t0) / 1e9);
+    fflush(stdout);
+    /* Phase 2: until the outcome, in the same slices. */
+    struct tether_outcome o;
+    while (tether_wait(h, tether_now_ns() + 10 * 1000000LL, &o) != 0)
+        handle_signals(&rs);
+    int interrupted = rs.interrupted;
+    int64_t cancelled_at = rs.cancelled_at;
     int64_t teardown = cancelled_at ? tether_now_ns() - cancelled_at : 0;
     struct tether_close_report rep;
     tether_supervisor_close(sup, &rep);
