@@ -368,7 +368,7 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
     o->message = h->out_msg;
     int64_t run_end = h->t_cancel ? h->t_cancel : (h->t_hard ? h->t_hard : h->t_end);
     o->run_ns = h->t_ready ? run_end - h->t_ready : 0;
-    if (h->t_cancel)
+    if (h->t_cancel && sup->to.soft_cancel > 0) /* 0: the phase was skipped */
         o->soft_cancel_ns = (h->t_hard ? h->t_hard : h->t_end) - h->t_cancel;
     if (h->t_hard)
         o->hard_kill_ns = h->t_end - h->t_hard;
