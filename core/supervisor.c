@@ -145,9 +145,14 @@ static pid_t my_tid(void)
     return (pid_t)syscall(SYS_gettid);
 }
 
+/* Seconds to nanoseconds, clamped so that sums of a few stay far from overflow. */
 static int64_t secs_ns(double s)
 {
-    return s > 0 ? (int64_t)(s * 1e9) : 0;
+    if (!(s > 0))
+        return 0;
+    if (s > 1e9)
+        return (int64_t)1e18;
+    return (int64_t)(s * 1e9);
 }
 
 static void wake_engine(tether_supervisor *sup)
@@ -966,8 +971,9 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
     *out = h;
     if (flags & TETHER_SPAWN_NOWAIT)
         return 0;
-    int64_t deadline =
-        h->deadline + secs_ns(sup->to.hard_kill) + secs_ns(sup->to.soft_cancel) + SLACK_NS(1);
+    /* spawn deadline, then a teardown if it fails: B + S + H + slack */
+    int64_t deadline = spec.spawn_deadline_ns + secs_ns(sup->to.hard_kill) +
+                       secs_ns(sup->to.soft_cancel) + SLACK_NS(1);
     return tether_wait_ready(h, deadline, err);
 }
 
