@@ -43,27 +43,38 @@ static int refuse(struct tether_error *err, const char *path, const char *fmt, .
     return TETHER_ELOAD;
 }
 
-/* Refuse a file, or the folder holding it, that others can write: anyone
- * could then put code into this process. */
-static int check_permissions(const char *path, struct tether_error *err)
+/* Refuse a file that others can write, or one below any folder others can
+ * write (without the sticky bit, which stops them from replacing entries
+ * they do not own): anyone could then put code into this process. `real`
+ * is the resolved path, so symbolic links cannot route around the check.
+ * (A rename between this check and dlopen needs one of these folders to be
+ * writable by the attacker, which is exactly what is refused.) */
+static int check_permissions(const char *path, const char *real, struct tether_error *err)
 {
     struct stat st;
-    if (stat(path, &st) != 0)
+    if (stat(real, &st) != 0)
         return refuse(err, path, "cannot open plugin: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return refuse(err, path, "not a regular file");
     if (st.st_mode & S_IWOTH)
         return refuse(err, path, "refusing a plugin file writable by others");
-    char *copy = strdup(path);
-    if (!copy)
-        return tether_error_set(err, TETHER_ENOMEM, "%s: out of memory", path);
-    const char *dir = dirname(copy);
-    int rc = 0;
-    /* A sticky folder (/tmp) lets others add files but not replace ours. */
-    if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
-        rc = refuse(err, path, "refusing a plugin in a folder writable by others (%s)", dir);
-    free(copy);
-    return rc;
+    char dir[PATH_MAX];
+    tether__strlcpy(dir, real, sizeof dir);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        if (slash == dir)
+            slash[1] = '\0'; /* the root folder itself */
+        else
+            *slash = '\0';
+        if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+            return refuse(err, path, "refusing a plugin below a folder writable by others (%s)",
+                          dir);
+        if (strcmp(dir, "/") == 0)
+            break;
+    }
+    return 0;
 }
 
 static int check_vtable(const char *path, const struct tether_backend *vt, struct tether_error *err)
@@ -119,12 +130,12 @@ int tether__plugin_load(const char *path, struct tether__plugin **out, struct te
     *out = NULL;
     if (!path || !*path)
         return tether_error_set(err, TETHER_ELOAD, "plugin path is empty");
-    int rc = check_permissions(path, err);
-    if (rc)
-        return rc;
     char real[PATH_MAX];
     if (!realpath(path, real))
-        return refuse(err, path, "cannot resolve path: %s", strerror(errno));
+        return refuse(err, path, "cannot open plugin: %s", strerror(errno));
+    int rc = check_permissions(path, real, err);
+    if (rc)
+        return rc;
 
     pthread_mutex_lock(&registry_lock);
     for (struct tether__plugin *q = registry; q; q = q->next)
@@ -236,6 +247,8 @@ void tether_caps_format(uint32_t caps, char *buf, size_t n)
         {TETHER_CAP_NO_SPAWN, "no-spawn"},
     };
     size_t used = 0;
+    if (n == 0)
+        return;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (!(caps & names[i].bit))

@@ -149,7 +149,9 @@ struct tether_backend {
      * still running. */
     unsigned (*abandoned_count)(void *state);
 };
-/* Members above are valid for ABI 1 (size >= offsetof(abandoned_count) + sizeof(ptr)). */
+/* Members above are valid for ABI 1. The loader requires `size` to cover
+ * every member up to `release`; it reads `abandoned_count` only when `size`
+ * covers it too. */
 
 /* The exported entry point's name and type. */
 #define TETHER_BACKEND_ENTRY "tether_backend_v1"

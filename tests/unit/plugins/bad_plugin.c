@@ -36,8 +36,16 @@ static void p_release(struct tether_child *c)
     (void)c;
 }
 
+#ifdef BAD_LONG_NAME /* 64 characters: one more than the loader allows */
+#define PLUGIN_NAME "n123456789n123456789n123456789n123456789n123456789n123456789nnnn"
+#endif
 #ifndef PLUGIN_NAME
 #define PLUGIN_NAME "testgood"
+#endif
+#ifdef BAD_LANGUAGE
+#define PLUGIN_LANGUAGE "cobol"
+#else
+#define PLUGIN_LANGUAGE "c"
 #endif
 
 static const struct tether_backend vt = {
@@ -52,7 +60,7 @@ static const struct tether_backend vt = {
     .size = sizeof(struct tether_backend),
 #endif
     .name = PLUGIN_NAME,
-    .language = "c",
+    .language = PLUGIN_LANGUAGE,
     .caps = 0,
     .open = p_open,
     .close = p_close,
@@ -73,6 +81,12 @@ const struct tether_backend *not_the_entry(void);
 const struct tether_backend *not_the_entry(void)
 {
     return &vt;
+}
+#elif defined BAD_NULL_VTABLE
+__attribute__((visibility("default"))) const struct tether_backend *tether_backend_v1(void);
+__attribute__((visibility("default"))) const struct tether_backend *tether_backend_v1(void)
+{
+    return (void)vt, NULL;
 }
 #else
 TETHER_BACKEND_DEFINE(vt)
