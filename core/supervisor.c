@@ -109,6 +109,7 @@ struct tether_handle {
     int stopped_kind, stopped_code;
     char *stopped_text;
     int eof;
+    int owner_aborted; /* tether_abort: the owner shut the channel */
     char *lost_reason;
     struct tether_outcome out;
     char *out_msg;
@@ -133,6 +134,10 @@ struct tether_supervisor {
     struct tether_handle *handles;
     unsigned n_handles; /* not yet freed */
     unsigned abandoned;
+    /* the backend member the engine is inside, for the hang dump (read
+     * without the lock when the lock cannot be had) */
+    const char *volatile in_call;
+    volatile int64_t in_call_since;
     int strategy;
     char *failure;
 };
@@ -171,6 +176,15 @@ static void event(tether_handle *h, const char *phase, const char *reason)
                   h->child ? h->child->thread_id : 0, phase, reason, "\"state\":\"%s\"",
                   state_names[h->state]);
 }
+
+/* Bracket every backend call so a stuck backend shows in the hang dump. */
+#define BACKEND_CALL(sup, name, expr)                                                            \
+    do {                                                                                         \
+        (sup)->in_call_since = tether_now_ns();                                                  \
+        (sup)->in_call = (name);                                                                 \
+        expr;                                                                                    \
+        (sup)->in_call = NULL;                                                                   \
+    } while (0)
 
 static void set_state(tether_handle *h, int st, int64_t deadline)
 {
@@ -305,8 +319,8 @@ static void begin_hard(tether_handle *h, const char *why)
     event(h, "hard-kill", why);
     const struct tether_backend *vt = sup->plugin->vt;
     if (h->child) {
-        vt->hard_kill(h->child);
-        vt->abort_channels(h->child);
+        BACKEND_CALL(sup, "hard_kill", vt->hard_kill(h->child));
+        BACKEND_CALL(sup, "abort_channels", vt->abort_channels(h->child));
     }
     /* Defence in depth: whatever the backend did, our end goes now. */
     abort_channel(h, TETHER_EABORTED, why);
@@ -326,7 +340,7 @@ static void begin_soft(tether_handle *h)
     set_state(h, ST_SOFT, h->t_cancel + secs_ns(sup->to.soft_cancel));
     send_cancel_frame(h);
     if (h->child)
-        sup->plugin->vt->soft_cancel(h->child);
+        BACKEND_CALL(sup, "soft_cancel", sup->plugin->vt->soft_cancel(h->child));
     event(h, "soft-cancel-sent", NULL);
 }
 
@@ -356,6 +370,10 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
         o->kind = h->stopped_kind;
         o->code = h->stopped_code;
         msg = h->stopped_text;
+    } else if (bo && h->owner_aborted && !h->hard_killed && bo->kind == TETHER_OUTCOME_EXITED) {
+        /* it saw end of stream and stopped by itself, as it should */
+        o->kind = TETHER_OUTCOME_CANCELLED;
+        msg = "stopped after its channel was closed";
     } else if (bo && h->hard_killed && bo->kind == TETHER_OUTCOME_KILLED) {
         o->kind = TETHER_OUTCOME_KILLED;
         o->signal = bo->signal;
@@ -384,7 +402,7 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
                                                   : TETHER_EABORTED;
     abort_channel(h, err, "actor ended");
     if (h->child) {
-        sup->plugin->vt->release(h->child);
+        BACKEND_CALL(sup, "release", sup->plugin->vt->release(h->child));
         h->child = NULL;
     }
     if (st == ST_ABANDONED) {
@@ -418,7 +436,10 @@ static void try_reap(tether_handle *h)
     struct tether_outcome bo;
     memset(&bo, 0, sizeof bo);
     /* A deadline in the past: the backend only polls. */
-    if (h->sup->plugin->vt->reap(h->child, 0, &bo) == 0)
+    tether_supervisor *sup = h->sup;
+    int rc;
+    BACKEND_CALL(sup, "reap", rc = sup->plugin->vt->reap(h->child, 0, &bo));
+    if (rc == 0)
         finish(h, ST_REAPED, &bo);
 }
 
@@ -953,7 +974,8 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
         return tether_error_set(err, TETHER_ESTATE, "supervisor is closing");
     }
     /* spawn() returns at once by contract (it starts, it does not wait). */
-    int rc = sup->plugin->vt->spawn(sup->bstate, &spec, &h->child, &berr);
+    int rc;
+    BACKEND_CALL(sup, "spawn", rc = sup->plugin->vt->spawn(sup->bstate, &spec, &h->child, &berr));
     if (rc) {
         pthread_mutex_unlock(&sup->lock);
         close(sv[0]);
@@ -1047,9 +1069,15 @@ int tether_abort(tether_handle *h)
         return TETHER_EINVAL;
     tether_supervisor *sup = h->sup;
     pthread_mutex_lock(&sup->lock);
-    abort_channel(h, TETHER_EABORTED, "aborted by the supervisor's owner");
-    if (!IS_FINAL(h) && !sup->closed)
-        wake_engine(sup);
+    if (!IS_FINAL(h)) {
+        h->owner_aborted = 1;
+        abort_channel(h, TETHER_EABORTED, "aborted by the supervisor's owner");
+        /* an actor that cannot be told any more is torn down under the
+         * same bounds as a cancelled one */
+        h->cancel_requested = 1;
+        if (!sup->closed)
+            wake_engine(sup);
+    }
     pthread_mutex_unlock(&sup->lock);
     return 0;
 }
@@ -1382,8 +1410,22 @@ void tether_supervisor_set_strategy(tether_supervisor *sup, int strategy)
 
 void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
 {
-    pthread_mutex_lock(&sup->lock);
     int64_t now = tether_now_ns();
+    const char *in_call = sup->in_call;
+    if (in_call)
+        fprintf(fp, "== the engine is inside the backend's %s() for %.3fs\n", in_call,
+                (now - sup->in_call_since) / 1e9);
+    /* Bounded: a backend stuck while the lock is held must not hang the dump. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    if (pthread_mutex_timedlock(&sup->lock, &ts) != 0) {
+        fprintf(fp, "== tether hang dump: backend %s: the supervisor lock has been held for over "
+                    "1s (a backend call that does not return?); no more detail\n",
+                sup->backend_name);
+        fflush(fp);
+        return;
+    }
     fprintf(fp, "== tether hang dump: backend %s, soft_cancel %.3gs, hard_kill %.3gs, %u abandoned\n",
             sup->backend_name, sup->to.soft_cancel, sup->to.hard_kill, sup->abandoned);
     for (tether_handle *h = sup->handles; h; h = h->next) {
