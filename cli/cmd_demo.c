@@ -106,8 +106,9 @@ int cmd_demo(int argc, char **argv)
         printf("%7.3fs  call     greet(\"tether\") = \"%s\"\n", since(t0), ret.v.s);
         free((char *)ret.v.s);
     }
-    if (tether_call(actors[0].h, "add", "d:i", &who, 1, &ret, tether_now_ns() + 5000000000LL, &err) != 0)
-        printf("%7.3fs  call     add with a wrong signature refused: %s\n", since(t0), err.msg);
+    /* the actor checks the caller's signature against its table */
+    if (tether_call(actors[0].h, "add", "i:i", args, 1, &ret, tether_now_ns() + 5000000000LL, &err) != 0)
+        printf("%7.3fs  call     add(20) refused by the actor: %s\n", since(t0), err.msg);
 
     printf("%7.3fs  cancel   all three\n", since(t0));
     int64_t tc = tether_now_ns();

@@ -25,6 +25,8 @@ static const char usage_text[] =
     "  call [-c FILE] [-b NAME] TARGET FUNC SIG [ARGS...]\n"
     "                                      spawn, call one function, print the result\n"
     "  demo [-c FILE] [-b NAME]            the tour: three actors, calls, a bounded teardown\n"
+    "  conformance [-c FILE] (-b NAME | --plugin PATH) [-k GLOB] [--repeat N] [--list]\n"
+    "                                      run the conformance suite against a backend\n"
     "\n"
     "TARGET is path/module.so:function. FILE defaults to $TETHER_CONFIG, then\n"
     "./plugins.yaml, then the installed plugins.yaml; $TETHER_BACKEND picks the\n"
@@ -95,7 +97,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {
         {"backends", cmd_backends}, {"config", cmd_config}, {"run", cmd_run},
-        {"call", cmd_call},         {"demo", cmd_demo},
+        {"call", cmd_call},         {"demo", cmd_demo},         {"conformance", cmd_conformance},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name))

@@ -1265,8 +1265,11 @@ int tether_call(tether_handle *h, const char *func, const char *sig,
                                 sig, want);
     struct tether_value typed[TETHER__MAX_ARGS];
     for (size_t i = 0; i < nargs; i++) {
+        if (args[i].type != sig[i])
+            return tether_error_set(err, TETHER_EBADCALL,
+                                    "argument %zu is typed '%c' but signature '%s' wants '%c'",
+                                    i + 1, args[i].type, sig, sig[i]);
         typed[i] = args[i];
-        typed[i].type = sig[i];
     }
     tether_supervisor *sup = h->sup;
     struct pcall c;

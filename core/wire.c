@@ -219,6 +219,24 @@ static int get_value(const msgpack_object *o, struct arena *a, struct tether_val
     }
 }
 
+/* Does a RETURN's value have its type letter's wire form and range? */
+static int ret_fits(int64_t t, const msgpack_object *o)
+{
+    int pos = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    int neg = o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    switch (t) {
+    case 'i': return (pos && o->via.u64 <= INT32_MAX) || (neg && o->via.i64 >= INT32_MIN);
+    case 'l': return (pos && o->via.u64 <= INT64_MAX) || neg;
+    case 'u': return pos && o->via.u64 <= UINT32_MAX;
+    case 'U': return pos;
+    case 'd':
+    case 'f': return o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32;
+    case 's': return o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_NIL;
+    case 'v': return o->type == MSGPACK_OBJECT_NIL;
+    default: return 0;
+    }
+}
+
 static int decode_fields(const msgpack_object_array *arr, struct arena *a, struct tether__msg *m,
                          char *why, size_t whylen)
 {
@@ -247,12 +265,10 @@ static int decode_fields(const msgpack_object_array *arr, struct arena *a, struc
             get_value(&e[3], a, &m->ret))
             BAD("malformed return message");
         m->id = e[1].via.u64;
+        if (!ret_fits(x, &e[3]))
+            BAD("malformed return value (type '%c' with a %s)", x > 32 && x < 127 ? (char)x : '?',
+                e[3].type == MSGPACK_OBJECT_STR ? "string" : "value that does not fit");
         m->ret.type = (char)x;
-        if (x == 'i' || x == 'l')
-            m->ret.v.i = (int64_t)m->ret.v.u;
-        else if ((x == 'd' || x == 'f') && e[3].type != MSGPACK_OBJECT_FLOAT64 &&
-                 e[3].type != MSGPACK_OBJECT_FLOAT32)
-            BAD("malformed return value");
         return 0;
     case TETHER__MSG_ERROR:
         if (n != 4 || e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || get_int(&e[2], &x) ||
@@ -287,6 +303,77 @@ static int decode_fields(const msgpack_object_array *arr, struct arena *a, struc
     }
 }
 
+/* msgpack-c reserves count * sizeof(msgpack_object) as soon as it reads an
+ * array or map header. Every announced element needs at least one byte of
+ * the body: refuse counts the rest of the body cannot hold, before unpacking. */
+static int counts_fit(const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    uint64_t pending = 1;
+    while (pending > 0) {
+        if (off >= n)
+            return 1; /* truncated: msgpack reports it */
+        uint8_t b = p[off++];
+        pending--;
+        uint64_t count = 0, skip = 0;
+        size_t w = 0; /* width of a length field */
+        int kind = 0; /* 0 scalar/skip, 1 array, 2 map */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            ;
+        else if (b >= 0x80 && b <= 0x8f)
+            kind = 2, count = b & 0x0f;
+        else if (b >= 0x90 && b <= 0x9f)
+            kind = 1, count = b & 0x0f;
+        else if (b >= 0xa0 && b <= 0xbf)
+            skip = b & 0x1f;
+        else
+            switch (b) {
+            case 0xc4: case 0xd9: w = 1; break;
+            case 0xc5: case 0xda: w = 2; break;
+            case 0xc6: case 0xdb: w = 4; break;
+            case 0xc7: w = 1; skip = 1; break;
+            case 0xc8: w = 2; skip = 1; break;
+            case 0xc9: w = 4; skip = 1; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: kind = 1; w = 2; break;
+            case 0xdd: kind = 1; w = 4; break;
+            case 0xde: kind = 2; w = 2; break;
+            case 0xdf: kind = 2; w = 4; break;
+            default: return 1; /* 0xc1: msgpack reports it */
+            }
+        if (w) {
+            if (n - off < w)
+                return 1;
+            uint64_t v = 0;
+            for (size_t i = 0; i < w; i++)
+                v = v << 8 | p[off + i];
+            off += w;
+            if (kind)
+                count = v;
+            else
+                skip += v;
+        }
+        if (kind) {
+            pending += kind == 2 ? 2 * count : count;
+            if (pending > n - off)
+                return 0;
+        } else {
+            if (skip > n - off)
+                return 1;
+            off += skip;
+        }
+    }
+    return 1;
+}
+
 int tether__msg_decode(const uint8_t *body, size_t len, struct tether__msg *m, char *why,
                        size_t whylen)
 {
@@ -295,6 +382,10 @@ int tether__msg_decode(const uint8_t *body, size_t len, struct tether__msg *m, c
     msgpack_unpacked_init(&up);
     size_t off = 0;
     int rc = TETHER_EPROTO;
+    if (!counts_fit(body, len)) {
+        snprintf(why, whylen, "frame of %zu bytes does not decode as MessagePack (it announces more elements than it holds)", len);
+        goto out;
+    }
     msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *)body, len, &off);
     if (ur != MSGPACK_UNPACK_SUCCESS) {
         snprintf(why, whylen, "frame of %zu bytes does not decode as MessagePack", len);
@@ -309,6 +400,14 @@ int tether__msg_decode(const uint8_t *body, size_t len, struct tether__msg *m, c
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 ||
         get_int(&o->via.array.ptr[0], &kind)) {
         snprintf(why, whylen, "frame is not a tether message");
+        goto out;
+    }
+    if (kind < TETHER__MSG_READY || kind > TETHER__MSG_STOPPED) {
+        snprintf(why, whylen, "unknown message kind %lld", (long long)kind);
+        goto out;
+    }
+    if (kind < TETHER__MSG_READY || kind > TETHER__MSG_STOPPED) {
+        snprintf(why, whylen, "unknown message kind %lld", (long long)kind);
         goto out;
     }
     m->kind = (int)kind;

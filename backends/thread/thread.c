@@ -86,6 +86,31 @@ static void *actor_thread(void *arg)
     return NULL;
 }
 
+static void prime_once(void);
+static void *exit_at_once(void *arg)
+{
+    (void)arg;
+    pthread_exit(NULL);
+}
+
+static void prime_once(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, exit_at_once, NULL) == 0)
+        pthread_join(t, NULL); /* bounded: the thread exits at once */
+}
+
+/* glibc loads the unwinder (libgcc_s) with dlopen the first time a thread
+ * is cancelled or exits through pthread_exit. If that first time is a hard
+ * kill while the actor thread is inside dlopen (a slow constructor), the
+ * load waits for the loader lock the actor holds: hard_kill would block.
+ * Make the first time happen here, once, where blocking is harmless. */
+static void prime_unwinder(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, prime_once);
+}
+
 static int t_open(const struct tether_backend_host *host, const struct tether_options *opts,
                   void **state, struct tether_error *err)
 {
@@ -95,6 +120,7 @@ static int t_open(const struct tether_backend_host *host, const struct tether_op
         err->code = TETHER_ECONFIG;
         return TETHER_ECONFIG;
     }
+    prime_unwinder();
     struct tstate *st = calloc(1, sizeof *st);
     if (!st)
         return TETHER_ENOMEM;
@@ -224,7 +250,7 @@ static const struct tether_backend thread_backend = {
     .size = sizeof(struct tether_backend),
     .name = "thread",
     .language = "c",
-    .caps = 0,
+    .caps = TETHER_CAP_NESTED,
     .open = t_open,
     .close = t_close,
     .spawn = t_spawn,

@@ -1,0 +1,1793 @@
+/* tests/conformance/suite.c - `tether conformance`: every scenario of
+ * SCENARIOS.md against one backend plugin.
+ *
+ * The driver stays single-threaded and never loads a backend itself (it
+ * only probes it). Each scenario runs in its own forked runner process,
+ * which has a watchdog thread of its own (at the scenario's budget it
+ * writes a FAIL with the hang dump and exits) and a backstop in the driver
+ * (SIGKILL a little later). After every scenario the runner checks: no fd
+ * leaked, no process of the run left (marked by an environment variable
+ * every actor process inherits), threads back to baseline except the
+ * abandoned ones, every waiter returned. Output is TAP; the last line is
+ * "N passed, N failed, N skipped". Uses only public headers.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tether/backend.h>
+#include <tether/tether.h>
+
+#include "../../cli/cli.h"
+
+#define SEC TETHER_NS_PER_SEC
+#define MS (TETHER_NS_PER_SEC / 1000)
+#define MARK_ENV "TETHER_CONFORMANCE_MARK"
+
+/* The suite's own timeouts (SCENARIOS.md). */
+#define SUITE_SPAWN 2.0
+#define SUITE_SOFT 0.5
+#define SUITE_HARD 0.5
+
+enum { PASS, FAIL, SKIP };
+
+struct suite {
+    char name[64];       /* backend name */
+    char plugin[PATH_MAX];
+    struct tether_plugin_info info;
+    int python;          /* backend runs Python actors */
+    char actors[PATH_MAX];   /* C: conformance_actors.so; Python: actors.py */
+    char ctor_dir[PATH_MAX]; /* folder of the ctor_*.so modules */
+    char tmpdir[PATH_MAX - 64];
+    char config[PATH_MAX];      /* the suite's config */
+    char config_zero[PATH_MAX]; /* the same with soft_cancel 0 */
+    char self_exe[PATH_MAX];
+    const char *events;
+    double S, H, B;
+};
+
+struct result {
+    int status;
+    double elapsed; /* seconds, trigger -> every waiter returned */
+    double bound;
+    char msg[1024];
+    unsigned abandoned; /* actors the scenario's supervisors abandoned */
+};
+
+struct scenario {
+    const char *id;
+    void (*run)(struct suite *, struct result *);
+    double (*budget)(const struct suite *); /* watchdog, seconds */
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static double e_slack(unsigned n)
+{
+    return 0.100 + 0.002 * n;
+}
+
+static double now_s(void)
+{
+    return tether_now_ns() / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+__attribute__((format(printf, 3, 4))) static void set(struct result *r, int status,
+                                                      const char *fmt, ...)
+{
+    if (r->status == FAIL && status != FAIL)
+        return; /* the first failure stands */
+    if (r->status == FAIL)
+        return;
+    r->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+}
+
+#define FAILF(r, ...) set((r), FAIL, __VA_ARGS__)
+#define SKIPF(r, ...) set((r), SKIP, __VA_ARGS__)
+
+static int has(const struct suite *s, uint32_t cap)
+{
+    return (s->info.caps & cap) != 0;
+}
+
+static const char *target(const struct suite *s, const char *fn, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:%s", s->actors, fn);
+    return buf;
+}
+
+/* The supervisor the watchdog dumps. */
+static tether_supervisor *volatile current_sup;
+
+/* Configs of open supervisors (a config must outlive its supervisor). */
+static struct {
+    tether_supervisor *sup;
+    struct tether_config *cfg;
+} opened[16];
+
+static tether_supervisor *open_sup(struct suite *s, struct result *r, const char *config)
+{
+    struct tether_error err;
+    struct tether_config *cfg;
+    if (tether_config_load(config ? config : s->config, &cfg, &err)) {
+        FAILF(r, "config: %s", err.msg);
+        return NULL;
+    }
+    tether_supervisor *sup;
+    if (tether_supervisor_open(cfg, s->name, &sup, &err)) {
+        FAILF(r, "supervisor: %s", err.msg);
+        tether_config_free(cfg);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof opened / sizeof opened[0]; i++)
+        if (!opened[i].sup) {
+            opened[i].sup = sup;
+            opened[i].cfg = cfg;
+            break;
+        }
+    current_sup = sup;
+    return sup;
+}
+
+static void close_sup(tether_supervisor *sup, struct result *r)
+{
+    if (!sup)
+        return;
+    struct tether_close_report rep;
+    if (current_sup == sup)
+        current_sup = NULL;
+    tether_supervisor_close(sup, &rep);
+    r->abandoned += rep.abandoned;
+    for (size_t i = 0; i < sizeof opened / sizeof opened[0]; i++)
+        if (opened[i].sup == sup) {
+            tether_config_free(opened[i].cfg);
+            opened[i].sup = NULL;
+            opened[i].cfg = NULL;
+        }
+}
+
+static tether_handle *spawn(struct suite *s, tether_supervisor *sup, const char *fn,
+                            struct result *r)
+{
+    char t[PATH_MAX + 64];
+    struct tether_error err;
+    tether_handle *h = NULL;
+    if (tether_spawn(sup, target(s, fn, t, sizeof t), 0, &h, &err)) {
+        FAILF(r, "spawn %s: %s", fn, err.msg);
+        tether_handle_release(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* Wait for the outcome, at most `bound` + 1 s (beyond that the scenario has
+ * failed anyway). Returns the kind, or -1 on timeout. */
+static int outcome(tether_handle *h, double bound, struct tether_outcome *o)
+{
+    struct tether_outcome tmp;
+    if (!o)
+        o = &tmp;
+    if (tether_wait(h, tether_now_ns() + (int64_t)((bound + 1.0) * 1e9), o))
+        return -1;
+    return o->kind;
+}
+
+static int kind_in(int kind, const char *allowed)
+{
+    if (kind < 0)
+        return 0;
+    const char *name = tether_outcome_name(kind);
+    size_t n = strlen(name);
+    for (const char *p = allowed; (p = strstr(p, name)); p += n)
+        if ((p == allowed || p[-1] == ' ' || p[-1] == ',') && (p[n] == '\0' || p[n] == ' ' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+static void expect_kind(struct result *r, const char *what, int kind, const char *allowed)
+{
+    if (kind < 0)
+        FAILF(r, "%s: no outcome within the bound", what);
+    else if (!kind_in(kind, allowed))
+        FAILF(r, "%s: outcome %s, expected %s", what, tether_outcome_name(kind), allowed);
+}
+
+static void expect_within(struct result *r, double elapsed, double bound)
+{
+    r->elapsed = elapsed;
+    r->bound = bound;
+    if (elapsed > bound)
+        FAILF(r, "took %.3fs, bound %.3fs", elapsed, bound);
+}
+
+/* Outcomes allowed for an actor that never checkpoints, by capability. */
+static const char *stuck_kinds(const struct suite *s)
+{
+    return has(s, TETHER_CAP_CAN_KILL) ? "killed" : "killed, abandoned";
+}
+
+/* ---- waiter threads ------------------------------------------------------------- */
+
+struct waiter {
+    tether_handle *h;
+    const char *what; /* "recv", "call", "send", "wait", "call-block10", "call-late" */
+    int rc;
+    double returned; /* now_s() when it returned */
+    int done;
+    pthread_t t;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    int64_t deadline = tether_now_ns() + 30 * SEC; /* far beyond any bound */
+    struct tether_error err;
+    struct tether_value ret;
+    if (!strcmp(w->what, "recv")) {
+        void *buf;
+        size_t len;
+        w->rc = tether_recv(w->h, &buf, &len, deadline);
+        if (!w->rc)
+            free(buf);
+    } else if (!strcmp(w->what, "call")) {
+        w->rc = tether_call(w->h, "ping", ":i", NULL, 0, &ret, deadline, &err);
+    } else if (!strcmp(w->what, "call-block10")) {
+        w->rc = tether_call(w->h, "block10", ":i", NULL, 0, &ret, deadline, &err);
+    } else if (!strncmp(w->what, "call-late", 9)) {
+        struct tether_value a = {.type = 'd', .v.d = atof(w->what + 10)};
+        w->rc = tether_call(w->h, "late", "d:i", &a, 1, &ret, deadline, &err);
+    } else if (!strcmp(w->what, "send")) {
+        static char chunk[256 * 1024];
+        do
+            w->rc = tether_send(w->h, chunk, sizeof chunk, deadline);
+        while (w->rc == 0);
+    } else {
+        struct tether_outcome o;
+        w->rc = tether_wait(w->h, deadline, &o);
+    }
+    w->returned = now_s();
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void start_waiter(struct waiter *w, tether_handle *h, const char *what)
+{
+    memset(w, 0, sizeof *w);
+    w->h = h;
+    w->what = what;
+    w->rc = 1;
+    pthread_create(&w->t, NULL, waiter_main, w);
+}
+
+/* Join within `secs`; a waiter still parked is a failure (and is left). */
+static int join_waiter(struct waiter *w, double secs, struct result *r)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (int64_t)(secs * 1e9);
+    ts.tv_sec += ns / SEC;
+    ts.tv_nsec = ns % SEC;
+    if (pthread_timedjoin_np(w->t, NULL, &ts) != 0) {
+        FAILF(r, "a waiter in %s never returned (the seed's hang)", w->what);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- process helpers --------------------------------------------------------------- */
+
+/* Processes (other than this one) carrying this runner's mark. */
+static int marked_processes(pid_t self, char *list, size_t n)
+{
+    char mark[64];
+    snprintf(mark, sizeof mark, MARK_ENV "=%d", (int)self);
+    size_t mlen = strlen(mark) + 1;
+    int count = 0;
+    size_t used = 0;
+    if (list && n)
+        list[0] = '\0';
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0 || pid == self)
+            continue;
+        char path[64], buf[65536];
+        int found = 0;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t got = read(fd, buf, sizeof buf);
+            close(fd);
+            for (ssize_t i = 0; got > 0 && i + (ssize_t)mlen <= got; i++)
+                if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, mark, mlen) == 0) {
+                    found = 1;
+                    break;
+                }
+        }
+        /* zombies have no environment: catch our own by parent */
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *fp = fopen(path, "re");
+        if (fp) {
+            char comm[256], state;
+            int ppid;
+            if (fscanf(fp, "%*d (%255[^)]) %c %d", comm, &state, &ppid) == 3 && ppid == self)
+                found = 1;
+            fclose(fp);
+        }
+        if (found) {
+            count++;
+            if (list && used < n) {
+                int w = snprintf(list + used, n - used, "%s%d", used ? "," : "", (int)pid);
+                if (w > 0)
+                    used += (size_t)w;
+            }
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static int count_threads(void)
+{
+    FILE *fp = fopen("/proc/self/status", "re");
+    if (!fp)
+        return -1;
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(fp);
+    return n;
+}
+
+/* Start the tether command; stdout to a pipe (*out), stderr inherited. */
+static pid_t start_cli(struct suite *s, char *const args[], int *out)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC))
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        char *argv[16];
+        int i = 0;
+        argv[i++] = s->self_exe;
+        for (int j = 0; args[j] && i < 15; j++)
+            argv[i++] = args[j];
+        argv[i] = NULL;
+        /* the command must own its signals (the runner blocks none, but be sure) */
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        execv(s->self_exe, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    *out = p[0];
+    return pid;
+}
+
+/* Read lines from fd until one contains `needle`, within `secs`. */
+static int wait_line(int fd, const char *needle, double secs)
+{
+    char buf[8192];
+    size_t got = 0;
+    int64_t deadline = tether_now_ns() + (int64_t)(secs * 1e9);
+    for (;;) {
+        buf[got] = '\0';
+        if (strstr(buf, needle))
+            return 0;
+        int64_t left = deadline - tether_now_ns();
+        if (left <= 0 || got >= sizeof buf - 1)
+            return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(left / MS) + 1) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+}
+
+/* waitpid one specific child within `secs`; returns status or -1. */
+static int wait_child(pid_t pid, double secs)
+{
+    int64_t deadline = tether_now_ns() + (int64_t)(secs * 1e9);
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0 || tether_now_ns() >= deadline)
+            return -1;
+        sleep_s(0.001);
+    }
+}
+
+/* ---- CANCEL --------------------------------------------------------------------------- */
+
+/* spawn fn, cancel it, check the outcome and the bound */
+static void cancel_one(struct suite *s, struct result *r, const char *fn, const char *allowed,
+                       double bound, const char *config)
+{
+    tether_supervisor *sup = open_sup(s, r, config);
+    if (!sup)
+        return;
+    tether_handle *h = spawn(s, sup, fn, r);
+    if (h) {
+        sleep_s(0.05);
+        double t0 = now_s();
+        tether_cancel(h);
+        struct tether_outcome o;
+        int k = outcome(h, bound, &o);
+        expect_within(r, now_s() - t0, bound);
+        expect_kind(r, fn, k, allowed);
+        if (config && o.soft_cancel_ns != 0)
+            FAILF(r, "soft_cancel is 0 but %.3fs were spent in it", o.soft_cancel_ns / 1e9);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_cooperative(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "cooperative", "cancelled", e_slack(1), NULL);
+}
+
+static void sc_idle_serving(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "idle_serving", "cancelled", e_slack(1), NULL);
+}
+
+static void sc_timed_waits(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "timed_waits",
+               has(s, TETHER_CAP_CAN_KILL) ? "cancelled, killed" : "cancelled, killed, abandoned",
+               s->S + s->H + e_slack(1), NULL);
+}
+
+static void sc_busy_loop(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "busy_loop",
+               has(s, TETHER_CAP_CAN_KILL) ? "killed"
+               : s->python                ? "cancelled, killed, abandoned"
+                                          : "abandoned",
+               s->S + s->H + e_slack(1), NULL);
+}
+
+static void sc_blocked_syscall(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "blocked_syscall", stuck_kinds(s), s->S + s->H + e_slack(1), NULL);
+}
+
+static void sc_ignores_signals(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_OUT_OF_PROCESS)) {
+        SKIPF(r, "in-process backend: signals are the host's, not the actor's");
+        return;
+    }
+    cancel_one(s, r, "ignores_signals", "killed", s->S + s->H + e_slack(1), NULL);
+}
+
+static void sc_during_spawn(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    char t[PATH_MAX + 64];
+    if (s->python)
+        snprintf(t, sizeof t, "%s/slow_import.py:actor", s->ctor_dir);
+    else
+        snprintf(t, sizeof t, "%s/ctor_slow.so:actor", s->ctor_dir);
+    tether_handle *h = NULL;
+    struct tether_error err;
+    if (tether_spawn(sup, t, TETHER_SPAWN_NOWAIT, &h, &err)) {
+        FAILF(r, "spawn: %s", err.msg);
+    } else {
+        sleep_s(0.1);
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        tether_cancel(h);
+        int rc = tether_wait_ready(h, tether_now_ns() + (int64_t)((bound + 1) * 1e9), &err);
+        int k = outcome(h, bound, NULL);
+        expect_within(r, now_s() - t0, bound);
+        if (rc != TETHER_ECANCELLED)
+            FAILF(r, "spawn returned %s, expected TETHER_ECANCELLED (%s)", tether_err_name(rc),
+                  err.msg);
+        expect_kind(r, "during-spawn", k, "cancelled, killed, abandoned");
+    }
+    tether_handle_release(h);
+    close_sup(sup, r);
+}
+
+static void sc_many_parallel(struct suite *s, struct result *r)
+{
+    enum { N = 64 };
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    tether_handle *h[N] = {NULL};
+    int n = 0;
+    for (; n < N; n++)
+        if (!(h[n] = spawn(s, sup, "timed_waits", r)))
+            break;
+    if (n == N) {
+        double t0 = now_s(), bound = s->S + s->H + e_slack(N);
+        for (int i = 0; i < N; i++)
+            tether_cancel(h[i]);
+        for (int i = 0; i < N; i++)
+            expect_kind(r, "actor", outcome(h[i], bound, NULL),
+                        has(s, TETHER_CAP_CAN_KILL) ? "cancelled, killed"
+                                                    : "cancelled, killed, abandoned");
+        expect_within(r, now_s() - t0, bound);
+    }
+    for (int i = 0; i < n; i++)
+        tether_handle_release(h[i]);
+    close_sup(sup, r);
+}
+
+static void sc_tree(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_NESTED)) {
+        SKIPF(r, "backend does not support nested supervisors (no 'nested' capability)");
+        return;
+    }
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    tether_handle *root[2] = {NULL, NULL};
+    for (int i = 0; i < 2 && r->status != FAIL; i++)
+        root[i] = spawn(s, sup, "tree3", r);
+    for (int i = 0; i < 2 && root[i]; i++) {
+        void *buf;
+        size_t len;
+        if (tether_recv(root[i], &buf, &len, tether_now_ns() + (int64_t)(4 * s->B * SEC)))
+            FAILF(r, "tree %d never reported its 7 actors ready", i);
+        else
+            free(buf);
+    }
+    if (r->status != FAIL) {
+        double t0 = now_s(), bound = s->S + s->H + e_slack(14);
+        for (int i = 0; i < 2; i++)
+            tether_cancel(root[i]);
+        for (int i = 0; i < 2; i++)
+            expect_kind(r, "tree root", outcome(root[i], bound, NULL), "cancelled");
+        expect_within(r, now_s() - t0, bound);
+    }
+    for (int i = 0; i < 2; i++)
+        tether_handle_release(root[i]);
+    close_sup(sup, r);
+}
+
+static void sc_idempotent(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "cooperative", r) : NULL;
+    if (h) {
+        double t0 = now_s();
+        int a = tether_cancel(h), b = tether_cancel(h);
+        struct tether_outcome o1, o2;
+        int k = outcome(h, e_slack(1), &o1);
+        expect_within(r, now_s() - t0, e_slack(1));
+        int c = tether_cancel(h);
+        if (a || b || c)
+            FAILF(r, "cancel returned %d, %d, %d (expected 0 each)", a, b, c);
+        expect_kind(r, "cooperative", k, "cancelled");
+        if (tether_wait(h, tether_now_ns(), &o2) != 0 || o2.kind != o1.kind)
+            FAILF(r, "a second wait gave another outcome");
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_race_with_exit(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    double worst = 0;
+    for (int i = 0; i < 200 && r->status != FAIL; i++) {
+        tether_handle *h = spawn(s, sup, "race_exit", r);
+        if (!h)
+            break;
+        sleep_s(0.001);
+        double t0 = now_s();
+        tether_cancel(h);
+        struct tether_outcome o;
+        int k = outcome(h, e_slack(1), &o);
+        double el = now_s() - t0;
+        if (el > worst)
+            worst = el;
+        expect_kind(r, "race_exit", k, "exited, cancelled");
+        if (tether_wait(h, tether_now_ns(), &o) != 0 || o.kind != k)
+            FAILF(r, "run %d: the outcome changed", i);
+        tether_handle_release(h);
+    }
+    expect_within(r, worst, e_slack(1));
+    close_sup(sup, r);
+}
+
+static void sc_in_flight_call(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "idle_serving", r) : NULL;
+    if (h) {
+        struct waiter w;
+        start_waiter(&w, h, "call-block10");
+        sleep_s(0.1);
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        tether_cancel(h);
+        if (join_waiter(&w, bound + 1, r) == 0) {
+            expect_within(r, w.returned - t0, bound);
+            if (w.rc == 0)
+                FAILF(r, "the call returned success after a cancel");
+        }
+        outcome(h, bound, NULL);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_supervisor_close(struct suite *s, struct result *r)
+{
+    const char *fns[8] = {"cooperative", "idle_serving", "timed_waits", "busy_loop",
+                          "blocked_syscall", "ignores_signals", "idle", "race_exit"};
+    if (!has(s, TETHER_CAP_OUT_OF_PROCESS))
+        fns[5] = "timed_waits"; /* signals are the host's in process */
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    tether_handle *h[8] = {NULL};
+    for (int i = 0; i < 8; i++)
+        h[i] = spawn(s, sup, fns[i], r);
+    double t0 = now_s(), bound = s->S + s->H + e_slack(8);
+    struct tether_close_report rep = {0, 0, 0};
+    current_sup = NULL;
+    close_sup(sup, r);
+    rep.abandoned = r->abandoned;
+    expect_within(r, now_s() - t0, bound);
+    unsigned abandoned = 0;
+    for (int i = 0; i < 8; i++) {
+        struct tether_outcome o;
+        if (h[i] && tether_wait(h[i], tether_now_ns(), &o) == 0) {
+            if (o.kind == TETHER_OUTCOME_ABANDONED)
+                abandoned++;
+        } else if (h[i]) {
+            FAILF(r, "%s has no outcome after close", fns[i]);
+        }
+        tether_handle_release(h[i]);
+    }
+    if (abandoned != rep.abandoned)
+        FAILF(r, "close reported %u abandoned, the handles say %u", rep.abandoned, abandoned);
+    else if (r->status != FAIL)
+        snprintf(r->msg, sizeof r->msg, "%u abandoned", abandoned);
+}
+
+static void sc_zero_soft(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "timed_waits", stuck_kinds(s), s->H + e_slack(1), s->config_zero);
+}
+
+static void sigint_cli(struct suite *s, struct result *r, const char *fn, const char *ready_line,
+                       double settle, double bound)
+{
+    char t[PATH_MAX + 64];
+    char *args[] = {"run", "-c", s->config, "-b", s->name, t, NULL};
+    target(s, fn, t, sizeof t);
+    int out;
+    pid_t pid = start_cli(s, args, &out);
+    if (pid < 0) {
+        FAILF(r, "cannot start %s", s->self_exe);
+        return;
+    }
+    if (wait_line(out, ready_line, 4 * s->B + s->S + s->H + 2)) {
+        FAILF(r, "tether run never printed '%s'", ready_line);
+        kill(pid, SIGKILL);
+        wait_child(pid, 5);
+        close(out);
+        return;
+    }
+    sleep_s(settle);
+    double t0 = now_s();
+    kill(pid, SIGINT);
+    int st = wait_child(pid, bound + 1);
+    expect_within(r, now_s() - t0, bound);
+    if (st == -1) {
+        FAILF(r, "tether run did not exit after SIGINT");
+        kill(pid, SIGKILL);
+        wait_child(pid, 5);
+    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 130) {
+        FAILF(r, "tether run exited with %s %d, expected status 130",
+              WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    }
+    close(out);
+}
+
+static void sc_sigint_root(struct suite *s, struct result *r)
+{
+    sigint_cli(s, r, "timed_waits", "ready:", 0.05, s->S + s->H + e_slack(1));
+}
+
+static void sc_sigint_after_abandon(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_NESTED)) {
+        SKIPF(r, "backend does not support nested supervisors (the actor abandons 16 of its own)");
+        return;
+    }
+    /* the actor abandons (or kills) 16 of its own within S + H; then SIGINT */
+    sigint_cli(s, r, "abandon16", "ready:", s->S + s->H + 0.3, e_slack(16));
+}
+
+/* ---- ORPHAN ------------------------------------------------------------------------------ */
+
+static void sc_parked_waiter(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "timed_waits", r) : NULL;
+    if (h) {
+        const char *kinds[4] = {"recv", "call", "send", "wait"};
+        struct waiter w[4];
+        for (int i = 0; i < 4; i++)
+            start_waiter(&w[i], h, kinds[i]);
+        sleep_s(0.2); /* all four parked; the sender has filled the channel */
+        for (int i = 0; i < 4; i++)
+            if (__atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE))
+                FAILF(r, "the %s waiter returned before the cancel (rc %d)", kinds[i], w[i].rc);
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1), last = t0;
+        tether_cancel(h);
+        for (int i = 0; i < 4; i++) {
+            if (join_waiter(&w[i], bound + 1, r))
+                continue;
+            if (w[i].returned > last)
+                last = w[i].returned;
+            if (i < 3 && w[i].rc == 0)
+                FAILF(r, "the %s waiter returned success on a torn-down actor", kinds[i]);
+            if (i == 3 && w[i].rc != 0)
+                FAILF(r, "wait-for-outcome returned %s", tether_err_name(w[i].rc));
+        }
+        expect_within(r, last - t0, bound);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_peer_vanishes(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    char t[PATH_MAX + 64];
+    struct tether_error err;
+    tether_handle *h = NULL;
+    if (tether_spawn(sup, target(s, "vanish", t, sizeof t), TETHER_SPAWN_NOWAIT, &h, &err)) {
+        FAILF(r, "spawn: %s", err.msg);
+    } else {
+        struct waiter w;
+        start_waiter(&w, h, "recv");
+        int rc = tether_wait_ready(h, tether_now_ns() + (int64_t)(s->B * SEC), &err);
+        double t0 = now_s();
+        int k = outcome(h, e_slack(1), NULL);
+        if (join_waiter(&w, e_slack(1) + 1, r) == 0) {
+            expect_within(r, (w.returned > now_s() ? w.returned : now_s()) - t0, e_slack(1));
+            if (w.rc == 0)
+                FAILF(r, "recv returned success");
+        }
+        if (rc == 0)
+            expect_kind(r, "vanish", k, "lost");
+        else if (r->status != FAIL)
+            r->elapsed = 0; /* vanished before ready: spawn failed at once, fine */
+    }
+    tether_handle_release(h);
+    close_sup(sup, r);
+}
+
+static void sc_crash(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_SURVIVES_CRASH)) {
+        SKIPF(r, "in-process backend: a crash takes the supervising process");
+        return;
+    }
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "crash", r) : NULL;
+    if (h) {
+        double t0 = now_s(), bound = 0.050 + e_slack(1); /* it crashes 50 ms after ready */
+        struct tether_outcome o;
+        int k = outcome(h, bound, &o);
+        expect_within(r, now_s() - t0, bound);
+        expect_kind(r, "crash", k, "lost");
+        if (k == TETHER_OUTCOME_LOST && o.signal != SIGABRT)
+            FAILF(r, "lost with signal %d, expected SIGABRT (%d)", o.signal, SIGABRT);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_external_kill(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_OUT_OF_PROCESS)) {
+        SKIPF(r, "in-process backend: there is no actor process to kill");
+        return;
+    }
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "idle", r) : NULL;
+    if (h) {
+        struct waiter w;
+        start_waiter(&w, h, "recv");
+        sleep_s(0.05);
+        double t0 = now_s();
+        kill((pid_t)tether_handle_pid(h), SIGKILL);
+        struct tether_outcome o;
+        int k = outcome(h, e_slack(1), &o);
+        if (join_waiter(&w, e_slack(1) + 1, r) == 0)
+            expect_within(r, w.returned - t0, e_slack(1));
+        expect_kind(r, "idle", k, "lost");
+        if (k == TETHER_OUTCOME_LOST && o.signal != SIGKILL)
+            FAILF(r, "lost with signal %d, expected SIGKILL", o.signal);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_parent_dies(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_OUT_OF_PROCESS)) {
+        SKIPF(r, "in-process backend: the actors die with their supervising process");
+        return;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) {
+        FAILF(r, "pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t mid = fork();
+    if (mid == 0) {
+        /* the supervising process that will die */
+        struct result rr = {0};
+        tether_supervisor *sup = open_sup(s, &rr, NULL);
+        tether_handle *h = sup ? spawn(s, sup, "parent_dies_idle", &rr) : NULL;
+        void *buf;
+        size_t len;
+        if (h && tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC) == 0) {
+            ssize_t w = write(p[1], "ready\n", 6);
+            (void)w;
+        }
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    if (wait_line(p[0], "ready", 4 * s->B + 2)) {
+        FAILF(r, "the supervising process never got its actor and grandchild ready");
+        kill(mid, SIGKILL);
+        wait_child(mid, 5);
+        close(p[0]);
+        return;
+    }
+    close(p[0]);
+    double t0 = now_s();
+    kill(mid, SIGKILL);
+    wait_child(mid, 5);
+    /* every other process of the run must be gone within 1 s */
+    double bound = 1.0;
+    char left[512];
+    while (marked_processes(getpid(), left, sizeof left) > 0 && now_s() - t0 < bound + 0.5)
+        sleep_s(0.01);
+    expect_within(r, now_s() - t0, bound);
+    if (marked_processes(getpid(), left, sizeof left) > 0)
+        FAILF(r, "processes left after the supervisor died: %s", left);
+}
+
+static void sc_grandchildren(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "grandchild", r) : NULL;
+    if (h) {
+        void *buf = NULL;
+        size_t len = 0;
+        pid_t gc = 0;
+        if (tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC) == 0) {
+            char tmp[32];
+            snprintf(tmp, sizeof tmp, "%.*s", (int)len, (char *)buf);
+            gc = (pid_t)atoi(tmp);
+            free(buf);
+        } else {
+            FAILF(r, "the actor never reported its grandchild");
+        }
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        tether_cancel(h);
+        outcome(h, bound, NULL);
+        /* the grandchild must be gone, not merely orphaned */
+        while (gc > 0 && kill(gc, 0) == 0 && now_s() - t0 < bound + 0.5) {
+            waitpid(gc, NULL, WNOHANG);
+            sleep_s(0.005);
+        }
+        expect_within(r, now_s() - t0, bound);
+        if (gc > 0 && kill(gc, 0) == 0)
+            FAILF(r, "grandchild %d (sleep 1000) is still alive", (int)gc);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_channel_closed(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "idle", r) : NULL;
+    if (h) {
+        double t0 = now_s(), bound = s->S + e_slack(1);
+        tether_abort(h);
+        int k = outcome(h, bound, NULL);
+        expect_within(r, now_s() - t0, bound);
+        expect_kind(r, "idle", k, "cancelled");
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_late_reply(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "late_actor", r) : NULL;
+    if (h) {
+        double spin = s->S + s->H + 0.3;
+        char what[64];
+        snprintf(what, sizeof what, "call-late %.3f", spin);
+        struct waiter w;
+        start_waiter(&w, h, what);
+        sleep_s(0.05);
+        tether_cancel(h);
+        double bound = s->S + s->H + e_slack(1);
+        int k = outcome(h, bound, NULL);
+        join_waiter(&w, bound + 1, r);
+        expect_kind(r, "late_actor", k, "killed, abandoned");
+        /* let the abandoned actor wake, reply and send into the void */
+        sleep_s(0.5);
+        tether_handle *h2 = spawn(s, sup, "idle_serving", r);
+        if (h2) {
+            double t0 = now_s();
+            struct tether_value ret;
+            struct tether_error err;
+            if (tether_call(h2, "ping", ":i", NULL, 0, &ret,
+                            tether_now_ns() + (int64_t)((e_slack(1) + 1) * SEC), &err))
+                FAILF(r, "the supervisor no longer works after a late reply: %s", err.msg);
+            expect_within(r, now_s() - t0, e_slack(1));
+            tether_cancel(h2);
+            outcome(h2, e_slack(1), NULL);
+            tether_handle_release(h2);
+        }
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_abandoned_exit(struct suite *s, struct result *r)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) {
+        FAILF(r, "pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        /* a supervising program: four stuck actors, close, return from main */
+        struct result rr = {0};
+        tether_supervisor *sup = open_sup(s, &rr, NULL);
+        const char *fns[4] = {"busy_loop", "busy_loop", "blocked_syscall", "blocked_syscall"};
+        tether_handle *h[4] = {NULL};
+        for (int i = 0; sup && i < 4; i++)
+            h[i] = spawn(s, sup, fns[i], &rr);
+        close_sup(sup, &rr);
+        for (int i = 0; i < 4; i++)
+            tether_handle_release(h[i]);
+        char line[64];
+        int n = snprintf(line, sizeof line, "returning abandoned=%u\n", rr.abandoned);
+        ssize_t w = write(p[1], line, (size_t)n);
+        (void)w;
+        exit(0); /* atexit handlers, destructors, stdio: the real way out */
+    }
+    close(p[1]);
+    if (wait_line(p[0], "returning", 4 * s->B + s->S + s->H + 2)) {
+        FAILF(r, "the supervising program never reached the end of main");
+        kill(child, SIGKILL);
+        wait_child(child, 5);
+        close(p[0]);
+        return;
+    }
+    close(p[0]);
+    double t0 = now_s(), bound = s->H + e_slack(4);
+    int st = wait_child(child, bound + 1);
+    expect_within(r, now_s() - t0, bound);
+    if (st == -1) {
+        FAILF(r, "the process did not exit with abandoned actors alive (hung in finalisers?)");
+        kill(child, SIGKILL);
+        wait_child(child, 5);
+    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        FAILF(r, "the process ended with %s %d", WIFEXITED(st) ? "status" : "signal",
+              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    }
+}
+
+static void sc_fd_hygiene(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    setenv("TETHER_CONFORMANCE_IN_PROCESS", has(s, TETHER_CAP_OUT_OF_PROCESS) ? "0" : "1", 1);
+    tether_handle *sib1 = spawn(s, sup, "idle", r);
+    tether_handle *sib2 = spawn(s, sup, "idle", r);
+    tether_handle *h = spawn(s, sup, "fd_report", r);
+    if (h) {
+        double t0 = now_s();
+        for (int i = 0; i < 2; i++) {
+            void *buf;
+            size_t len;
+            if (tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC)) {
+                FAILF(r, "no fd report from the actor");
+                break;
+            }
+            char text[4200];
+            snprintf(text, sizeof text, "%.*s", (int)len, (char *)buf);
+            free(buf);
+            const char *colon = strchr(text, ':');
+            if (!colon || (colon[1] && strcmp(colon + 1, "in-process") != 0))
+                FAILF(r, "%s has fds beyond stdio and its channel: %s",
+                      strncmp(text, "self", 4) ? "the grandchild" : "the actor", colon ? colon + 1 : text);
+        }
+        expect_within(r, now_s() - t0, e_slack(1) + 0.5); /* includes starting ls */
+        tether_cancel(h);
+        outcome(h, s->S + s->H + e_slack(1), NULL);
+    }
+    tether_handle_release(h);
+    tether_handle_release(sib1);
+    tether_handle_release(sib2);
+    close_sup(sup, r);
+}
+
+static void sc_stdout_flood(struct suite *s, struct result *r)
+{
+    /* stdout becomes a pipe nobody drains */
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) {
+        FAILF(r, "pipe: %s", strerror(errno));
+        return;
+    }
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(p[1], 1);
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "stdout_flood", r) : NULL;
+    if (h) {
+        sleep_s(0.1);
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        tether_cancel(h);
+        int k = outcome(h, bound, NULL);
+        expect_within(r, now_s() - t0, bound);
+        expect_kind(r, "stdout_flood", k, "cancelled, killed, abandoned");
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+    dup2(saved, 1);
+    close(saved);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void sc_spawn_dies(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_SURVIVES_CRASH) && !s->python) {
+        SKIPF(r, "in-process backend: a C constructor's _exit takes the supervising process");
+        return;
+    }
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    char t[PATH_MAX + 64];
+    if (s->python)
+        snprintf(t, sizeof t, "%s/raising_import.py:actor", s->ctor_dir);
+    else
+        snprintf(t, sizeof t, "%s/ctor_dies.so:actor", s->ctor_dir);
+    tether_handle *h = NULL;
+    struct tether_error err;
+    double t0 = now_s(), bound = e_slack(1);
+    int rc = tether_spawn(sup, t, 0, &h, &err);
+    expect_within(r, now_s() - t0, bound);
+    if (rc == 0)
+        FAILF(r, "spawn succeeded");
+    else if (!s->python && !strstr(err.msg, "3"))
+        FAILF(r, "spawn error does not give the exit code 3: %s", err.msg);
+    else if (s->python && !strstr(err.msg, "Error"))
+        FAILF(r, "spawn error does not give the exception: %s", err.msg);
+    tether_handle_release(h);
+    close_sup(sup, r);
+}
+
+static void sc_spawn_hangs(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    char t[PATH_MAX + 64];
+    if (s->python)
+        snprintf(t, sizeof t, "%s/hanging_import.py:actor", s->ctor_dir);
+    else
+        snprintf(t, sizeof t, "%s/ctor_hangs.so:actor", s->ctor_dir);
+    tether_handle *h = NULL;
+    struct tether_error err;
+    double t0 = now_s(), bound = s->B + s->H + e_slack(1);
+    int rc = tether_spawn(sup, t, 0, &h, &err);
+    expect_within(r, now_s() - t0, bound);
+    if (rc != TETHER_ETIMEDOUT)
+        FAILF(r, "spawn returned %s, expected TETHER_ETIMEDOUT (%s)", tether_err_name(rc), err.msg);
+    if (h)
+        expect_kind(r, "hanging spawn", outcome(h, 0, NULL), "killed, abandoned");
+    tether_handle_release(h);
+    close_sup(sup, r);
+}
+
+/* ---- ERRORS -------------------------------------------------------------------------------- */
+
+static void sc_error_remote(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    tether_handle *sib[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++)
+        sib[i] = spawn(s, sup, "cooperative", r);
+    tether_handle *f = spawn(s, sup, "fails", r);
+    if (f) {
+        struct tether_outcome o;
+        int k = outcome(f, s->B, &o);
+        double t0 = now_s();
+        expect_kind(r, "fails", k, "failed");
+        if (k == TETHER_OUTCOME_FAILED && (!o.message || !strstr(o.message, "remote failure")))
+            FAILF(r, "the failure's message was lost: %s", o.message ? o.message : "(none)");
+        const char *why = tether_supervisor_failure(sup);
+        if (!why || !strstr(why, "remote failure"))
+            FAILF(r, "the failure did not reach the supervisor's owner");
+        for (int i = 0; i < 3; i++)
+            if (sib[i])
+                expect_kind(r, "sibling", outcome(sib[i], e_slack(4), NULL), "cancelled");
+        expect_within(r, now_s() - t0, e_slack(4));
+    }
+    for (int i = 0; i < 3; i++)
+        tether_handle_release(sib[i]);
+    tether_handle_release(f);
+    close_sup(sup, r);
+}
+
+static void sc_many_fail(struct suite *s, struct result *r)
+{
+    enum { N = 16 };
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    tether_handle *h[N] = {NULL};
+    for (int i = 0; i < N; i++)
+        h[i] = spawn(s, sup, "fail_at", r);
+    if (r->status != FAIL) {
+        struct timespec at;
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        at.tv_nsec += 200 * 1000000L;
+        at.tv_sec += at.tv_nsec / 1000000000L;
+        at.tv_nsec %= 1000000000L;
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "%ld %ld", (long)at.tv_sec, at.tv_nsec);
+        for (int i = 0; i < N; i++)
+            tether_send(h[i], msg, (size_t)n, tether_now_ns() + SEC);
+        double t_at = at.tv_sec + at.tv_nsec / 1e9, bound = e_slack(N);
+        int failed = 0;
+        for (int i = 0; i < N; i++) {
+            struct tether_outcome o;
+            int k = outcome(h[i], 0.2 + bound, &o);
+            if (k == TETHER_OUTCOME_FAILED && o.message && strstr(o.message, "failed at once"))
+                failed++;
+            else
+                FAILF(r, "actor %d: %s (%s), expected failed with its message", i,
+                      k < 0 ? "no outcome" : tether_outcome_name(k), o.message ? o.message : "");
+        }
+        expect_within(r, now_s() - t_at, bound);
+        if (failed == N && r->status != FAIL)
+            snprintf(r->msg, sizeof r->msg, "%d failures reported", failed);
+    }
+    for (int i = 0; i < N; i++)
+        tether_handle_release(h[i]);
+    close_sup(sup, r);
+}
+
+static void sc_during_cancel(struct suite *s, struct result *r)
+{
+    cancel_one(s, r, "fail_in_cancel", "failed", e_slack(1), NULL);
+}
+
+static void sc_bad_call(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "idle_serving", r) : NULL;
+    if (h) {
+        static const struct {
+            const char *fn, *sig, *expect;
+            size_t nargs;
+        } bad[] = {
+            {"no_such_function", ":i", "no function 'no_such_function'", 0},
+            {"ping", "i:i", "signature mismatch", 1},
+            {"ping", "i:i", "wrong argument count", 0},
+            {"ping", "q:i", "is not one of", 1},
+        };
+        struct tether_value arg = {.type = 'i', .v.i = 1}, ret;
+        struct tether_error err;
+        double t0 = now_s();
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            int rc = tether_call(h, bad[i].fn, bad[i].sig, &arg, bad[i].nargs, &ret,
+                                 tether_now_ns() + 2 * SEC, &err);
+            if (rc != TETHER_EBADCALL || !strstr(err.msg, bad[i].expect))
+                FAILF(r, "call %s \"%s\" with %zu args: %s (%s), expected an error naming '%s'",
+                      bad[i].fn, bad[i].sig, bad[i].nargs, tether_err_name(rc), err.msg,
+                      bad[i].expect);
+            if (tether_call(h, "ping", ":i", NULL, 0, &ret, tether_now_ns() + 2 * SEC, &err) ||
+                ret.v.i != 1)
+                FAILF(r, "the actor stopped serving after a bad call: %s", err.msg);
+        }
+        expect_within(r, now_s() - t0, e_slack(1));
+        tether_cancel(h);
+        outcome(h, e_slack(1), NULL);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+/* ---- SPAWN, PROTOCOL ------------------------------------------------------------------------ */
+
+static void sc_no_such_target(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    char missing_mod[PATH_MAX + 64], missing_fn[PATH_MAX + 64];
+    snprintf(missing_mod, sizeof missing_mod, "%s/no_such_module%s:actor", s->ctor_dir,
+             s->python ? ".py" : ".so");
+    target(s, "no_such_function", missing_fn, sizeof missing_fn);
+    const struct {
+        const char *t, *expect;
+    } cases[] = {{missing_mod, "no_such_module"}, {missing_fn, "no_such_function"}};
+    double t0 = now_s();
+    for (size_t i = 0; i < 2; i++) {
+        tether_handle *h = NULL;
+        struct tether_error err;
+        int rc = tether_spawn(sup, cases[i].t, 0, &h, &err);
+        if (rc == 0)
+            FAILF(r, "spawn of %s succeeded", cases[i].t);
+        else if (!strstr(err.msg, cases[i].expect))
+            FAILF(r, "the error does not name '%s': %s", cases[i].expect, err.msg);
+        tether_handle_release(h);
+    }
+    expect_within(r, now_s() - t0, 2 * e_slack(1));
+    close_sup(sup, r);
+}
+
+static void protocol(struct suite *s, struct result *r, const char *fn, const char *expect)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, fn, r) : NULL;
+    if (h) {
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        struct tether_outcome o;
+        int k = outcome(h, bound, &o);
+        expect_within(r, now_s() - t0, bound);
+        expect_kind(r, fn, k, "lost");
+        if (k == TETHER_OUTCOME_LOST && (!o.message || !strstr(o.message, expect)))
+            FAILF(r, "the reason does not say '%s': %s", expect, o.message ? o.message : "");
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_garbage(struct suite *s, struct result *r)
+{
+    protocol(s, r, "garbage", "protocol error");
+}
+
+static void sc_oversized(struct suite *s, struct result *r)
+{
+    protocol(s, r, "oversized", "exceeds the maximum");
+}
+
+/* ---- the catalogue --------------------------------------------------------------------------- */
+
+static double b_e(const struct suite *s)
+{
+    (void)s;
+    return 3;
+}
+static double b_sh(const struct suite *s)
+{
+    return s->S + s->H + 4;
+}
+static double b_spawn(const struct suite *s)
+{
+    return 2 * s->B + s->S + s->H + 4;
+}
+static double b_long(const struct suite *s)
+{
+    return 4 * s->B + 2 * (s->S + s->H) + 8;
+}
+
+static const struct scenario catalogue[] = {
+    {"cancel.cooperative", sc_cooperative, b_e},
+    {"cancel.idle-serving", sc_idle_serving, b_e},
+    {"cancel.timed-waits", sc_timed_waits, b_sh},
+    {"cancel.busy-loop", sc_busy_loop, b_sh},
+    {"cancel.blocked-syscall", sc_blocked_syscall, b_sh},
+    {"cancel.ignores-signals", sc_ignores_signals, b_sh},
+    {"cancel.during-spawn", sc_during_spawn, b_spawn},
+    {"cancel.many-parallel", sc_many_parallel, b_long},
+    {"cancel.tree", sc_tree, b_long},
+    {"cancel.idempotent", sc_idempotent, b_e},
+    {"cancel.race-with-exit", sc_race_with_exit, b_long},
+    {"cancel.in-flight-call", sc_in_flight_call, b_sh},
+    {"cancel.supervisor-close", sc_supervisor_close, b_spawn},
+    {"cancel.zero-soft", sc_zero_soft, b_sh},
+    {"cancel.sigint-root", sc_sigint_root, b_spawn},
+    {"cancel.sigint-after-abandon", sc_sigint_after_abandon, b_long},
+    {"orphan.parked-waiter", sc_parked_waiter, b_sh},
+    {"orphan.peer-vanishes", sc_peer_vanishes, b_e},
+    {"orphan.crash", sc_crash, b_e},
+    {"orphan.external-kill", sc_external_kill, b_e},
+    {"orphan.parent-dies", sc_parent_dies, b_spawn},
+    {"orphan.grandchildren", sc_grandchildren, b_sh},
+    {"orphan.channel-closed", sc_channel_closed, b_sh},
+    {"orphan.late-reply", sc_late_reply, b_spawn},
+    {"orphan.abandoned-exit", sc_abandoned_exit, b_long},
+    {"orphan.fd-hygiene", sc_fd_hygiene, b_sh},
+    {"orphan.stdout-flood", sc_stdout_flood, b_sh},
+    {"orphan.spawn-dies", sc_spawn_dies, b_e},
+    {"orphan.spawn-hangs", sc_spawn_hangs, b_spawn},
+    {"error.remote", sc_error_remote, b_e},
+    {"error.many-fail", sc_many_fail, b_sh},
+    {"error.during-cancel", sc_during_cancel, b_e},
+    {"error.bad-call", sc_bad_call, b_e},
+    {"spawn.no-such-target", sc_no_such_target, b_e},
+    {"protocol.garbage-frame", sc_garbage, b_sh},
+    {"protocol.oversized-frame", sc_oversized, b_sh},
+};
+#define N_SCENARIOS (sizeof catalogue / sizeof catalogue[0])
+
+/* ---- the runner (a forked process per scenario) ----------------------------------------------- */
+
+static int result_fd = -1;
+
+static void send_result(const struct result *r)
+{
+    char line[1400];
+    static const char *const names[] = {"PASS", "FAIL", "SKIP"};
+    int n = snprintf(line, sizeof line, "%s %.6f %.6f %u %s\n", names[r->status], r->elapsed,
+                     r->bound, r->abandoned, r->msg);
+    for (char *p = line + 4; p < line + n - 1; p++)
+        if (*p == '\n')
+            *p = ' ';
+    ssize_t w = write(result_fd, line, (size_t)n);
+    (void)w;
+}
+
+struct watchdog {
+    double budget;
+    const char *id;
+};
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *wd = arg;
+    sleep_s(wd->budget);
+    struct result r = {0};
+    r.status = FAIL;
+    r.elapsed = wd->budget;
+    snprintf(r.msg, sizeof r.msg, "watchdog: %s still running after %.1fs (hang dump follows)", wd->id,
+             wd->budget);
+    send_result(&r);
+    tether_supervisor *sup = current_sup;
+    if (sup) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *fp = open_memstream(&text, &len);
+        if (fp) {
+            tether_supervisor_dump(sup, fp);
+            fclose(fp);
+            ssize_t w = write(result_fd, text, len);
+            (void)w;
+            free(text);
+        }
+    }
+    _exit(1);
+}
+
+static void run_scenario(struct suite *s, const struct scenario *sc)
+{
+    /* Start clean: only stdio and the result pipe, whatever the driver
+     * inherited from its own parent. */
+    if (result_fd != 3) {
+        dup2(result_fd, 3);
+        close(result_fd);
+        result_fd = 3;
+    }
+    fcntl(3, F_SETFD, FD_CLOEXEC);
+    close_range(4, ~0U, 0);
+    char mark[32];
+    snprintf(mark, sizeof mark, "%d", (int)getpid());
+    setenv(MARK_ENV, mark, 1);
+    setenv("TETHER_CONFIG", s->config, 1);
+    setenv("TETHER_BACKEND", s->name, 1);
+    setenv("TETHER_CONFORMANCE_ACTORS", s->actors, 1);
+    struct watchdog wd = {sc->budget(s), sc->id};
+    pthread_t wt;
+    pthread_create(&wt, NULL, watchdog_main, &wd);
+    int fds0 = count_fds(), threads0 = count_threads();
+
+    struct result r = {0};
+    r.status = PASS;
+    sc->run(s, &r);
+
+    if (r.status != SKIP) {
+        /* threads of actors that ended may need a moment to finish exiting */
+        int threads = count_threads();
+        for (int i = 0; i < 100 && threads > threads0 + (int)r.abandoned; i++) {
+            sleep_s(0.002);
+            threads = count_threads();
+        }
+        /* in-process abandoned actors keep their channel end and exit fd */
+        int fd_allow = has(s, TETHER_CAP_OUT_OF_PROCESS) ? 0 : 2 * (int)r.abandoned;
+        int fds = count_fds();
+        char procs[512];
+        int nprocs = marked_processes(getpid(), procs, sizeof procs);
+        for (int i = 0; i < 100 && nprocs > 0; i++) {
+            sleep_s(0.005);
+            nprocs = marked_processes(getpid(), procs, sizeof procs);
+        }
+        if (fds > fds0 + fd_allow)
+            FAILF(&r, "%d fd(s) leaked in the supervising process", fds - fds0 - fd_allow);
+        if (nprocs > 0)
+            FAILF(&r, "processes left behind: %s", procs);
+        if (threads > threads0 + (int)r.abandoned)
+            FAILF(&r, "%d thread(s) left beyond the %u abandoned", threads - threads0 - (int)r.abandoned,
+                  r.abandoned);
+    }
+    send_result(&r);
+    _exit(0); /* no finalisers: an abandoned actor may hold any lock */
+}
+
+/* ---- the driver -------------------------------------------------------------------------------- */
+
+static void kill_leftovers(pid_t runner)
+{
+    char list[4096];
+    if (marked_processes(runner, list, sizeof list) == 0)
+        return;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
+        kill((pid_t)atoi(tok), SIGKILL);
+}
+
+static int run_one(struct suite *s, const struct scenario *sc, int num)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) {
+        printf("not ok %d - %s # cannot create a pipe: %s\n", num, sc->id, strerror(errno));
+        return FAIL;
+    }
+    fflush(stdout);
+    double budget = sc->budget(s);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        result_fd = p[1];
+        run_scenario(s, sc);
+    }
+    close(p[1]);
+    char buf[65536];
+    size_t got = 0;
+    int64_t deadline = tether_now_ns() + (int64_t)((budget + 3) * 1e9);
+    for (;;) {
+        int64_t left = deadline - tether_now_ns();
+        if (left <= 0)
+            break;
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (poll(&pf, 1, (int)(left / MS) + 1) <= 0)
+            continue;
+        ssize_t r = read(p[0], buf + got, sizeof buf - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (got >= sizeof buf - 1)
+            break;
+    }
+    buf[got] = '\0';
+    close(p[0]);
+    int st = wait_child(pid, 2);
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        st = wait_child(pid, 5);
+    }
+    kill_leftovers(pid);
+
+    char status[8] = "", msg[1200] = "";
+    double elapsed = 0, bound = 0;
+    unsigned abandoned = 0;
+    int fields = sscanf(buf, "%7s %lf %lf %u %1199[^\n]", status, &elapsed, &bound, &abandoned, msg);
+    int verdict;
+    if (fields < 4) {
+        verdict = FAIL;
+        if (st != -1 && WIFSIGNALED(st))
+            snprintf(msg, sizeof msg, "runner crashed with signal %d (%s)", WTERMSIG(st),
+                     strsignal(WTERMSIG(st)));
+        else
+            snprintf(msg, sizeof msg, "runner gave no result within %.1fs (killed)", budget + 3);
+        elapsed = bound = 0;
+    } else {
+        verdict = !strcmp(status, "PASS") ? PASS : !strcmp(status, "SKIP") ? SKIP : FAIL;
+    }
+    char timing[96] = "";
+    if (bound > 0)
+        snprintf(timing, sizeof timing, " %.3fs <= %.3fs", elapsed, bound);
+    else if (elapsed > 0)
+        snprintf(timing, sizeof timing, " %.3fs", elapsed);
+    if (verdict == SKIP)
+        printf("ok %d - %s # SKIP %s\n", num, sc->id, msg);
+    else if (verdict == PASS)
+        printf("ok %d - %s%s%s%s\n", num, sc->id, timing, msg[0] ? " - " : "", msg);
+    else
+        printf("not ok %d - %s%s - %s\n", num, sc->id, timing, msg);
+    /* the hang dump, as TAP diagnostics */
+    const char *rest = strchr(buf, '\n');
+    if (rest && rest[1])
+        for (char *line = strtok((char *)rest + 1, "\n"); line; line = strtok(NULL, "\n"))
+            printf("# %s\n", line);
+    fflush(stdout);
+    return verdict;
+}
+
+static const char conf_usage[] =
+    "usage: tether conformance [-c FILE] (-b NAME | --plugin PATH) [-k GLOB] [--repeat N]\n"
+    "                          [--list] [--events FILE]\n"
+    "Run every scenario of the conformance catalogue against one backend plugin,\n"
+    "each in its own process under a watchdog. Output is TAP; the last line is\n"
+    "'N passed, N failed, N skipped'. Exit 0 only when nothing failed.\n"
+    "  -c, --config FILE   configuration naming the backend (default: as `tether run`)\n"
+    "  -b, --backend NAME  a backend of the configuration\n"
+    "      --plugin PATH   a backend plugin file not in the configuration\n"
+    "  -k GLOB             only scenarios whose id matches (e.g. 'cancel.*')\n"
+    "      --repeat N      run each selected scenario N times\n"
+    "      --list          list the scenario ids and exit\n"
+    "      --events FILE   write the lifecycle events of every scenario to FILE\n"
+    "The suite's own timeouts: spawn 2.0s, soft_cancel 0.5s, hard_kill 0.5s.\n"
+    "Actors come from $TETHER_CONFORMANCE_DIR (default: the build tree, then the\n"
+    "installed copy).\n";
+
+static int find_actor_dir(char *out, size_t n, const char *cfg_dir, const char *file)
+{
+    const char *env = getenv("TETHER_CONFORMANCE_DIR");
+    char path[PATH_MAX + 64];
+    const char *cands[3] = {env, NULL, TETHER_PKGLIBDIR "/conformance"};
+    char tree[PATH_MAX];
+    snprintf(tree, sizeof tree, "%s/tests/conformance/.libs", cfg_dir);
+    cands[1] = tree;
+    for (int i = 0; i < 3; i++) {
+        if (!cands[i] || !*cands[i])
+            continue;
+        snprintf(path, sizeof path, "%s/%s", cands[i], file);
+        if (access(path, R_OK) == 0) {
+            snprintf(out, n, "%s", cands[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int write_config(const char *path, const struct suite *s, double soft)
+{
+    FILE *fp = fopen(path, "we");
+    if (!fp)
+        return -1;
+    fprintf(fp,
+            "# generated by tether conformance\n"
+            "backend: %s\n"
+            "timeouts: { spawn: %.3f, soft_cancel: %.3f, hard_kill: %.3f }\n",
+            s->name, s->B, soft, s->H);
+    if (s->events)
+        fprintf(fp, "events: \"%s\"\n", s->events);
+    fprintf(fp, "backends:\n  %s:\n    path: \"%s\"\n", s->name, s->plugin);
+    return fclose(fp);
+}
+
+static void remove_tmpdir(struct suite *s)
+{
+    unlink(s->config);
+    unlink(s->config_zero);
+    rmdir(s->tmpdir);
+}
+
+int cmd_conformance(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"backend", required_argument, NULL, 'b'},
+        {"plugin", required_argument, NULL, 'p'}, {"repeat", required_argument, NULL, 'r'},
+        {"list", no_argument, NULL, 'l'},         {"events", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL, *backend = NULL, *plugin = NULL, *glob = NULL;
+    int repeat = 1, list = 0, c;
+    struct suite s;
+    memset(&s, 0, sizeof s);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+c:b:k:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'b': backend = optarg; break;
+        case 'p': plugin = optarg; break;
+        case 'k': glob = optarg; break;
+        case 'e': s.events = optarg; break;
+        case 'l': list = 1; break;
+        case 'r':
+            repeat = atoi(optarg);
+            if (repeat < 1 || repeat > 100000) {
+                cli_usage_error("tether conformance", conf_usage, "--repeat: '%s' is not a count", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h': fputs(conf_usage, stdout); return EXIT_OK;
+        default:
+            cli_usage_error("tether conformance", conf_usage, "unknown or incomplete option '%s'",
+                            argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_usage_error("tether conformance", conf_usage, "unexpected argument '%s'", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (list) {
+        for (size_t i = 0; i < N_SCENARIOS; i++)
+            if (!glob || fnmatch(glob, catalogue[i].id, 0) == 0)
+                printf("%s\n", catalogue[i].id);
+        return EXIT_OK;
+    }
+    if (backend && plugin) {
+        cli_usage_error("tether conformance", conf_usage, "give -b or --plugin, not both");
+        return EXIT_USAGE;
+    }
+    struct tether_config *cfg = cli_load_config("tether conformance", config);
+    if (!cfg)
+        return EXIT_USAGE;
+    if (plugin) {
+        if (!realpath(plugin, s.plugin)) {
+            fprintf(stderr, "tether conformance: %s: %s\n", plugin, strerror(errno));
+            tether_config_free(cfg);
+            return EXIT_USAGE;
+        }
+    } else {
+        const struct tether_backend_config *bc = tether_config_find(cfg, backend ? backend : cfg->backend);
+        if (!bc) {
+            fprintf(stderr, "tether conformance: %s: no backend named '%s'\n", cfg->path,
+                    backend ? backend : cfg->backend);
+            tether_config_free(cfg);
+            return EXIT_USAGE;
+        }
+        snprintf(s.plugin, sizeof s.plugin, "%s", bc->path);
+    }
+    struct tether_error err;
+    if (tether_plugin_probe(s.plugin, &s.info, &err)) {
+        fprintf(stderr, "tether conformance: %s\n", err.msg);
+        tether_config_free(cfg);
+        return EXIT_FAIL;
+    }
+    snprintf(s.name, sizeof s.name, "%s", s.info.name);
+    s.python = strcmp(s.info.language, "python") == 0;
+    s.S = SUITE_SOFT;
+    s.H = SUITE_HARD;
+    s.B = SUITE_SPAWN;
+    const char *actor_file = s.python ? "actors.py" : "conformance_actors.so";
+    char dir[PATH_MAX - 64];
+    if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
+        fprintf(stderr,
+                "tether conformance: cannot find the scenario actors (%s): set "
+                "TETHER_CONFORMANCE_DIR\n",
+                actor_file);
+        tether_config_free(cfg);
+        return EXIT_FAIL;
+    }
+    snprintf(s.actors, sizeof s.actors, "%s/%s", dir, actor_file);
+    snprintf(s.ctor_dir, sizeof s.ctor_dir, "%s", dir);
+    tether_config_free(cfg);
+    if (!realpath("/proc/self/exe", s.self_exe)) {
+        fprintf(stderr, "tether conformance: cannot find my own executable\n");
+        return EXIT_FAIL;
+    }
+    snprintf(s.tmpdir, sizeof s.tmpdir, "%s/tether-conformance.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(s.tmpdir)) {
+        fprintf(stderr, "tether conformance: mkdtemp: %s\n", strerror(errno));
+        return EXIT_FAIL;
+    }
+    snprintf(s.config, sizeof s.config, "%s/suite.yaml", s.tmpdir);
+    snprintf(s.config_zero, sizeof s.config_zero, "%s/suite-zero-soft.yaml", s.tmpdir);
+    if (write_config(s.config, &s, s.S) || write_config(s.config_zero, &s, 0)) {
+        fprintf(stderr, "tether conformance: cannot write %s\n", s.config);
+        remove_tmpdir(&s);
+        return EXIT_FAIL;
+    }
+
+    size_t selected = 0;
+    for (size_t i = 0; i < N_SCENARIOS; i++)
+        if (!glob || fnmatch(glob, catalogue[i].id, 0) == 0)
+            selected++;
+    char caps[128];
+    tether_caps_format(s.info.caps, caps, sizeof caps);
+    printf("TAP version 13\n1..%zu\n", selected * (size_t)repeat);
+    printf("# backend %s (%s), language %s, capabilities %s\n", s.name, s.plugin, s.info.language,
+           caps);
+    printf("# timeouts: spawn %.1fs, soft_cancel %.1fs, hard_kill %.1fs; e = 100 ms + 2 ms an actor\n",
+           s.B, s.S, s.H);
+    int counts[3] = {0, 0, 0};
+    int num = 0;
+    double t0 = now_s();
+    for (int rep = 0; rep < repeat; rep++)
+        for (size_t i = 0; i < N_SCENARIOS; i++) {
+            if (glob && fnmatch(glob, catalogue[i].id, 0) != 0)
+                continue;
+            num++;
+            if (s.info.caps & TETHER_CAP_NO_SPAWN) {
+                printf("ok %d - %s # SKIP backend %s cannot spawn yet (placeholder plugin)\n", num,
+                       catalogue[i].id, s.name);
+                counts[SKIP]++;
+                continue;
+            }
+            counts[run_one(&s, &catalogue[i], num)]++;
+        }
+    remove_tmpdir(&s);
+    printf("# %s: %.1fs\n", s.name, now_s() - t0);
+    printf("%d passed, %d failed, %d skipped\n", counts[PASS], counts[FAIL], counts[SKIP]);
+    return counts[FAIL] ? EXIT_FAIL : EXIT_OK;
+}
