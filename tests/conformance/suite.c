@@ -1730,7 +1730,9 @@ int cmd_conformance(int argc, char **argv)
     s.B = SUITE_SPAWN;
     const char *actor_file = s.python ? "actors.py" : "conformance_actors.so";
     char dir[PATH_MAX - 64];
-    if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
+    if (s.info.caps & TETHER_CAP_NO_SPAWN) {
+        snprintf(dir, sizeof dir, "(none: the backend cannot spawn)");
+    } else if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
         fprintf(stderr,
                 "tether conformance: cannot find the scenario actors (%s): set "
                 "TETHER_CONFORMANCE_DIR\n",

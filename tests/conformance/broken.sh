@@ -1,0 +1,35 @@
+#!/bin/sh
+# make check: the conformance suite must catch each deliberately broken
+# backend (tests/conformance/broken.c) in the right scenario, within its
+# watchdog, and go on.
+set -u
+top=${abs_top_builddir:-$(pwd)}
+tether="$top/cli/tether"
+lib="$top/tests/conformance/.libs"
+cfg="${abs_top_srcdir:-$top}/plugins.yaml"
+fail=0
+
+# expect PLUGIN GLOB SCENARIO TEXT: SCENARIO reported "not ok" with TEXT
+expect() {
+    out=$(timeout 120 "$tether" conformance -c "$cfg" --plugin "$lib/$1.so" -k "$2" 2>&1)
+    status=$?
+    line=$(printf '%s\n' "$out" | grep -E "^not ok [0-9]+ - $3( |$)")
+    if [ "$status" -eq 124 ]; then
+        echo "FAIL: $1: the suite itself hung"; fail=1
+    elif [ "$status" -ne 1 ]; then
+        echo "FAIL: $1: exit status $status, expected 1"; fail=1
+    elif [ -z "$line" ]; then
+        echo "FAIL: $1: $3 was not reported as failed"; fail=1
+    elif ! printf '%s\n' "$out" | grep -q -- "$4"; then
+        echo "FAIL: $1: $3 failed, but without '$4'"; fail=1
+    else
+        echo "ok: $1 caught: $line"
+    fi
+    printf '%s\n' "$out" | sed 's/^/    | /'
+}
+
+expect broken_nokill 'cancel.timed-waits' cancel.timed-waits "outcome abandoned, expected cancelled, killed"
+expect broken_nokill 'cancel.blocked-syscall' cancel.blocked-syscall "expected killed"
+expect broken_reap 'cancel.timed-waits' cancel.timed-waits "inside the backend's reap()"
+expect broken_spawn 'cancel.cooperative' cancel.cooperative "inside the backend's spawn()"
+exit $fail
