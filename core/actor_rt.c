@@ -137,10 +137,17 @@ static int is_cancelled(tether_actor *self)
 
 /* Write a whole frame. Blocks only while the channel is full; ends when the
  * supervisor reads or shuts its end (EPIPE). */
+static void frame_cleanup(void *arg)
+{
+    tether__frame_free(arg);
+}
+
 static int send_frame(tether_actor *self, struct tether__frame *f)
 {
     size_t off = 0;
     int rc = 0;
+    /* a hard kill can cancel the thread in send() or poll() below */
+    pthread_cleanup_push(frame_cleanup, f);
     while (off < f->len) {
         ssize_t w = send(self->fd, f->buf + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
@@ -163,7 +170,7 @@ static int send_frame(tether_actor *self, struct tether__frame *f)
         rc = TETHER_ECLOSED;
         break;
     }
-    tether__frame_free(f);
+    pthread_cleanup_pop(1);
     return rc;
 }
 
