@@ -409,6 +409,9 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
     tether_actor self_storage, *self = &self_storage;
     memset(self, 0, sizeof *self);
     self->fd = channel_fd;
+    /* Programs the actor starts must not inherit its channel (an exec
+     * helper receives it without the flag). */
+    fcntl(channel_fd, F_SETFD, fcntl(channel_fd, F_GETFD) | FD_CLOEXEC);
     self->cancel_flag = cancel_flag;
     self->msgs_tail = &self->msgs;
     self->calls_tail = &self->calls;
@@ -438,4 +441,9 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
     }
     pthread_cleanup_pop(1);
     return status;
+}
+
+int tether_actor_main(int channel_fd, const char *target)
+{
+    return tether__run_c_actor(channel_fd, target, NULL);
 }

@@ -25,6 +25,21 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tether__plugin *registry;
 
+/* A forked actor may open a supervisor of its own: the registry lock must
+ * not be inherited held by a thread that does not exist in the child. */
+static void prepare_fork(void)
+{
+    pthread_mutex_lock(&registry_lock);
+}
+static void after_fork(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+    pthread_atfork(prepare_fork, after_fork, after_fork);
+}
+
 /* "PATH: reason" into err; returns TETHER_ELOAD. */
 static int refuse(struct tether_error *err, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

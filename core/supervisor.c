@@ -142,8 +142,7 @@ struct tether_supervisor {
     char *failure;
 };
 
-static uint64_t next_actor_id = 1;
-static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t next_actor_id = 1; /* atomic: no lock to inherit held across fork */
 
 static pid_t my_tid(void)
 {
@@ -360,12 +359,22 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
     struct tether_outcome *o = &h->out;
     memset(o, 0, sizeof *o);
     const char *msg = NULL;
+    char lostbuf[TETHER_ERROR_MSG_MAX];
     if (st == ST_ABANDONED) {
         o->kind = TETHER_OUTCOME_ABANDONED;
         msg = "did not stop within hard_kill; abandoned";
     } else if (h->lost_reason) {
         o->kind = TETHER_OUTCOME_LOST;
-        msg = h->lost_reason;
+        if (bo) {
+            o->signal = bo->signal;
+            o->code = bo->code;
+        }
+        if (bo && bo->message) {
+            snprintf(lostbuf, sizeof lostbuf, "%s; %s", h->lost_reason, bo->message);
+            msg = lostbuf;
+        } else {
+            msg = h->lost_reason;
+        }
     } else if (h->stopped) {
         o->kind = h->stopped_kind;
         o->code = h->stopped_code;
@@ -419,10 +428,10 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
     if ((o->kind == TETHER_OUTCOME_FAILED || o->kind == TETHER_OUTCOME_LOST) &&
         !(o->kind == TETHER_OUTCOME_LOST && h->cancel_requested)) {
         if (!sup->failure) {
-            char buf[TETHER_ERROR_MSG_MAX];
-            snprintf(buf, sizeof buf, "actor %llu (%s) %s: %s", (unsigned long long)h->id,
-                     h->target, tether_outcome_name(o->kind), msg ? msg : "");
-            sup->failure = strdup(buf);
+            char *text = NULL;
+            if (asprintf(&text, "actor %llu (%s) %s: %s", (unsigned long long)h->id, h->target,
+                         tether_outcome_name(o->kind), o->message ? o->message : "") >= 0)
+                sup->failure = text;
         }
         if (sup->strategy == TETHER_ONE_FOR_ALL)
             cancel_siblings(sup, h);
@@ -945,9 +954,7 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
         close(sv[1]);
         return tether_error_set(err, TETHER_ENOMEM, "out of memory");
     }
-    pthread_mutex_lock(&id_lock);
-    h->id = next_actor_id++;
-    pthread_mutex_unlock(&id_lock);
+    h->id = __atomic_fetch_add(&next_actor_id, 1, __ATOMIC_RELAXED);
     h->sup = sup;
     h->user_ref = 1;
     h->fd = sv[0];

@@ -1,55 +1,424 @@
-/* backends/fork - placeholder until its own issue lands: a correct vtable
- * whose spawn refuses with TETHER_ENOTSUP, so that loading, listing and
- * configuration work today and every spawn fails honestly. */
+/* backends/fork - actors in child processes: orphan-proof, zombie-free.
+ *
+ * Each actor is a child process in a process group of its own, so that a
+ * hard kill (SIGKILL to the group) takes its grandchildren too. Its exit
+ * is observed through a pidfd (pollable exit fd, waitid(P_PIDFD)): no
+ * SIGCHLD handler, no waitpid on "any child" -- the host owns those.
+ *
+ * Two modes (plugins.yaml: options: { mode: fork | exec, helper: PATH }):
+ *   fork  the child runs the actor in the forked copy of the supervisor;
+ *   exec  the child execs a small helper (tether-actor) that loads the
+ *         actor module in a fresh process: robust when the host program
+ *         has many threads and locks.
+ *
+ * Orphan guarantee. The child asks for a parent-death signal whose handler
+ * kills the child's whole process group, and re-checks getppid() against
+ * the race at set-up; the actor runtime also cancels itself at end of
+ * channel. A parent-death signal fires when the *thread* that forked
+ * exits, so children are forked by one long-lived spawner thread per
+ * backend state, never by the caller's thread.
+ *
+ * fd hygiene: the child keeps stdio and its channel (moved to fd 3) only.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tether/backend.h>
 
-static int b_open(const struct tether_backend_host *host, const struct tether_options *opts,
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define CHANNEL_FD 3
+/* the parent-death signal; its handler kills the actor's process group */
+#define DEATH_SIGNAL (SIGRTMIN + 3)
+
+extern char **environ;
+
+enum mode { MODE_FORK, MODE_EXEC };
+
+struct request {
+    const struct tether_spawn_spec *spec;
+    pid_t pid;
+    int err; /* errno of a failed fork, or 0 */
+    int done;
+};
+
+struct fstate {
+    const struct tether_backend_host *host;
+    enum mode mode;
+    char *helper;
+    /* the spawner thread */
+    pthread_t spawner;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    struct request *req;
+    int stop;
+    unsigned live;
+};
+
+struct fchild {
+    struct tether_child pub; /* exit_fd = pidfd */
+    struct fstate *st;
+    pid_t pid;
+    int reaped;
+    int killed;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int set_error(struct tether_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#include <stdarg.h>
+static int set_error(struct tether_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    return code;
+}
+
+/* ---- in the child ------------------------------------------------------------- */
+
+static void on_parent_death(int sig)
+{
+    (void)sig;
+    kill(0, SIGKILL); /* the whole group: the actor and its grandchildren */
+}
+
+/* Set up the child before the actor runs: own process group, parent-death
+ * signal, default signal dispositions, only stdio and the channel.
+ * Async-signal-safe calls only (we are in a fork of a threaded process). */
+static void child_setup(pid_t parent, int channel_fd)
+{
+    setpgid(0, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL); /* SIG_DFL */
+    sa.sa_handler = on_parent_death;
+    sigaction(DEATH_SIGNAL, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL);
+    if (getppid() != parent) /* the parent died before prctl */
+        kill(0, SIGKILL);
+    /* keep it close-on-exec: a program the actor runs must not get it */
+    if (channel_fd != CHANNEL_FD)
+        dup3(channel_fd, CHANNEL_FD, O_CLOEXEC);
+    syscall(SYS_close_range, CHANNEL_FD + 1, ~0U, 0);
+}
+
+/* ---- the spawner thread ----------------------------------------------------------- */
+
+static pid_t do_fork(struct fstate *st, const struct tether_spawn_spec *spec, int *err)
+{
+    pid_t parent = getpid();
+    if (st->mode == MODE_EXEC) {
+        /* vfork + exec: the helper does the rest of child_setup itself */
+        char ppid[32];
+        snprintf(ppid, sizeof ppid, "%d", (int)parent);
+        char *argv[] = {st->helper, "--channel-fd", "3", "--parent", ppid, (char *)spec->target, NULL};
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t at;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&at);
+        posix_spawn_file_actions_adddup2(&fa, spec->channel_fd, CHANNEL_FD);
+        posix_spawn_file_actions_addclosefrom_np(&fa, CHANNEL_FD + 1);
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_setsigmask(&at, &none);
+        posix_spawnattr_setsigdefault(&at, &all);
+        posix_spawnattr_setpgroup(&at, 0);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                          POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
+        pid_t pid;
+        int rc = posix_spawn(&pid, st->helper, &fa, &at, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&at);
+        *err = rc;
+        return rc ? -1 : pid;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        *err = errno;
+        return -1;
+    }
+    if (pid == 0) {
+        child_setup(parent, spec->channel_fd);
+        int status = st->host->run_c_actor(CHANNEL_FD, spec->target, NULL);
+        _exit(status & 0xff); /* not exit(): the parent's atexit handlers are not ours */
+    }
+    setpgid(pid, pid); /* also here, against the race with the child's own call */
+    *err = 0;
+    return pid;
+}
+
+/* Waits for requests. Bounded: woken by every request and by close(). */
+static void *spawner_main(void *arg)
+{
+    struct fstate *st = arg;
+    pthread_mutex_lock(&st->lock);
+    for (;;) {
+        while (!st->req && !st->stop)
+            pthread_cond_wait(&st->cond, &st->lock); /* no deadline: proof above */
+        if (st->stop)
+            break;
+        struct request *r = st->req;
+        st->req = NULL;
+        pthread_mutex_unlock(&st->lock);
+        r->pid = do_fork(st, r->spec, &r->err);
+        pthread_mutex_lock(&st->lock);
+        r->done = 1;
+        pthread_cond_broadcast(&st->cond);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+/* ---- the vtable ---------------------------------------------------------------------- */
+
+static int f_open(const struct tether_backend_host *host, const struct tether_options *opts,
                   void **state, struct tether_error *err)
 {
-    (void)host;
-    (void)opts;
-    (void)err;
-    *state = NULL;
+    enum mode mode = MODE_FORK;
+    const char *helper = NULL;
+    for (size_t i = 0; i < opts->count; i++) {
+        const char *k = opts->items[i].key, *v = opts->items[i].value;
+        if (!strcmp(k, "mode") && !strcmp(v, "fork"))
+            mode = MODE_FORK;
+        else if (!strcmp(k, "mode") && !strcmp(v, "exec"))
+            mode = MODE_EXEC;
+        else if (!strcmp(k, "mode"))
+            return set_error(err, TETHER_ECONFIG, "option mode: '%s' is not 'fork' or 'exec'", v);
+        else if (!strcmp(k, "helper"))
+            helper = v;
+        else
+            return set_error(err, TETHER_ECONFIG,
+                             "unknown option '%s' (the fork backend takes mode, helper)", k);
+    }
+    struct fstate *st = calloc(1, sizeof *st);
+    if (!st)
+        return set_error(err, TETHER_ENOMEM, "out of memory");
+    st->host = host;
+    st->mode = mode;
+    if (mode == MODE_EXEC) {
+        if (!helper)
+            helper = getenv("TETHER_ACTOR_HELPER");
+        if (!helper) {
+            free(st);
+            return set_error(err, TETHER_ECONFIG, "mode exec needs option helper: PATH of tether-actor");
+        }
+        char buf[4096];
+        if (helper[0] != '/' && opts->config_dir)
+            snprintf(buf, sizeof buf, "%s/%s", opts->config_dir, helper);
+        else
+            snprintf(buf, sizeof buf, "%s", helper);
+        if (access(buf, X_OK) != 0) {
+            int e = errno;
+            free(st);
+            return set_error(err, TETHER_ECONFIG, "exec helper %s: %s", buf, strerror(e));
+        }
+        st->helper = strdup(buf);
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&st->spawner, NULL, spawner_main, st);
+    if (rc) {
+        free(st->helper);
+        free(st);
+        return set_error(err, TETHER_ESYS, "cannot start the spawner thread: %s", strerror(rc));
+    }
+    *state = st;
     return 0;
 }
 
-static void b_close(void *state)
+static void f_close(void *state)
 {
-    (void)state;
+    struct fstate *st = state;
+    pthread_mutex_lock(&st->lock);
+    st->stop = 1;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    /* Bounded: the spawner finishes the fork in hand (if any) and exits. */
+    pthread_join(st->spawner, NULL);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->lock);
+    free(st->helper);
+    free(st);
 }
 
-static int b_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **child,
+static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **out,
                    struct tether_error *err)
 {
-    (void)state;
-    (void)child;
-    close(spec->channel_fd);
-    snprintf(err->msg, sizeof err->msg, "the fork backend cannot spawn yet (not implemented)");
-    err->code = TETHER_ENOTSUP;
-    return TETHER_ENOTSUP;
+    struct fstate *st = state;
+    struct request r = {.spec = spec, .pid = -1};
+    pthread_mutex_lock(&st->lock);
+    st->req = &r;
+    pthread_cond_broadcast(&st->cond);
+    /* Bounded by the spawn deadline while the request waits its turn; once
+     * the spawner has taken it, only the fork (or vfork + exec) in hand
+     * remains, a kernel call that completes by itself, and `r` lives on
+     * this stack until then. */
+    struct timespec ts = {(time_t)(spec->spawn_deadline_ns / 1000000000),
+                          (long)(spec->spawn_deadline_ns % 1000000000)};
+    while (!r.done) {
+        int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+        if (rc == ETIMEDOUT && st->req == &r) {
+            st->req = NULL; /* never started: withdraw it */
+            break;
+        }
+        if (rc == ETIMEDOUT) {
+            int64_t later = mono_ns() + 1000000;
+            ts.tv_sec = (time_t)(later / 1000000000);
+            ts.tv_nsec = (long)(later % 1000000000);
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    close(spec->channel_fd); /* the child has its copy */
+    if (!r.done || r.pid < 0) {
+        const char *why = r.done ? strerror(r.err) : "the spawner did not answer in time";
+        if (r.done && st->mode == MODE_EXEC)
+            return set_error(err, TETHER_ESPAWN, "cannot start %s: %s", st->helper, why);
+        return set_error(err, TETHER_ESPAWN, "fork: %s", why);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, r.pid, 0);
+    if (pidfd < 0) {
+        int e = errno;
+        kill(-r.pid, SIGKILL);
+        kill(r.pid, SIGKILL);
+        waitpid(r.pid, NULL, 0); /* SIGKILLed, our own child: returns at once */
+        return set_error(err, TETHER_ESPAWN, "pidfd_open: %s", strerror(e));
+    }
+    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    struct fchild *c = calloc(1, sizeof *c);
+    if (!c) {
+        kill(-r.pid, SIGKILL);
+        close(pidfd);
+        return set_error(err, TETHER_ENOMEM, "out of memory");
+    }
+    c->st = st;
+    c->pid = r.pid;
+    c->pub.exit_fd = pidfd;
+    c->pub.pid = r.pid;
+    *out = &c->pub;
+    return 0;
 }
 
-static int b_nothing(struct tether_child *child)
+static int f_soft_cancel(struct tether_child *child)
 {
+    /* The core's CANCEL message is the request; a signal would kill an
+     * actor that is about to stop by itself. */
     (void)child;
-    return TETHER_ENOTSUP;
+    return 0;
 }
 
-static int b_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
+static int f_hard_kill(struct tether_child *child)
 {
-    (void)child;
-    (void)deadline_ns;
-    (void)out;
-    return TETHER_ENOTSUP;
+    struct fchild *c = (struct fchild *)child;
+    if (c->reaped)
+        return 0;
+    c->killed = 1;
+    /* the group first (grandchildren), then the actor through its pidfd,
+     * which cannot hit a recycled pid */
+    kill(-c->pid, SIGKILL);
+    syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
+    return 0;
 }
 
-static void b_release(struct tether_child *child)
+static int f_abort_channels(struct tether_child *child)
 {
+    /* The parent keeps no end of the child's channel (closed at spawn); the
+     * core shuts its own. */
     (void)child;
+    return 0;
+}
+
+static const char *signame(int sig)
+{
+    const char *s = sigabbrev_np(sig);
+    return s ? s : "?";
+}
+
+static int f_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
+{
+    struct fchild *c = (struct fchild *)child;
+    int64_t left = deadline_ns - mono_ns();
+    struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
+    if (poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0) <= 0)
+        return TETHER_ETIMEDOUT; /* bounded by the deadline */
+    /* The actor is a zombie: its pid (and so its group id) cannot be reused
+     * yet. Take whatever is left of its group before reaping it. */
+    kill(-c->pid, SIGKILL);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid((idtype_t)P_PIDFD, (id_t)c->pub.exit_fd, &si, WEXITED | WNOHANG) != 0 ||
+        si.si_pid == 0)
+        return TETHER_ETIMEDOUT;
+    c->reaped = 1;
+    memset(out, 0, sizeof *out);
+    static __thread char msg[64];
+    if (si.si_code == CLD_EXITED) {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = si.si_status;
+        snprintf(msg, sizeof msg, "exited with status %d", si.si_status);
+    } else {
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = si.si_status;
+        snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)%s", si.si_status,
+                 signame(si.si_status), si.si_code == CLD_DUMPED ? ", core dumped" : "");
+    }
+    out->message = msg;
+    return 0;
+}
+
+static void f_release(struct tether_child *child)
+{
+    struct fchild *c = (struct fchild *)child;
+    if (!c->reaped) {
+        /* Abandoned (a process that SIGKILL did not end in time: stuck in
+         * the kernel). Kill again; it stays a zombie of this process until
+         * the host reaps its children or exits. */
+        kill(-c->pid, SIGKILL);
+        syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
+    }
+    close(c->pub.exit_fd);
+    free(c);
 }
 
 static const struct tether_backend fork_backend = {
@@ -57,15 +426,16 @@ static const struct tether_backend fork_backend = {
     .size = sizeof(struct tether_backend),
     .name = "fork",
     .language = "c",
-    .caps = TETHER_CAP_OUT_OF_PROCESS | TETHER_CAP_SURVIVES_CRASH | TETHER_CAP_CAN_KILL | TETHER_CAP_NESTED | TETHER_CAP_NO_SPAWN,
-    .open = b_open,
-    .close = b_close,
-    .spawn = b_spawn,
-    .soft_cancel = b_nothing,
-    .hard_kill = b_nothing,
-    .abort_channels = b_nothing,
-    .reap = b_reap,
-    .release = b_release,
+    .caps = TETHER_CAP_OUT_OF_PROCESS | TETHER_CAP_SURVIVES_CRASH | TETHER_CAP_CAN_KILL |
+            TETHER_CAP_NESTED,
+    .open = f_open,
+    .close = f_close,
+    .spawn = f_spawn,
+    .soft_cancel = f_soft_cancel,
+    .hard_kill = f_hard_kill,
+    .abort_channels = f_abort_channels,
+    .reap = f_reap,
+    .release = f_release,
 };
 
 TETHER_BACKEND_DEFINE(fork_backend)

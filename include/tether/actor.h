@@ -66,6 +66,13 @@ int tether_serve(tether_actor *self);
  * outcome is `failed` with this message (even during cancellation). */
 int tether_fail(tether_actor *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Run the C actor runtime on the calling thread: load TARGET
+ * ("path/module.so:function"), greet the supervisor on `channel_fd`, run the
+ * function, report how it ended, close `channel_fd`. Returns the actor's
+ * exit status. For executables that host one actor (tether-actor, custom
+ * backends that exec); backends get the same through their host table. */
+int tether_actor_main(int channel_fd, const char *target);
+
 /* The channel's file descriptor, for tests and protocol tooling. Writing
  * to it outside this API breaks the protocol (the supervisor then treats
  * the actor as lost); never close it. */

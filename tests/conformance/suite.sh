@@ -1,12 +1,13 @@
 #!/bin/sh
-# make check: the conformance suite against one in-tree backend (the name of
-# this script's link: thread.sh, fork.sh, subint.sh). A backend whose plugin
+# make check: the conformance suite against one in-tree backend (named by the
+# first argument; more arguments go to `tether conformance`). A backend whose plugin
 # is still a placeholder is reported as skipped (exit 77), never as passed.
 set -u
 backend=${1:-$(basename "$0" .sh)}
+[ $# -gt 0 ] && shift
 top=${abs_top_builddir:-$(pwd)}
 cfg="${abs_top_srcdir:-$top}/plugins.yaml"
-out=$(timeout 600 "$top/cli/tether" conformance -c "$cfg" -b "$backend" 2>&1)
+out=$(timeout 600 "$top/cli/tether" conformance -c "$cfg" -b "$backend" "$@" 2>&1)
 status=$?
 printf '%s\n' "$out"
 last=$(printf '%s\n' "$out" | tail -n 1)

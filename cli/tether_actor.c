@@ -1,0 +1,41 @@
+/* cli/tether_actor.c - tether-actor: the exec helper of the fork backend's
+ * exec mode. Runs one C actor in a fresh process:
+ *   tether-actor --channel-fd N --parent PID TARGET
+ * It asks for a parent-death signal that kills its process group (with the
+ * getppid() re-check against the race at set-up), then runs the actor
+ * runtime on the channel. Not meant to be run by hand. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <tether/actor.h>
+
+static void on_parent_death(int sig)
+{
+    (void)sig;
+    kill(0, SIGKILL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6 || strcmp(argv[1], "--channel-fd") || strcmp(argv[3], "--parent")) {
+        fprintf(stderr, "usage: tether-actor --channel-fd N --parent PID TARGET\n"
+                        "(the fork backend's exec helper; not meant to be run by hand)\n");
+        return 2;
+    }
+    int fd = atoi(argv[2]);
+    pid_t parent = (pid_t)atoi(argv[4]);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_parent_death;
+    sigaction(SIGRTMIN + 3, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGRTMIN + 3);
+    if (getppid() != parent)
+        kill(0, SIGKILL);
+    return tether_actor_main(fd, argv[5]) & 0xff;
+}
