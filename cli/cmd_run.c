@@ -152,7 +152,7 @@ static void print_outcome(const char *target, const char *backend, const struct 
     printf("outcome:  %s", tether_outcome_name(o->kind));
     if (o->kind == TETHER_OUTCOME_EXITED)
         printf(" with status %d", o->code);
-    if (o->signal)
+    if (o->signal && !o->message)
         printf(" by signal %d", o->signal);
     if (o->message)
         printf(" (%s)", o->message);

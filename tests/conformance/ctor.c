@@ -2,7 +2,8 @@
  * constructor runs while the actor is being spawned, before ready):
  *   CTOR_SLOW   takes 10 s to load     (cancel.during-spawn)
  *   CTOR_HANGS  never finishes loading (orphan.spawn-hangs)
- *   CTOR_DIES   _exit(3) while loading (orphan.spawn-dies) */
+ *   CTOR_DIES   _exit(3) while loading (orphan.spawn-dies)
+ *   CTOR_SEGV   segfaults while loading (fork backend unit tests) */
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,9 @@ __attribute__((constructor)) static void on_load(void)
     sleep_for(1000);
 #elif defined(CTOR_DIES)
     _exit(3);
+#elif defined(CTOR_SEGV)
+    volatile int *volatile p = NULL;
+    *p = 1;
 #endif
 }
 
