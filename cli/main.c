@@ -20,6 +20,7 @@ static const char usage_text[] =
     "commands:\n"
     "  backends [-c FILE]                  list configured backends and whether they load\n"
     "  config check [-c FILE]              validate a configuration and print its bounds\n"
+    "  config explain [-c FILE]            the teardown timeline per backend, with warnings\n"
     "  run [-c FILE] [-b NAME] [--cancel-after SECS] [--json] TARGET\n"
     "                                      run one actor and print its outcome\n"
     "  call [-c FILE] [-b NAME] TARGET FUNC SIG [ARGS...]\n"
