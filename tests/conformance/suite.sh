@@ -6,7 +6,7 @@ set -u
 backend=${1:-$(basename "$0" .sh)}
 [ $# -gt 0 ] && shift
 top=${abs_top_builddir:-$(pwd)}
-cfg="${abs_top_srcdir:-$top}/plugins.yaml"
+cfg="$top/plugins.yaml"
 out=$(timeout 600 "$top/cli/tether" conformance -c "$cfg" -b "$backend" "$@" 2>&1)
 status=$?
 printf '%s\n' "$out"
