@@ -369,12 +369,17 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
             o->signal = bo->signal;
             o->code = bo->code;
         }
-        if (bo && bo->message) {
+        if (bo && bo->message)
             snprintf(lostbuf, sizeof lostbuf, "%s; %s", h->lost_reason, bo->message);
-            msg = lostbuf;
-        } else {
-            msg = h->lost_reason;
-        }
+        else if (bo && bo->signal)
+            snprintf(lostbuf, sizeof lostbuf, "%s; killed by signal %d", h->lost_reason,
+                     bo->signal);
+        else if (bo && bo->kind == TETHER_OUTCOME_EXITED)
+            snprintf(lostbuf, sizeof lostbuf, "%s; exited with status %d", h->lost_reason,
+                     bo->code);
+        else
+            snprintf(lostbuf, sizeof lostbuf, "%s", h->lost_reason);
+        msg = lostbuf;
     } else if (h->stopped) {
         o->kind = h->stopped_kind;
         o->code = h->stopped_code;
