@@ -142,7 +142,16 @@ static void frame_cleanup(void *arg)
     tether__frame_free(arg);
 }
 
+static int send_frame_ex(tether_actor *self, struct tether__frame *f, int final);
+
 static int send_frame(tether_actor *self, struct tether__frame *f)
+{
+    return send_frame_ex(self, f, 0);
+}
+
+/* `final`: the stopped message, which waits for room even after a cancel
+ * (the supervisor reads on during a teardown). */
+static int send_frame_ex(tether_actor *self, struct tether__frame *f, int final)
 {
     size_t off = 0;
     int rc = 0;
@@ -157,10 +166,16 @@ static int send_frame(tether_actor *self, struct tether__frame *f)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd p = {.fd = self->fd, .events = POLLOUT};
+            /* The supervisor is not reading (its owner is behind): wait for
+             * room, but keep reading so that a CANCEL gets through. A frame
+             * half sent must be finished (or the actor killed): only one
+             * not yet begun is given up. */
+            struct pollfd p = {.fd = self->fd, .events = POLLOUT | (self->eof ? 0 : POLLIN)};
             poll(&p, 1, 100);
-            if (is_cancelled(self) && self->eof) {
-                rc = TETHER_ECLOSED;
+            if (p.revents & POLLIN)
+                pump(self, 0);
+            if (self->eof || (!final && is_cancelled(self) && off == 0)) {
+                rc = self->eof ? TETHER_ECLOSED : TETHER_ECANCELLED;
                 break;
             }
             continue;
@@ -360,7 +375,7 @@ static void report(tether_actor *self, int outcome, int code, const char *text)
 {
     struct tether__frame f;
     if (tether__encode_stopped(&f, outcome, code, text) == 0)
-        send_frame(self, &f);
+        send_frame_ex(self, &f, 1);
 }
 
 typedef int (*actor_fn)(tether_actor *);

@@ -45,6 +45,16 @@ static const char *const state_names[] = {"spawning",  "running", "soft-cancel",
                                           "hard-kill", "reaped",  "abandoned"};
 
 #define IS_FINAL(h) ((h)->state == ST_REAPED || (h)->state == ST_ABANDONED)
+/* Messages from an actor wait in its inbox until the owner receives them.
+ * Past these bounds the engine stops reading that channel (backpressure:
+ * the actor's sends block, and a flooding child cannot exhaust the
+ * supervisor); reading resumes as the owner drains it. */
+#define INBOX_MAX_MSGS 65536
+#define INBOX_MAX_BYTES (64u * 1024 * 1024)
+#define INBOX_OVER(h) ((h)->inbox_count >= INBOX_MAX_MSGS || (h)->inbox_bytes >= INBOX_MAX_BYTES)
+/* Once a teardown has begun the engine reads on regardless (so that the
+ * actor's stopped message gets through) and drops what overflows. */
+#define INBOX_FULL(h) (INBOX_OVER(h) && !(h)->cancel_requested)
 /* Slack of the teardown bound: 100 ms + 2 ms an actor (SCENARIOS.md). */
 #define SLACK_NS(n) (100 * 1000000LL + 2 * 1000000LL * (int64_t)(n))
 
@@ -92,6 +102,8 @@ struct tether_handle {
     int cancel_frame_wanted;
     struct tether__reader rd;
     struct inbox_msg *inbox, **inbox_tail;
+    size_t inbox_count, inbox_bytes; /* bounded: see INBOX_FULL */
+    size_t inbox_dropped;            /* over the bound during teardown */
     struct pcall *calls;
     uint64_t next_call;
     struct parked *parked;
@@ -410,6 +422,9 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
     if (h->t_hard)
         o->hard_kill_ns = h->t_end - h->t_hard;
 
+    if (h->inbox_dropped && sup->events)
+        tether__event(sup->events, h->id, sup->backend_name, 0, 0, "messages-dropped",
+                      "inbox bound reached during teardown", "\"dropped\":%zu", h->inbox_dropped);
     int err = o->kind == TETHER_OUTCOME_CANCELLED ? TETHER_ECANCELLED
               : o->kind == TETHER_OUTCOME_LOST    ? TETHER_ELOST
               : o->kind == TETHER_OUTCOME_EXITED  ? TETHER_ECLOSED
@@ -531,6 +546,10 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
         /* a reply nobody waits for any more is dropped */
         break;
     case TETHER__MSG_MESSAGE: {
+        if (INBOX_OVER(h)) {
+            h->inbox_dropped++; /* tearing down: bounded memory wins */
+            break;
+        }
         struct inbox_msg *q = malloc(sizeof *q);
         if (q && (q->data = malloc(m.len ? m.len : 1))) {
             memcpy(q->data, m.data, m.len);
@@ -538,6 +557,8 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
             q->next = NULL;
             *h->inbox_tail = q;
             h->inbox_tail = &q->next;
+            h->inbox_count++;
+            h->inbox_bytes += m.len;
             pthread_cond_broadcast(&h->sup->cond);
         } else {
             free(q);
@@ -564,7 +585,7 @@ static void read_channel(tether_handle *h)
     uint8_t buf[65536];
     /* Bounded: at most 16 reads a round, so one chatty actor cannot starve
      * the others' deadlines. */
-    for (int i = 0; i < 16 && !h->aborted; i++) {
+    for (int i = 0; i < 16 && !h->aborted && !INBOX_FULL(h); i++) {
         ssize_t r = recv(h->fd, buf, sizeof buf, MSG_DONTWAIT);
         if (r < 0 && errno == EINTR)
             continue;
@@ -680,8 +701,11 @@ static void *engine_main(void *arg)
             if (h->fd >= 0 && !h->aborted) {
                 who[n] = h;
                 kind[n] = 0;
-                pfd[n++] = (struct pollfd){
-                    .fd = h->fd, .events = (short)(POLLIN | (h->writer == 2 ? POLLOUT : 0))};
+                short ev = (short)((INBOX_FULL(h) ? 0 : POLLIN) | (h->writer == 2 ? POLLOUT : 0));
+                /* with no events requested, a hang-up still wakes poll: it
+                 * is read (and ends) once the inbox drains */
+                pfd[n++] = (struct pollfd){.fd = INBOX_FULL(h) && h->writer != 2 ? -1 : h->fd,
+                                           .events = ev};
             }
             if (h->child && h->child->exit_fd >= 0) {
                 who[n] = h;
@@ -1246,9 +1270,14 @@ int tether_recv(tether_handle *h, void **buf, size_t *len, int64_t deadline_ns)
     if (h->inbox) {
         /* messages that arrived before the end are still delivered */
         struct inbox_msg *q = h->inbox;
+        int was_full = INBOX_FULL(h);
         h->inbox = q->next;
         if (!h->inbox)
             h->inbox_tail = &h->inbox;
+        h->inbox_count--;
+        h->inbox_bytes -= q->len;
+        if (was_full && !INBOX_FULL(h))
+            wake_engine(sup); /* read that channel again */
         *buf = q->data;
         *len = q->len;
         free(q);
@@ -1452,9 +1481,13 @@ void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
         if (!IS_FINAL(h) && h->deadline != TETHER_NEVER)
             fprintf(fp, ", next deadline in %.3fs", (h->deadline - now) / 1e9);
         fputc('\n', fp);
-        fprintf(fp, "  channel: fd %d, %s%s\n", h->fd,
-                h->aborted ? "aborted: " : "open",
-                h->aborted ? tether_err_name(h->abort_err) : "");
+        fprintf(fp, "  channel: fd %d, %s%s; inbox %zu message(s), %zu bytes%s\n", h->fd,
+                h->aborted ? "aborted: " : "open", h->aborted ? tether_err_name(h->abort_err) : "",
+                h->inbox_count, h->inbox_bytes,
+                INBOX_FULL(h) ? " (full: not reading until the owner receives)" : "");
+        if (h->inbox_dropped)
+            fprintf(fp, "  %zu message(s) over the inbox bound dropped during teardown\n",
+                    h->inbox_dropped);
         for (struct parked *p = h->parked; p; p = p->next)
             fprintf(fp, "  waiter: thread %d in %s for %.3fs\n", (int)p->tid, p->what,
                     (now - p->since) / 1e9);

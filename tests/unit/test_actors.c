@@ -150,3 +150,13 @@ int oversized(tether_actor *self)
     (void)w;
     return tether_sleep(self, 30) ? TETHER_ECANCELLED : 0;
 }
+
+/* Sends 1 KiB messages as fast as it can until cancelled. */
+int flood(tether_actor *self);
+int flood(tether_actor *self)
+{
+    static char buf[1024];
+    while (tether_send_msg(self, buf, sizeof buf) == 0)
+        ;
+    return TETHER_ECANCELLED;
+}

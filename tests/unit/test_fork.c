@@ -146,6 +146,55 @@ START_TEST(external_kill_is_lost_with_the_signal_and_nothing_is_left)
 }
 END_TEST
 
+static long rss_kib(void)
+{
+    FILE *fp = fopen("/proc/self/status", "re");
+    char line[256];
+    long kib = -1;
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return kib;
+}
+
+/* A hostile child floods messages nobody receives: the supervisor stops
+ * reading at its inbox bound (memory stays bounded), says so in the dump,
+ * and the child is still torn down within its bound. */
+START_TEST(flooding_child_is_bounded_by_backpressure)
+{
+    struct tether_error err;
+    ck_assert_msg(open_fork("fork", "x", &err) == 0, "%s", err.msg);
+    long rss0 = rss_kib();
+    tether_handle *h;
+    ck_assert_msg(tether_spawn(sup, ACTORS ":flood", 0, &h, &err) == 0, "%s", err.msg);
+    usleep(1500 * 1000);
+    long grown = rss_kib() - rss0;
+    ck_assert_msg(grown < 200 * 1024, "the supervisor grew by %ld KiB", grown);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    tether_supervisor_dump(sup, fp);
+    fclose(fp);
+    ck_assert_msg(strstr(text, "full: not reading"), "dump: %s", text);
+    free(text);
+    tether_cancel(h);
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(h, tether_now_ns() + 2 * SEC, &o), 0);
+    ck_assert(o.kind == TETHER_OUTCOME_CANCELLED || o.kind == TETHER_OUTCOME_KILLED);
+    /* what it sent before the end can still be received */
+    void *buf;
+    size_t n;
+    ck_assert_int_eq(tether_recv(h, &buf, &n, tether_now_ns() + SEC), 0);
+    ck_assert_uint_eq(n, 1024);
+    free(buf);
+    tether_handle_release(h);
+    teardown();
+    assert_no_children();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fork");
@@ -158,6 +207,7 @@ int main(void)
     tcase_add_test(tc, module_segfaulting_while_loading_fails_spawn_exec_mode);
     tcase_add_test(tc, fork_failure_under_rlimit_nproc_is_a_clear_spawn_error);
     tcase_add_test(tc, external_kill_is_lost_with_the_signal_and_nothing_is_left);
+    tcase_add_test(tc, flooding_child_is_bounded_by_backpressure);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
