@@ -182,6 +182,28 @@ static int exit_status(const struct tether_outcome *o, int interrupted)
     }
 }
 
+/* Print the messages the actor sent so far ("message: TEXT"); none in --json. */
+static void print_messages(tether_handle *h, int json)
+{
+    void *buf;
+    size_t len;
+    while (tether_recv(h, &buf, &len, tether_now_ns()) == 0) {
+        if (!json) {
+            fputs("message:  ", stdout);
+            for (size_t i = 0; i < len; i++) {
+                unsigned char c = ((unsigned char *)buf)[i];
+                if (c >= 0x20 && c < 0x7f)
+                    putchar(c);
+                else
+                    printf("\\x%02x", c);
+            }
+            putchar('\n');
+            fflush(stdout);
+        }
+        free(buf);
+    }
+}
+
 struct run_state {
     tether_handle *h;
     tether_supervisor *sup;
@@ -282,10 +304,14 @@ int cmd_run(int argc, char **argv)
     if (!a.json)
         printf("ready:    after %.3fs\n", (tether_now_ns() - t0) / 1e9);
     fflush(stdout);
-    /* Phase 2: until the outcome, in the same slices. */
+    /* Phase 2: until the outcome, in the same slices, showing what the
+     * actor sends. */
     struct tether_outcome o;
-    while (tether_wait(h, tether_now_ns() + 10 * 1000000LL, &o) != 0)
+    while (tether_wait(h, tether_now_ns() + 10 * 1000000LL, &o) != 0) {
+        print_messages(h, a.json);
         handle_signals(&rs);
+    }
+    print_messages(h, a.json);
     int interrupted = rs.interrupted;
     int64_t cancelled_at = rs.cancelled_at;
     int64_t teardown = cancelled_at ? tether_now_ns() - cancelled_at : 0;

@@ -781,7 +781,7 @@ static void sc_sigint_after_abandon(struct suite *s, struct result *r)
         return;
     }
     /* the actor abandons (or kills) 16 of its own within S + H; then SIGINT */
-    sigint_cli(s, r, "abandon16", "ready:", s->S + s->H + 0.3, e_slack(16));
+    sigint_cli(s, r, "abandon16", "message:  abandoned", 0.05, e_slack(16));
 }
 
 /* ---- ORPHAN ------------------------------------------------------------------------------ */
