@@ -84,6 +84,9 @@ struct fchild {
     pid_t pid;
     int reaped;
     int killed;
+    /* the outcome's text; not a __thread buffer: lazy TLS allocation in a
+     * dlopen'ed module aborts the process when malloc fails */
+    char msg[64];
 };
 
 static int64_t mono_ns(void)
@@ -330,6 +333,7 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     if (!c) {
         kill(-r.pid, SIGKILL);
         close(pidfd);
+        waitpid(r.pid, NULL, 0); /* SIGKILLed, our own child: returns at once */
         return set_error(err, TETHER_ENOMEM, "out of memory");
     }
     c->st = st;
@@ -392,15 +396,15 @@ static int f_reap(struct tether_child *child, int64_t deadline_ns, struct tether
         return TETHER_ETIMEDOUT;
     c->reaped = 1;
     memset(out, 0, sizeof *out);
-    static __thread char msg[64];
+    char *msg = c->msg;
     if (si.si_code == CLD_EXITED) {
         out->kind = TETHER_OUTCOME_EXITED;
         out->code = si.si_status;
-        snprintf(msg, sizeof msg, "exited with status %d", si.si_status);
+        snprintf(msg, sizeof c->msg, "exited with status %d", si.si_status);
     } else {
         out->kind = TETHER_OUTCOME_KILLED;
         out->signal = si.si_status;
-        snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)%s", si.si_status,
+        snprintf(msg, sizeof c->msg, "killed by signal %d (SIG%s)%s", si.si_status,
                  signame(si.si_status), si.si_code == CLD_DUMPED ? ", core dumped" : "");
     }
     out->message = msg;
