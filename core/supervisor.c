@@ -1078,6 +1078,10 @@ int tether_cancel(tether_handle *h)
     pthread_mutex_lock(&sup->lock);
     if (!IS_FINAL(h) && !h->cancel_requested && !sup->closed) {
         h->cancel_requested = 1;
+        /* Start the soft phase here (under the lock, as the engine would:
+         * every step of it is non-blocking) and save the engine a hop; the
+         * engine is woken only to take up the new deadline. */
+        begin_soft(h);
         wake_engine(sup);
     }
     pthread_mutex_unlock(&sup->lock);

@@ -376,6 +376,42 @@ static int count_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
+/* The fds open now that were not open in `before` (a bitmap of fds < 1024),
+ * with what they point at, for the leak message. */
+static void fd_snapshot(unsigned char *bits)
+{
+    memset(bits, 0, 128);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd < 1024 && fd != dirfd(d))
+            bits[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    }
+    if (d)
+        closedir(d);
+}
+
+static void fd_describe_new(const unsigned char *before, char *out, size_t n)
+{
+    unsigned char now[128];
+    fd_snapshot(now);
+    size_t used = 0;
+    out[0] = '\0';
+    for (int fd = 0; fd < 1024; fd++) {
+        if (!(now[fd / 8] & (1u << (fd % 8))) || (before[fd / 8] & (1u << (fd % 8))))
+            continue;
+        char link[64], target[256];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t t = readlink(link, target, sizeof target - 1);
+        target[t > 0 ? t : 0] = '\0';
+        int w = snprintf(out + used, n - used, "%s%d -> %s", used ? ", " : "", fd, target);
+        if (w < 0 || (size_t)w >= n - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
 static int count_threads(void)
 {
     FILE *fp = fopen("/proc/self/status", "re");
@@ -1486,6 +1522,8 @@ static void run_scenario(struct suite *s, const struct scenario *sc)
     pthread_t wt;
     pthread_create(&wt, NULL, watchdog_main, &wd);
     int fds0 = count_fds(), threads0 = count_threads();
+    unsigned char fdbits0[128];
+    fd_snapshot(fdbits0);
 
     struct result r = {0};
     r.status = PASS;
@@ -1507,8 +1545,11 @@ static void run_scenario(struct suite *s, const struct scenario *sc)
             sleep_s(0.005);
             nprocs = marked_processes(getpid(), procs, sizeof procs);
         }
-        if (fds > fds0 + fd_allow)
-            FAILF(&r, "%d fd(s) leaked in the supervising process", fds - fds0 - fd_allow);
+        if (fds > fds0 + fd_allow) {
+            char what[512];
+            fd_describe_new(fdbits0, what, sizeof what);
+            FAILF(&r, "%d fd(s) leaked in the supervising process: %s", fds - fds0 - fd_allow, what);
+        }
         if (nprocs > 0)
             FAILF(&r, "processes left behind: %s", procs);
         if (threads > threads0 + (int)r.abandoned)

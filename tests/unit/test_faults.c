@@ -113,8 +113,22 @@ static void cycle(const char *backend, const char *site, long n)
         usleep(1000);
         threads = count_threads();
     }
-    if (count_fds() > fds0 + allow)
-        BAD("%d fd(s) leaked", count_fds() - fds0 - allow);
+    if (count_fds() > fds0 + allow) {
+        char list[1024] = "";
+        size_t used = 0;
+        for (int fd = 3; fd < 256; fd++) {
+            char link[64], target[200];
+            snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+            ssize_t t = readlink(link, target, sizeof target - 1);
+            if (t <= 0)
+                continue;
+            target[t] = '\0';
+            used += (size_t)snprintf(list + used, sizeof list - used, " %d->%s", fd, target);
+            if (used >= sizeof list - 1)
+                break;
+        }
+        BAD("%d fd(s) leaked (open now:%s)", count_fds() - fds0 - allow, list);
+    }
     if (threads > threads0 + (int)rep.abandoned)
         BAD("%d thread(s) left", threads - threads0 - (int)rep.abandoned);
     int st;
