@@ -74,7 +74,9 @@ static int parse_run(int argc, char **argv, const char *usage, struct run_args *
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+c:b:h", run_opts, NULL)) != -1) {
+    /* run: options may follow TARGET; call: they may not (an argument like
+     * -5 is a value, not an option) */
+    while ((c = getopt_long(argc, argv, allow_run ? "c:b:h" : "+c:b:h", run_opts, NULL)) != -1) {
         switch (c) {
         case 'c': a->c.config = optarg; break;
         case 'b': a->c.backend = optarg; break;

@@ -76,6 +76,11 @@ struct fstate {
     struct request *req;
     int stop;
     unsigned live;
+    /* abandoned children (SIGKILL had not ended them by the deadline):
+     * their pidfds are kept and polled, so that they are reaped, not left
+     * as zombies, once they do end. Under `lock`. */
+    int *late;
+    size_t n_late, cap_late;
 };
 
 struct fchild {
@@ -210,6 +215,25 @@ static void *spawner_main(void *arg)
     return NULL;
 }
 
+/* Reap abandoned children that have ended since. Never blocks (WNOHANG). */
+static void reap_late(struct fstate *st)
+{
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < st->n_late;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid((idtype_t)P_PIDFD, (id_t)st->late[i], &si, WEXITED | WNOHANG) == 0 &&
+            si.si_pid != 0) {
+            st->host->log("fork", "abandoned child %d ended late and was reaped", (int)si.si_pid);
+            close(st->late[i]);
+            st->late[i] = st->late[--st->n_late];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
 /* ---- the vtable ---------------------------------------------------------------------- */
 
 static int f_open(const struct tether_backend_host *host, const struct tether_options *opts,
@@ -280,6 +304,10 @@ static void f_close(void *state)
     pthread_mutex_unlock(&st->lock);
     /* Bounded: the spawner finishes the fork in hand (if any) and exits. */
     pthread_join(st->spawner, NULL);
+    reap_late(st);
+    for (size_t i = 0; i < st->n_late; i++)
+        close(st->late[i]); /* still running: left to the host (or init) */
+    free(st->late);
     pthread_cond_destroy(&st->cond);
     pthread_mutex_destroy(&st->lock);
     free(st->helper);
@@ -291,6 +319,8 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 {
     struct fstate *st = state;
     struct request r = {.spec = spec, .pid = -1};
+    if (__atomic_load_n(&st->n_late, __ATOMIC_RELAXED)) /* a hint; reap_late locks */
+        reap_late(st);
     pthread_mutex_lock(&st->lock);
     st->req = &r;
     pthread_cond_broadcast(&st->cond);
@@ -382,6 +412,8 @@ static const char *signame(int sig)
 static int f_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct fchild *c = (struct fchild *)child;
+    if (__atomic_load_n(&c->st->n_late, __ATOMIC_RELAXED)) /* a hint; reap_late locks */
+        reap_late(c->st);
     int64_t left = deadline_ns - mono_ns();
     struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
     if (poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0) <= 0)
@@ -416,12 +448,28 @@ static void f_release(struct tether_child *child)
     struct fchild *c = (struct fchild *)child;
     if (!c->reaped) {
         /* Abandoned (a process that SIGKILL did not end in time: stuck in
-         * the kernel). Kill again; it stays a zombie of this process until
-         * the host reaps its children or exits. */
+         * the kernel, or a machine too busy to run its exit). Kill again
+         * and keep its pidfd, so that it is reaped once it ends. */
         kill(-c->pid, SIGKILL);
         syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
+        struct fstate *st = c->st;
+        pthread_mutex_lock(&st->lock);
+        if (st->n_late == st->cap_late) {
+            size_t cap = st->cap_late ? 2 * st->cap_late : 16;
+            int *p = realloc(st->late, cap * sizeof *p);
+            if (p) {
+                st->late = p;
+                st->cap_late = cap;
+            }
+        }
+        if (st->n_late < st->cap_late) {
+            st->late[st->n_late++] = c->pub.exit_fd;
+            c->pub.exit_fd = -1;
+        }
+        pthread_mutex_unlock(&st->lock);
     }
-    close(c->pub.exit_fd);
+    if (c->pub.exit_fd >= 0)
+        close(c->pub.exit_fd);
     free(c);
 }
 
