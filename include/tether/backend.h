@@ -208,10 +208,16 @@ struct tether_backend {
     /* Optional (may be NULL). Number of actors this state abandoned that are
      * still running. */
     unsigned (*abandoned_count)(void *state);
+
+    /* Members above are valid for ABI 1; below: appended, each read only
+     * when `size` covers it. */
+
+    /* Optional (may be NULL). One line a user should know before choosing
+     * this backend (`tether backends` prints it), e.g. a runtime limit. */
+    const char *note;
 };
-/* Members above are valid for ABI 1. The loader requires `size` to cover
- * every member up to `release`; it reads `abandoned_count` only when `size`
- * covers it too. */
+/* The loader requires `size` to cover every member up to `release`; it
+ * reads a later member only when `size` covers it. */
 
 /* The exported entry point's name and type. */
 #define TETHER_BACKEND_ENTRY "tether_backend_v1"
