@@ -14,10 +14,10 @@
  *              Py_NewInterpreter made (never leaving the interpreter with
  *              no thread state: 3.11 aborts when one is created after that).
  * soft cancel  the core's CANCEL frame, the cancel flag the host runtime
- *              reads at every tether call, and, a short grace later (so
- *              that code that noticed the cancel is not interrupted in its
- *              own shutdown), tether.Cancelled injected asynchronously into
- *              the driver thread. It is injected by a short-lived helper
+ *              reads at every tether call, and, half the soft period later
+ *              (so that code that noticed the cancel, or is busy finishing,
+ *              is not interrupted on its own way out), tether.Cancelled
+ *              injected asynchronously into the driver thread. It is injected by a short-lived helper
  *              thread with a thread state of the target interpreter: with a
  *              main-interpreter thread state PyThreadState_SetAsyncExc looks
  *              in the wrong interpreter, and only a GIL request made from
@@ -108,7 +108,7 @@ static void nap_ns(int64_t ns)
 
 struct sstate {
     const struct tether_backend_host *host;
-    int64_t grace_ns; /* CANCEL frame -> injected Cancelled */
+    int64_t grace_ns; /* CANCEL frame -> injected Cancelled: soft_cancel / 2, <= 0.5 s */
     atomic_uint abandoned_running;
     atomic_uint live; /* children not yet freed */
 };
@@ -134,6 +134,8 @@ struct schild {
     /* m guards what follows; held for a few instructions only, never
      * across a wait or a GIL acquisition */
     pthread_mutex_t m;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC; broadcast when `over` is set */
+    int over;          /* the actor code is done (or never ran) */
     int abandoned;
     int64_t t_abandoned;
     int istate;
@@ -168,6 +170,7 @@ static void child_unref(struct schild *c)
         return;
     if (c->pub.exit_fd >= 0)
         close(c->pub.exit_fd);
+    pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->m);
     free(c->target);
     atomic_fetch_sub(&c->st->live, 1);
@@ -328,10 +331,18 @@ static void *helper_main(void *p)
     struct helper h = *(struct helper *)p;
     free(p);
     struct schild *c = h.c;
-    if (h.kind == INJ_SOFT)
-        nap_ns(c->st->grace_ns); /* bounded: a few tens of milliseconds */
     pthread_mutex_lock(&c->m);
-    int go = c->istate == I_ALIVE;
+    if (h.kind == INJ_SOFT) {
+        /* the grace: ends early when the actor is over; bounded by 0.5 s */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + c->st->grace_ns;
+        ts.tv_sec = (time_t)(until / 1000000000);
+        ts.tv_nsec = (long)(until % 1000000000);
+        while (!c->over && pthread_cond_timedwait(&c->cv, &c->m, &ts) != ETIMEDOUT)
+            ;
+    }
+    int go = c->istate == I_ALIVE && !c->over;
     PyInterpreterState *interp = c->interp;
     if (go)
         c->helpers++; /* the driver does not end the interpreter while > 0 */
@@ -387,6 +398,15 @@ static const char *istate_text(int s)
     return s == I_GONE ? "its sub-interpreter was ended"
            : s == I_LEAKED ? "its sub-interpreter was left alive (other threads run in it)"
                            : "it had no sub-interpreter";
+}
+
+/* The actor code is done: sleeping soft helpers give up. */
+static void set_over(struct schild *c)
+{
+    pthread_mutex_lock(&c->m);
+    c->over = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->m);
 }
 
 /* End the interpreter, with `ts` current and the GIL held; returns without
@@ -512,6 +532,7 @@ static void run_actor(struct schild *c, struct tether_actor *a)
     char *text;
     subint_run_target(&c->run, c->target, &outcome, &code, &text);
     c->run.finished = 1; /* no helper injects anything after this */
+    set_over(c);         /* and sleeping ones give up now */
     PyThreadState_SetAsyncExc(c->run.py_tid, NULL);
     PyErr_Clear();
     subint_run_clear(&c->run);
@@ -530,6 +551,8 @@ static void run_actor(struct schild *c, struct tether_actor *a)
 static void driver_exit(struct schild *c)
 {
     pthread_mutex_lock(&c->m);
+    c->over = 1;
+    pthread_cond_broadcast(&c->cv);
     atomic_store(&c->done, 1);
     int abandoned = c->abandoned;
     int64_t since = c->t_abandoned;
@@ -644,10 +667,13 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
     if (!st)
         return TETHER_ENOMEM;
     st->host = host;
-    /* long enough for an actor that saw the CANCEL frame to be on its way
-     * out, short against the soft timeout */
-    double g = opts->soft_cancel_timeout / 10;
-    st->grace_ns = (int64_t)((g < 0.05 ? g : 0.05) * 1e9);
+    /* Half the soft period for the actor to stop by itself (or to finish
+     * what it was doing: siblings that fail at the same moment must report
+     * their failure, not an injected Cancelled, even when 16 of them queue
+     * for the GIL on a loaded machine), the other half for the injected
+     * exception to unwind through its finally blocks; at most 0.5 s. */
+    double g = opts->soft_cancel_timeout / 2;
+    st->grace_ns = (int64_t)((g < 0.5 ? g : 0.5) * 1e9);
     *state = st;
     return 0;
 }
@@ -681,6 +707,11 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     c->pub.exit_fd = efd;
     c->channel_fd = spec->channel_fd;
     pthread_mutex_init(&c->m, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&c->refs, 2);
     atomic_fetch_add(&st->live, 1);
     int rc = start_thread(&c->thread, driver_main, c, 0);
@@ -763,19 +794,21 @@ static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether
 static void s_release(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    if (!c->joined) {
-        pthread_mutex_lock(&c->m);
-        if (!atomic_load(&c->done)) {
-            /* abandoned: cut loose; it frees itself if it ever ends */
-            c->abandoned = 1;
-            c->t_abandoned = now_ns();
-            atomic_fetch_add(&c->st->abandoned_running, 1);
-            close(c->pub.exit_fd); /* nobody polls it again, the driver skips it */
-            c->pub.exit_fd = -1;
-        }
-        pthread_mutex_unlock(&c->m);
-        pthread_detach(c->thread);
+    pthread_mutex_lock(&c->m);
+    if (!c->joined && !atomic_load(&c->done)) {
+        /* abandoned: cut loose; it frees itself if it ever ends */
+        c->abandoned = 1;
+        c->t_abandoned = now_ns();
+        atomic_fetch_add(&c->st->abandoned_running, 1);
     }
+    /* Nobody polls the exit fd again (the core is done, the driver skips
+     * it once abandoned or has written it already): close it now rather
+     * than when a lingering helper drops the last reference. */
+    close(c->pub.exit_fd);
+    c->pub.exit_fd = -1;
+    pthread_mutex_unlock(&c->m);
+    if (!c->joined)
+        pthread_detach(c->thread);
     child_unref(c);
 }
 
@@ -800,6 +833,7 @@ static const struct tether_backend subint_backend = {
     .reap = s_reap,
     .release = s_release,
     .abandoned_count = s_abandoned_count,
+    .note = GIL_NOTE,
 };
 
 TETHER_BACKEND_DEFINE(subint_backend)
