@@ -79,8 +79,8 @@
  * finish (helpers that hold one, the actor's own threads) before it leaves
  * the interpreter alive instead of ending it. */
 #define END_WAIT_NS (100 * 1000000LL)
-/* Monitor period: a driver that holds the GIL over two samples while one
- * of ours waits (or starts) gets a nudge. */
+/* Monitor period: while one of ours waits for the GIL (or starts), the
+ * driver holding it at each sample gets a nudge. */
 #define MONITOR_NS (2 * 1000000LL)
 
 #define GIL_NOTE                                                                   \
@@ -218,7 +218,6 @@ static void start_helper(struct schild *c, int kind);
 static void *monitor_main(void *arg)
 {
     (void)arg;
-    PyThreadState *last = NULL;
     for (;;) {
         nap_ns(MONITOR_NS);
         pthread_mutex_lock(&g_lock);
@@ -234,7 +233,10 @@ static void *monitor_main(void *arg)
 #else
         PyThreadState *holder = NULL;
 #endif
-        if (holder && holder == last)
+        /* every sample, not only long holders: with two spinners the GIL
+         * goes back and forth between them, and each nudge is a chance for
+         * the waiter */
+        if (holder)
             for (struct schild *c = g_live; c; c = c->live_next)
                 if (c->drv_ts == holder) {
                     /* a starting driver is the one being helped */
@@ -244,7 +246,6 @@ static void *monitor_main(void *arg)
                     }
                     break;
                 }
-        last = holder;
         pthread_mutex_unlock(&g_lock);
     }
 }
