@@ -77,6 +77,8 @@ int cmd_backends(int argc, char **argv)
                    "yes", (info.caps & TETHER_CAP_NO_SPAWN) ? "no" : "yes", b->path);
             if (info.caps & TETHER_CAP_NO_SPAWN)
                 printf("         note: spawn not implemented yet (returns TETHER_ENOTSUP)\n");
+            if (info.note[0])
+                printf("         note: %s\n", info.note);
             if (strcmp(info.name, b->name) != 0) {
                 printf("         error: plugin calls itself '%s'\n", info.name);
                 bad = 1;

@@ -43,6 +43,7 @@ struct tether_actor {
     struct tether__reader rd;
     struct inmsg *msgs, **msgs_tail; /* MESSAGE frames */
     struct inmsg *calls, **calls_tail; /* CALL frames */
+    struct inmsg *cur_call; /* handed out by next_call, freed at the next one */
     char *fail;
     void *dl;
     char *path;
@@ -302,46 +303,90 @@ static int reply_error(tether_actor *self, uint64_t id, const char *why)
     return send_frame(self, &f);
 }
 
-static int serve_one(tether_actor *self, struct tether__msg *m)
+static int serve_one(tether_actor *self, uint64_t id, const char *func, const char *sig,
+                     const struct tether_value *args, size_t nargs)
 {
     char why[512];
-    const struct tether_function *fn = find_function(self, m->func);
+    const struct tether_function *fn = find_function(self, func);
     if (!fn) {
-        snprintf(why, sizeof why, "no function '%s' in %s", m->func, self->path);
-        return reply_error(self, m->id, why);
+        snprintf(why, sizeof why, "no function '%s' in %s", func, self->path);
+        return reply_error(self, id, why);
     }
-    if (strcmp(fn->signature, m->sig) != 0) {
+    if (strcmp(fn->signature, sig) != 0) {
         snprintf(why, sizeof why, "signature mismatch for '%s': called as \"%s\", declared \"%s\"",
-                 m->func, m->sig, fn->signature);
-        return reply_error(self, m->id, why);
+                 func, sig, fn->signature);
+        return reply_error(self, id, why);
     }
     struct tether_value ret;
-    if (tether__ffi_invoke(fn->fn, fn->signature, m->args, m->nargs, &ret, why, sizeof why)) {
+    if (tether__ffi_invoke(fn->fn, fn->signature, args, nargs, &ret, why, sizeof why)) {
         char full[640];
-        snprintf(full, sizeof full, "%s: %s", m->func, why);
-        return reply_error(self, m->id, full);
+        snprintf(full, sizeof full, "%s: %s", func, why);
+        return reply_error(self, id, full);
     }
+    return tether__actor_reply(self, id, &ret);
+}
+
+static void drop_current_call(tether_actor *self)
+{
+    if (self->cur_call) {
+        tether__msg_free(&self->cur_call->m);
+        free(self->cur_call);
+        self->cur_call = NULL;
+    }
+}
+
+int tether__actor_next_call(tether_actor *self, double seconds, const char **func,
+                            const char **sig, const struct tether_value **args, size_t *nargs,
+                            uint64_t *id)
+{
+    drop_current_call(self);
+    int64_t deadline = seconds < 0 ? TETHER_NEVER : tether__deadline_after(seconds);
+    for (;;) {
+        struct inmsg *q = queue_pop(&self->calls, &self->calls_tail);
+        if (q) {
+            self->cur_call = q;
+            *func = q->m.func;
+            *sig = q->m.sig;
+            *args = q->m.args;
+            *nargs = q->m.nargs;
+            *id = q->m.id;
+            return 0;
+        }
+        if (is_cancelled(self))
+            return TETHER_ECANCELLED;
+        /* Without a limit: ends at CANCEL, at end of stream, or by thread
+         * cancellation (see the file comment); a 1 s tick re-reads the flag. */
+        int ms = deadline == TETHER_NEVER ? 1000 : tether__poll_ms(deadline);
+        if (ms == 0)
+            return TETHER_ETIMEDOUT;
+        pump(self, ms);
+    }
+}
+
+int tether__actor_reply(tether_actor *self, uint64_t id, const struct tether_value *ret)
+{
     struct tether__frame f;
-    if (tether__encode_return(&f, m->id, &ret))
+    if (tether__encode_return(&f, id, ret))
         return TETHER_ENOMEM;
     return send_frame(self, &f);
+}
+
+int tether__actor_reply_error(tether_actor *self, uint64_t id, const char *text)
+{
+    return reply_error(self, id, text);
 }
 
 int tether_serve(tether_actor *self)
 {
     for (;;) {
-        struct inmsg *q = queue_pop(&self->calls, &self->calls_tail);
-        if (q) {
-            serve_one(self, &q->m);
-            tether__msg_free(&q->m);
-            free(q);
-            continue;
-        }
-        if (is_cancelled(self))
-            return TETHER_ECANCELLED;
-        /* No deadline: ends at CANCEL, at end of stream, or by thread
-         * cancellation (see the file comment). A 1 s tick re-reads the flag. */
-        pump(self, 1000);
+        const char *func, *sig;
+        const struct tether_value *args;
+        size_t nargs;
+        uint64_t id;
+        int rc = tether__actor_next_call(self, -1, &func, &sig, &args, &nargs, &id);
+        if (rc)
+            return rc;
+        serve_one(self, id, func, sig, args, nargs);
     }
 }
 
@@ -362,6 +407,8 @@ static void actor_cleanup(void *arg)
     tether_actor *self = arg;
     if (self->fd >= 0)
         close(self->fd);
+    self->fd = -1;
+    drop_current_call(self);
     free_queue(self->msgs);
     free_queue(self->calls);
     tether__reader_reset(&self->rd);
@@ -419,10 +466,20 @@ static actor_fn load_target(tether_actor *self, const char *target, char *why, s
     return fn;
 }
 
-int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel_flag)
+/* The cleanup handler of a C actor's thread: also runs when it is cancelled. */
+static void actor_free(void *arg)
 {
-    tether_actor self_storage, *self = &self_storage;
-    memset(self, 0, sizeof *self);
+    actor_cleanup(arg);
+    free(arg);
+}
+
+tether_actor *tether__actor_attach(int channel_fd, volatile int *cancel_flag)
+{
+    tether_actor *self = calloc(1, sizeof *self);
+    if (!self) {
+        close(channel_fd);
+        return NULL;
+    }
     self->fd = channel_fd;
     /* Programs the actor starts must not inherit its channel (an exec
      * helper receives it without the flag). */
@@ -431,9 +488,61 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
     self->msgs_tail = &self->msgs;
     self->calls_tail = &self->calls;
     tether__reader_init(&self->rd, TETHER__DEFAULT_MAX_FRAME);
+    return self;
+}
+
+int tether__actor_ready(tether_actor *self)
+{
+    struct tether__frame f;
+    if (tether__encode_ready(&f, (int64_t)getpid()))
+        return TETHER_ENOMEM;
+    return send_frame(self, &f);
+}
+
+int tether__actor_checkpoint(tether_actor *self)
+{
+    return tether_checkpoint(self);
+}
+
+int tether__actor_cancelled(tether_actor *self)
+{
+    return tether_cancelled(self);
+}
+
+int tether__actor_sleep(tether_actor *self, double seconds)
+{
+    return tether_sleep(self, seconds);
+}
+
+int tether__actor_send_msg(tether_actor *self, const void *buf, size_t len)
+{
+    return tether_send_msg(self, buf, len);
+}
+
+int tether__actor_recv_msg(tether_actor *self, void **buf, size_t *len, double seconds)
+{
+    return tether_recv_msg(self, buf, len, seconds);
+}
+
+int tether__actor_fd(tether_actor *self)
+{
+    return tether_actor_fd(self);
+}
+
+void tether__actor_finish(tether_actor *self, int outcome, int code, const char *message)
+{
+    report(self, outcome, code, message);
+    actor_free(self);
+}
+
+int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel_flag)
+{
+    tether_actor *self = tether__actor_attach(channel_fd, cancel_flag);
+    if (!self)
+        return 127;
     int status = 0;
 
-    pthread_cleanup_push(actor_cleanup, self);
+    pthread_cleanup_push(actor_free, self);
     char why[1024];
     actor_fn fn = load_target(self, target, why, sizeof why);
     if (!fn) {
@@ -443,9 +552,7 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
         /* cancelled while loading: stop without running */
         report(self, TETHER_OUTCOME_CANCELLED, 0, NULL);
     } else {
-        struct tether__frame f;
-        if (tether__encode_ready(&f, (int64_t)getpid()) == 0)
-            send_frame(self, &f);
+        tether__actor_ready(self);
         status = fn(self);
         if (self->fail)
             report(self, TETHER_OUTCOME_FAILED, status, self->fail);

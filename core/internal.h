@@ -37,8 +37,24 @@ int tether__plugin_load(const char *path, struct tether__plugin **out, struct te
 void tether__plugin_unref(struct tether__plugin *p);
 void tether__plugin_pin(struct tether__plugin *p);
 
-/* actor_rt.c: the C actor runtime (host service run_c_actor). */
+/* actor_rt.c: the C actor runtime (host service run_c_actor), and the same
+ * runtime offered to foreign-language backends (host services actor_*; the
+ * contracts are in tether/backend.h). */
 int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel_flag);
+struct tether_actor *tether__actor_attach(int channel_fd, volatile int *cancel_flag);
+int tether__actor_ready(struct tether_actor *a);
+int tether__actor_checkpoint(struct tether_actor *a);
+int tether__actor_cancelled(struct tether_actor *a);
+int tether__actor_sleep(struct tether_actor *a, double seconds);
+int tether__actor_send_msg(struct tether_actor *a, const void *buf, size_t len);
+int tether__actor_recv_msg(struct tether_actor *a, void **buf, size_t *len, double seconds);
+int tether__actor_next_call(struct tether_actor *a, double seconds, const char **func,
+                            const char **sig, const struct tether_value **args, size_t *nargs,
+                            uint64_t *id);
+int tether__actor_reply(struct tether_actor *a, uint64_t id, const struct tether_value *ret);
+int tether__actor_reply_error(struct tether_actor *a, uint64_t id, const char *text);
+int tether__actor_fd(struct tether_actor *a);
+void tether__actor_finish(struct tether_actor *a, int outcome, int code, const char *message);
 
 /* events.c: JSON-lines lifecycle log. */
 struct tether__events;

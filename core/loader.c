@@ -244,6 +244,9 @@ int tether_plugin_probe(const char *path, struct tether_plugin_info *info, struc
         tether__strlcpy(info->language, p->vt->language, sizeof info->language);
         info->abi = p->vt->abi;
         info->caps = p->vt->caps;
+        info->note[0] = '\0';
+        if (p->vt->size >= offsetof(struct tether_backend, note) + sizeof p->vt->note && p->vt->note)
+            tether__strlcpy(info->note, p->vt->note, sizeof info->note);
     }
     tether__plugin_unref(p);
     return 0;

@@ -759,6 +759,18 @@ static const struct tether_backend_host host = {
     .size = sizeof(struct tether_backend_host),
     .run_c_actor = tether__run_c_actor,
     .log = host_log,
+    .actor_attach = tether__actor_attach,
+    .actor_ready = tether__actor_ready,
+    .actor_checkpoint = tether__actor_checkpoint,
+    .actor_cancelled = tether__actor_cancelled,
+    .actor_sleep = tether__actor_sleep,
+    .actor_send_msg = tether__actor_send_msg,
+    .actor_recv_msg = tether__actor_recv_msg,
+    .actor_next_call = tether__actor_next_call,
+    .actor_reply = tether__actor_reply,
+    .actor_reply_error = tether__actor_reply_error,
+    .actor_fd = tether__actor_fd,
+    .actor_finish = tether__actor_finish,
 };
 
 static int open_with(const struct tether_config *cfg, const char *path, const char *name,

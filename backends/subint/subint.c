@@ -1,61 +1,822 @@
-/* backends/subint - placeholder until its own issue lands: a correct vtable
- * whose spawn refuses with TETHER_ENOTSUP, so that loading, listing and
- * configuration work today and every spawn fails honestly. */
-/* Linked against libpython (python3-embed) so that the build proves the
- * embedding flags; the interpreter is not initialised yet. Python.h first,
- * as CPython requires. */
+/* backends/subint - Python actors in CPython sub-interpreters, each on a
+ * dedicated driver pthread in the supervisor's process.
+ *
+ * See ../shared/notes/cpython-3.11-subinterpreters.md for the measured facts
+ * this file is built on. In short, on 3.11:
+ *
+ * interpreter  Python is initialised once per process (or the host's is
+ *              used), then the initialising thread releases the GIL for
+ *              good: no supervisor thread ever takes it again. Each driver
+ *              makes a main-interpreter thread state only to create its
+ *              sub-interpreter, drops it, then makes its own first thread
+ *              state in the new interpreter (so PyGILState finds the right
+ *              interpreter on that thread) and deletes the one
+ *              Py_NewInterpreter made (never leaving the interpreter with
+ *              no thread state: 3.11 aborts when one is created after that).
+ * soft cancel  the core's CANCEL frame, the cancel flag the host runtime
+ *              reads at every tether call, and, half the soft period later
+ *              (so that code that noticed the cancel, or is busy finishing,
+ *              is not interrupted on its own way out), tether.Cancelled
+ *              injected asynchronously into the driver thread. It is injected by a short-lived helper
+ *              thread with a thread state of the target interpreter: with a
+ *              main-interpreter thread state PyThreadState_SetAsyncExc looks
+ *              in the wrong interpreter, and only a GIL request made from
+ *              the target interpreter makes a spinning actor let go.
+ *              soft_cancel() only starts that helper; it never waits.
+ * hard kill    inject again (even into code that saw the cancel), then the
+ *              core abandons the driver if it has not ended within
+ *              hard_kill. Nothing interrupts a blocking C call (time.sleep,
+ *              a lock, read): such an actor is abandoned. Threads inside
+ *              Python are never pthread_cancel'ed.
+ * exit fd      an eventfd the driver signals as its very last act, so reap
+ *              never waits for a running thread. Abandoning closes it (the
+ *              abandoned driver keeps only its channel).
+ * late exit    an abandoned driver that ends later still ends its
+ *              interpreter (if no other thread state remains in it, else the
+ *              interpreter is left alive: Py_EndInterpreter would join its
+ *              threads forever or abort) and logs the late exit.
+ * GIL fairness on 3.11 a sub-interpreter spinning on the CPU never hears a
+ *              GIL request made from another interpreter. Every GIL wait of
+ *              this backend is registered; while one lasts, a monitor thread
+ *              finds which driver holds the GIL and makes a GIL request from
+ *              that driver's own interpreter (a "nudge"). Without it, a busy
+ *              actor would starve every spawn and every sibling.
+ * exit         Py_FinalizeEx is never called (it aborts with live
+ *              sub-interpreters and would wait for abandoned ones); the
+ *              process may exit with abandoned drivers running.
+ *
+ * Every wait of this file has a deadline except the GIL waits of the
+ * backend's own threads (driver, helpers): those are never supervisor
+ * threads, and the monitor above keeps them from starving. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tether/backend.h>
 
-static int b_open(const struct tether_backend_host *host, const struct tether_options *opts,
+#include "subint.h"
+
+/* The host members this backend calls (appended after `log`). */
+#define HOST_NEEDS \
+    (offsetof(struct tether_backend_host, actor_finish) + sizeof(void (*)(void)))
+
+/* How long an ending driver lets other thread states of its interpreter
+ * finish (helpers that hold one, the actor's own threads) before it leaves
+ * the interpreter alive instead of ending it. */
+#define END_WAIT_NS (100 * 1000000LL)
+/* Monitor period: while one of ours waits for the GIL (or starts), the
+ * driver holding it at each sample gets a nudge. */
+#define MONITOR_NS (2 * 1000000LL)
+
+#define GIL_NOTE                                                                   \
+    "CPython " PY_VERSION ": all sub-interpreters share one GIL (a CPU-bound actor " \
+    "slows its siblings); a blocking call cannot be interrupted (such an actor is "  \
+    "abandoned)"
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nap_ns(int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- state ---------------------------------------------------------------------- */
+
+struct sstate {
+    const struct tether_backend_host *host;
+    int64_t grace_ns; /* CANCEL frame -> injected Cancelled: soft_cancel / 2, <= 0.5 s */
+    atomic_uint abandoned_running;
+    atomic_uint live; /* children not yet freed */
+};
+
+enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
+enum inject { INJ_SOFT, INJ_HARD, INJ_NUDGE };
+
+struct schild {
+    struct tether_child pub; /* first: the core sees only this */
+    struct sstate *st;
+    const struct tether_backend_host *host;
+    char *target;
+    uint64_t actor_id;
+    int channel_fd; /* handed to the driver, which gives it to the host runtime */
+    pthread_t thread;
+    volatile int cancel_flag; /* read by the host runtime at every tether call */
+    atomic_int refs;          /* the core's, the driver's, one per helper */
+    atomic_int done;          /* written under m */
+    atomic_int hard_killed;
+    int joined; /* core side only */
+    int status; /* exit code, read after done */
+
+    /* m guards what follows; held for a few instructions only, never
+     * across a wait or a GIL acquisition */
+    pthread_mutex_t m;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC; broadcast when `over` is set */
+    int over;          /* the actor code is done (or never ran) */
+    int abandoned;
+    int64_t t_abandoned;
+    int istate;
+    unsigned helpers; /* helpers holding (or making) a thread state in interp */
+    PyInterpreterState *interp;
+    PyThreadState *drv_ts;
+    int soft_sent, hard_sent;
+
+    /* under g_lock */
+    int nudging;
+    int starting; /* counted in g_starting */
+    struct schild *live_next;
+
+    struct subint_run run; /* the driver's; see subint.h */
+};
+
+/* Process-wide: the GIL is. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct schild *g_live; /* children whose interpreter is alive */
+static unsigned g_waiters;    /* our threads waiting for the GIL */
+static unsigned g_starting;   /* drivers not ready yet (their imports wait for the GIL too) */
+static int g_monitor;         /* the monitor thread runs */
+
+static pthread_once_t py_once = PTHREAD_ONCE_INIT;
+static int py_ok;
+static char py_err[256];
+static PyInterpreterState *py_main;
+
+static void child_unref(struct schild *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    if (c->pub.exit_fd >= 0)
+        close(c->pub.exit_fd);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->m);
+    free(c->target);
+    atomic_fetch_sub(&c->st->live, 1);
+    free(c);
+}
+
+/* Start a thread. `quiet`: every blockable signal blocked (helpers: they
+ * run no user code and the host's signals are not for them). Otherwise the
+ * caller's mask plus SIGPIPE (a driver: Python code expects EPIPE, never to
+ * die of a pipe; an abandoned writer whose reader closes must not kill the
+ * process). */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg, int quiet)
+{
+    sigset_t set, old;
+    pthread_sigmask(SIG_SETMASK, NULL, &old);
+    if (quiet) {
+        sigfillset(&set);
+        sigdelset(&set, SIGSEGV);
+        sigdelset(&set, SIGBUS);
+        sigdelset(&set, SIGFPE);
+        sigdelset(&set, SIGILL);
+    } else {
+        set = old;
+        sigaddset(&set, SIGPIPE);
+    }
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_t tmp;
+    if (!t)
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(t ? t : &tmp, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* ---- the GIL: registered waits and the monitor -------------------------------------- */
+
+static void start_helper(struct schild *c, int kind);
+
+/* Nudges the driver that holds the GIL while one of our threads waits for
+ * it or a driver is starting (its imports wait for the GIL inside Python,
+ * where we cannot register them). Runs only while there are such. */
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        nap_ns(MONITOR_NS);
+        pthread_mutex_lock(&g_lock);
+        if (g_waiters == 0 && g_starting == 0) {
+            g_monitor = 0;
+            pthread_mutex_unlock(&g_lock);
+            return NULL;
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        /* 3.11: the thread state holding the GIL (a process-wide atomic, not
+         * a thread-local); only compared, never dereferenced. */
+        PyThreadState *holder = _PyThreadState_UncheckedGet();
+#else
+        PyThreadState *holder = NULL;
+#endif
+        /* every sample, not only long holders: with two spinners the GIL
+         * goes back and forth between them, and each nudge is a chance for
+         * the waiter */
+        if (holder)
+            for (struct schild *c = g_live; c; c = c->live_next)
+                if (c->drv_ts == holder) {
+                    /* a starting driver is the one being helped */
+                    if (!c->nudging && !c->starting) {
+                        c->nudging = 1;
+                        start_helper(c, INJ_NUDGE);
+                    }
+                    break;
+                }
+        pthread_mutex_unlock(&g_lock);
+    }
+}
+
+/* With g_lock held. */
+static void monitor_start_locked(void)
+{
+    if (!g_monitor && start_thread(NULL, monitor_main, NULL, 1) == 0)
+        g_monitor = 1;
+}
+
+static void starting_begin(struct schild *c)
+{
+    pthread_mutex_lock(&g_lock);
+    c->starting = 1;
+    g_starting++;
+#if PY_VERSION_HEX < 0x030C0000
+    monitor_start_locked();
+#endif
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void starting_end(struct schild *c)
+{
+    pthread_mutex_lock(&g_lock);
+    if (c->starting) {
+        c->starting = 0;
+        g_starting--;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+void subint_started(struct subint_run *run)
+{
+    starting_end((struct schild *)run->backend_child);
+}
+
+void subint_gil_take(PyThreadState *ts)
+{
+    pthread_mutex_lock(&g_lock);
+    g_waiters++;
+#if PY_VERSION_HEX < 0x030C0000
+    /* Someone holds it: it may be a spinner deaf to our request. (If the
+     * GIL looks free but a spinner takes it first, the next waiter starts
+     * the monitor; nudges then serve every waiter.) */
+    if (_PyThreadState_UncheckedGet() != NULL)
+        monitor_start_locked();
+#endif
+    pthread_mutex_unlock(&g_lock);
+    PyEval_RestoreThread(ts);
+    pthread_mutex_lock(&g_lock);
+    g_waiters--;
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void registry_add(struct schild *c)
+{
+    pthread_mutex_lock(&g_lock);
+    c->live_next = g_live;
+    g_live = c;
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void registry_remove(struct schild *c)
+{
+    pthread_mutex_lock(&g_lock);
+    for (struct schild **pp = &g_live; *pp; pp = &(*pp)->live_next)
+        if (*pp == c) {
+            *pp = c->live_next;
+            break;
+        }
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* ---- helpers: inject tether.Cancelled, or only ask for the GIL ------------------------- */
+
+struct helper {
+    struct schild *c;
+    int kind;
+};
+
+static void *helper_main(void *p)
+{
+    struct helper h = *(struct helper *)p;
+    free(p);
+    struct schild *c = h.c;
+    pthread_mutex_lock(&c->m);
+    if (h.kind == INJ_SOFT) {
+        /* the grace: ends early when the actor is over; bounded by 0.5 s */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + c->st->grace_ns;
+        ts.tv_sec = (time_t)(until / 1000000000);
+        ts.tv_nsec = (long)(until % 1000000000);
+        while (!c->over && pthread_cond_timedwait(&c->cv, &c->m, &ts) != ETIMEDOUT)
+            ;
+    }
+    int go = c->istate == I_ALIVE && !c->over;
+    PyInterpreterState *interp = c->interp;
+    if (go)
+        c->helpers++; /* the driver does not end the interpreter while > 0 */
+    pthread_mutex_unlock(&c->m);
+    if (go) {
+        PyThreadState *ts = PyThreadState_New(interp);
+        if (ts) {
+            /* The GIL request comes from the target interpreter: a spinning
+             * actor lets go within a switch interval. */
+            subint_gil_take(ts);
+            struct subint_run *r = &c->run;
+            if (h.kind != INJ_NUDGE && !r->finished && r->cancelled_type &&
+                (h.kind == INJ_HARD || !r->observed))
+                PyThreadState_SetAsyncExc(r->py_tid, r->cancelled_type);
+            PyThreadState_Clear(ts);
+            PyThreadState_DeleteCurrent(); /* releases the GIL */
+        }
+        pthread_mutex_lock(&c->m);
+        c->helpers--;
+        pthread_mutex_unlock(&c->m);
+    }
+    if (h.kind == INJ_NUDGE) {
+        pthread_mutex_lock(&g_lock);
+        c->nudging = 0;
+        pthread_mutex_unlock(&g_lock);
+    }
+    child_unref(c);
+    return NULL;
+}
+
+/* Never blocks: starts a detached thread (or gives up quietly: the CANCEL
+ * frame and the flag still work). */
+static void start_helper(struct schild *c, int kind)
+{
+    struct helper *h = malloc(sizeof *h);
+    if (!h)
+        return;
+    h->c = c;
+    h->kind = kind;
+    atomic_fetch_add(&c->refs, 1);
+    if (start_thread(NULL, helper_main, h, 1) != 0) {
+        free(h);
+        if (kind == INJ_NUDGE)
+            c->nudging = 0; /* the caller holds g_lock */
+        child_unref(c);
+    }
+}
+
+/* ---- the driver thread --------------------------------------------------------------- */
+
+static const char *istate_text(int s)
+{
+    return s == I_GONE ? "its sub-interpreter was ended"
+           : s == I_LEAKED ? "its sub-interpreter was left alive (other threads run in it)"
+                           : "it had no sub-interpreter";
+}
+
+/* The actor code is done: sleeping soft helpers give up. */
+static void set_over(struct schild *c)
+{
+    pthread_mutex_lock(&c->m);
+    c->over = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->m);
+}
+
+/* End the interpreter, with `ts` current and the GIL held; returns without
+ * the GIL and without a thread state. */
+static void end_interpreter(struct schild *c, PyThreadState *ts)
+{
+    registry_remove(c); /* no more nudges */
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    int64_t deadline = now_ns() + END_WAIT_NS;
+    unsigned others = 0;
+    for (;;) {
+        pthread_mutex_lock(&c->m);
+        if (c->istate == I_ALIVE && c->helpers == 0)
+            c->istate = I_ENDING; /* from now on no helper makes a thread state here */
+        int ending = c->istate == I_ENDING;
+        others = c->helpers;
+        pthread_mutex_unlock(&c->m);
+        if (ending) {
+            /* stable: we hold the GIL, and only a holder of it adds or
+             * removes thread states of this interpreter now */
+            others = 0;
+            for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t;
+                 t = PyThreadState_Next(t))
+                others += t != ts;
+            if (others == 0)
+                break;
+        }
+        if (now_ns() >= deadline) {
+            pthread_mutex_lock(&c->m);
+            c->istate = I_LEAKED; /* nobody touches it again */
+            pthread_mutex_unlock(&c->m);
+            c->host->log("subint",
+                          "actor %llu (%s): %u other thread state(s) still in its "
+                          "sub-interpreter after %.0f ms; leaving it alive",
+                          (unsigned long long)c->actor_id, c->target, others, END_WAIT_NS / 1e6);
+            PyThreadState_Clear(ts);
+            PyThreadState_DeleteCurrent(); /* others remain: the list never empties here */
+            return;
+        }
+        /* let them run (helpers want the GIL; the actor's threads finish) */
+        PyThreadState *saved = PyEval_SaveThread();
+        nap_ns(5 * 1000000LL);
+        subint_gil_take(saved);
+    }
+    /* 3.11 returns from Py_EndInterpreter with the GIL held and no thread
+     * state: a main-interpreter one, made now, releases it afterwards. */
+    PyThreadState *release = PyThreadState_New(py_main);
+    if (!release) {
+        pthread_mutex_lock(&c->m);
+        c->istate = I_LEAKED;
+        pthread_mutex_unlock(&c->m);
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent();
+        return;
+    }
+    Py_EndInterpreter(ts);
+    pthread_mutex_lock(&c->m);
+    c->istate = I_GONE;
+    c->interp = NULL;
+    c->drv_ts = NULL;
+    pthread_mutex_unlock(&c->m);
+    PyThreadState_Swap(release);
+    PyThreadState_Clear(release);
+    PyThreadState_DeleteCurrent();
+}
+
+static void run_actor(struct schild *c, struct tether_actor *a)
+{
+    const struct tether_backend_host *host = c->host;
+    /* 1. A main-interpreter thread state, only to create ours. */
+    PyThreadState *mts = PyThreadState_New(py_main);
+    if (!mts) {
+        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "cannot create a Python thread state");
+        return;
+    }
+    subint_gil_take(mts);
+    if (c->cancel_flag || host->actor_checkpoint(a)) {
+        /* cancelled while waiting for the GIL: no interpreter at all */
+        PyThreadState_Clear(mts);
+        PyThreadState_DeleteCurrent();
+        host->actor_finish(a, TETHER_OUTCOME_CANCELLED, 0, NULL);
+        return;
+    }
+    PyThreadState *first = Py_NewInterpreter();
+    if (!first) {
+        PyThreadState_Swap(mts);
+        PyThreadState_Clear(mts);
+        PyThreadState_DeleteCurrent();
+        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "Py_NewInterpreter failed");
+        return;
+    }
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(first);
+    /* 2. The hand-off: drop the main-interpreter state (PyGILState forgets
+     * it), make this thread's own first state in the new interpreter, and
+     * only then delete the one Py_NewInterpreter made. */
+    PyThreadState_Swap(mts);
+    PyThreadState_Clear(mts);
+    PyThreadState_DeleteCurrent();
+    PyThreadState *ts = PyThreadState_New(interp);
+    if (!ts) {
+        c->host->log("subint", "actor %llu: out of memory after creating its interpreter; "
+                               "leaving it", (unsigned long long)c->actor_id);
+        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "cannot create a Python thread state");
+        return;
+    }
+    subint_gil_take(ts);
+    PyThreadState_Clear(first);
+    PyThreadState_Delete(first);
+
+    c->run.host = host;
+    c->run.backend_child = c;
+    c->run.a = a;
+    c->run.py_tid = PyThread_get_thread_ident();
+    pthread_mutex_lock(&c->m);
+    c->interp = interp;
+    c->drv_ts = ts;
+    c->istate = I_ALIVE;
+    pthread_mutex_unlock(&c->m);
+    registry_add(c);
+
+    /* 3. The actor. */
+    int outcome, code;
+    char *text;
+    subint_run_target(&c->run, c->target, &outcome, &code, &text);
+    c->run.finished = 1; /* no helper injects anything after this */
+    set_over(c);         /* and sleeping ones give up now */
+    PyThreadState_SetAsyncExc(c->run.py_tid, NULL);
+    PyErr_Clear();
+    subint_run_clear(&c->run);
+    c->run.a = NULL;
+    c->status = outcome == TETHER_OUTCOME_EXITED ? code : 0;
+    PyThreadState *saved = PyEval_SaveThread();
+    host->actor_finish(a, outcome, code, text); /* STOPPED; closes the channel */
+    free(text);
+    subint_gil_take(saved);
+
+    /* 4. Its interpreter. */
+    end_interpreter(c, ts);
+}
+
+/* The driver's last act, on every way out. */
+static void driver_exit(struct schild *c)
+{
+    pthread_mutex_lock(&c->m);
+    c->over = 1;
+    pthread_cond_broadcast(&c->cv);
+    atomic_store(&c->done, 1);
+    int abandoned = c->abandoned;
+    int64_t since = c->t_abandoned;
+    int istate = c->istate;
+    if (!abandoned) {
+        uint64_t one = 1;
+        ssize_t w = write(c->pub.exit_fd, &one, sizeof one); /* nonblocking eventfd */
+        (void)w;
+    }
+    pthread_mutex_unlock(&c->m);
+    if (abandoned) {
+        atomic_fetch_sub(&c->st->abandoned_running, 1);
+        c->host->log("subint", "actor %llu (%s): abandoned %.3fs ago, it has finished by itself; %s",
+                     (unsigned long long)c->actor_id, c->target, (now_ns() - since) / 1e9,
+                     istate_text(istate));
+    }
+    child_unref(c);
+}
+
+static void *driver_main(void *arg)
+{
+    struct schild *c = arg;
+    c->pub.thread_id = (uint64_t)syscall(SYS_gettid);
+    struct tether_actor *a = c->host->actor_attach(c->channel_fd, &c->cancel_flag);
+    c->channel_fd = -1;
+    starting_begin(c);
+    if (a)
+        run_actor(c, a);
+    else
+        c->status = 127;
+    starting_end(c);
+    driver_exit(c);
+    return NULL;
+}
+
+/* ---- Python, once per process ----------------------------------------------------------- */
+
+static void py_init(void)
+{
+    Dl_info di;
+    /* Never unloaded: Python cannot be finalised and started again, and
+     * abandoned drivers run our code. */
+    if (dladdr((void *)&py_init, &di) && di.dli_fname)
+        dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    /* Extension modules (lib-dynload) expect the Py* symbols in the
+     * global namespace; we arrived RTLD_LOCAL. */
+    if (!dladdr((void *)&Py_InitializeEx, &di) || !di.dli_fname ||
+        !dlopen(di.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
+        snprintf(py_err, sizeof py_err, "cannot make libpython global: %s", dlerror());
+        return;
+    }
+    if (Py_IsInitialized()) {
+        /* the host runs Python already: use it (it must not hold the GIL
+         * while it waits for actors) */
+        py_main = PyInterpreterState_Main();
+        py_ok = 1;
+        return;
+    }
+    PyConfig cfg;
+    PyConfig_InitPythonConfig(&cfg);
+    cfg.install_signal_handlers = 0; /* the host owns signals */
+    cfg.parse_argv = 0;
+    PyStatus s = PyConfig_SetBytesString(&cfg, &cfg.program_name, "tether");
+    if (!PyStatus_Exception(s))
+        s = Py_InitializeFromConfig(&cfg);
+    PyConfig_Clear(&cfg);
+    if (PyStatus_Exception(s)) {
+        snprintf(py_err, sizeof py_err, "cannot initialise Python: %s%s%s",
+                 s.func ? s.func : "", s.func ? ": " : "", s.err_msg ? s.err_msg : "error");
+        return;
+    }
+    py_main = PyInterpreterState_Main();
+    /* The main thread state stays with this thread, which never takes the
+     * GIL again; drivers make their own. Never finalised (see the top). */
+    PyEval_SaveThread();
+    py_ok = 1;
+}
+
+/* ---- the vtable ---------------------------------------------------------------------------- */
+
+static int s_open(const struct tether_backend_host *host, const struct tether_options *opts,
                   void **state, struct tether_error *err)
 {
-    (void)host;
-    (void)opts;
-    (void)err;
-    *state = NULL;
+    if (host->size < HOST_NEEDS) {
+        snprintf(err->msg, sizeof err->msg,
+                 "the core's host table (%u bytes) lacks the actor services this backend "
+                 "needs (%zu bytes): libtether is older than the plugin",
+                 host->size, (size_t)HOST_NEEDS);
+        return err->code = TETHER_ELOAD;
+    }
+    for (size_t i = 0; i < opts->count; i++) {
+        const struct tether_option *o = &opts->items[i];
+        if (strcmp(o->key, "own_gil") == 0) {
+            if (strcmp(o->value, "false") == 0)
+                continue;
+            snprintf(err->msg, sizeof err->msg,
+                     "option own_gil: needs CPython 3.12 or later; this plugin is built for "
+                     "CPython %s, where every sub-interpreter shares one GIL",
+                     PY_VERSION);
+        } else {
+            snprintf(err->msg, sizeof err->msg,
+                     "unknown option '%s' (the subint backend knows own_gil)", o->key);
+        }
+        return err->code = TETHER_ECONFIG;
+    }
+    pthread_once(&py_once, py_init); /* bounded: Python's initialisation */
+    if (!py_ok) {
+        snprintf(err->msg, sizeof err->msg, "%s", py_err);
+        return err->code = TETHER_ESYS;
+    }
+    struct sstate *st = calloc(1, sizeof *st);
+    if (!st)
+        return TETHER_ENOMEM;
+    st->host = host;
+    /* Half the soft period for the actor to stop by itself (or to finish
+     * what it was doing: siblings that fail at the same moment must report
+     * their failure, not an injected Cancelled, even when 16 of them queue
+     * for the GIL on a loaded machine), the other half for the injected
+     * exception to unwind through its finally blocks; at most 0.5 s. */
+    double g = opts->soft_cancel_timeout / 2;
+    st->grace_ns = (int64_t)((g < 0.5 ? g : 0.5) * 1e9);
+    *state = st;
     return 0;
 }
 
-static void b_close(void *state)
+static void s_close(void *state)
 {
-    (void)state;
+    struct sstate *st = state;
+    /* children still alive (abandoned) keep a pointer to st: leave it */
+    if (atomic_load(&st->live) == 0)
+        free(st);
+    /* Python stays initialised: never Py_FinalizeEx (see the top) */
 }
 
-static int b_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **child,
+static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **out,
                    struct tether_error *err)
 {
-    (void)state;
-    (void)child;
-    close(spec->channel_fd);
-    snprintf(err->msg, sizeof err->msg, "the subint backend cannot spawn yet (not implemented)");
-    err->code = TETHER_ENOTSUP;
-    return TETHER_ENOTSUP;
+    struct sstate *st = state;
+    struct schild *c = calloc(1, sizeof *c);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!c || efd < 0 || !(c->target = strdup(spec->target))) {
+        snprintf(err->msg, sizeof err->msg, "cannot allocate an actor: %s", strerror(errno));
+        if (efd >= 0)
+            close(efd);
+        free(c);
+        close(spec->channel_fd);
+        return err->code = TETHER_ENOMEM;
+    }
+    c->st = st;
+    c->host = st->host;
+    c->actor_id = spec->actor_id;
+    c->pub.exit_fd = efd;
+    c->channel_fd = spec->channel_fd;
+    pthread_mutex_init(&c->m, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&c->refs, 2);
+    atomic_fetch_add(&st->live, 1);
+    int rc = start_thread(&c->thread, driver_main, c, 0);
+    if (rc != 0) {
+        snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));
+        close(spec->channel_fd);
+        atomic_store(&c->refs, 1);
+        child_unref(c);
+        return err->code = TETHER_ESPAWN;
+    }
+    *out = &c->pub;
+    return 0;
 }
 
-static int b_nothing(struct tether_child *child)
+static int s_soft_cancel(struct tether_child *child)
 {
-    (void)child;
-    return TETHER_ENOTSUP;
+    struct schild *c = (struct schild *)child;
+    c->cancel_flag = 1;
+    pthread_mutex_lock(&c->m);
+    int first = !c->soft_sent;
+    c->soft_sent = 1;
+    pthread_mutex_unlock(&c->m);
+    if (first)
+        start_helper(c, INJ_SOFT);
+    return 0;
 }
 
-static int b_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
+static int s_hard_kill(struct tether_child *child)
 {
-    (void)child;
-    (void)deadline_ns;
-    (void)out;
-    return TETHER_ENOTSUP;
+    struct schild *c = (struct schild *)child;
+    c->cancel_flag = 1;
+    atomic_store(&c->hard_killed, 1);
+    pthread_mutex_lock(&c->m);
+    int first = !c->hard_sent;
+    c->hard_sent = 1;
+    pthread_mutex_unlock(&c->m);
+    if (first)
+        start_helper(c, INJ_HARD);
+    return 0;
 }
 
-static void b_release(struct tether_child *child)
+static int s_abort_channels(struct tether_child *child)
 {
+    /* The actor's end belongs to the host runtime on the driver thread; the
+     * core's shutdown of its own end gives it end of stream, which is all
+     * an abort needs (and a cancel request to the runtime). */
     (void)child;
+    return 0;
+}
+
+static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
+{
+    struct schild *c = (struct schild *)child;
+    if (!atomic_load(&c->done)) {
+        int64_t left = deadline_ns - now_ns();
+        if (left > 0) {
+            struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
+            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by the deadline */
+        }
+        if (!atomic_load(&c->done))
+            return TETHER_ETIMEDOUT;
+    }
+    if (!c->joined) {
+        /* Bounded: `done` is set in the driver's last act; all that is left
+         * is dropping a reference and returning. */
+        pthread_join(c->thread, NULL);
+        c->joined = 1;
+    }
+    memset(out, 0, sizeof *out);
+    if (atomic_load(&c->hard_killed)) {
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->message = "stopped by tether.Cancelled injected at hard kill";
+    } else {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = c->status;
+    }
+    return 0;
+}
+
+static void s_release(struct tether_child *child)
+{
+    struct schild *c = (struct schild *)child;
+    pthread_mutex_lock(&c->m);
+    if (!c->joined && !atomic_load(&c->done)) {
+        /* abandoned: cut loose; it frees itself if it ever ends */
+        c->abandoned = 1;
+        c->t_abandoned = now_ns();
+        atomic_fetch_add(&c->st->abandoned_running, 1);
+    }
+    /* Nobody polls the exit fd again (the core is done, the driver skips
+     * it once abandoned or has written it already): close it now rather
+     * than when a lingering helper drops the last reference. */
+    close(c->pub.exit_fd);
+    c->pub.exit_fd = -1;
+    pthread_mutex_unlock(&c->m);
+    if (!c->joined)
+        pthread_detach(c->thread);
+    child_unref(c);
+}
+
+static unsigned s_abandoned_count(void *state)
+{
+    struct sstate *st = state;
+    return atomic_load(&st->abandoned_running);
 }
 
 static const struct tether_backend subint_backend = {
@@ -63,15 +824,17 @@ static const struct tether_backend subint_backend = {
     .size = sizeof(struct tether_backend),
     .name = "subint",
     .language = "python",
-    .caps = TETHER_CAP_NO_SPAWN,
-    .open = b_open,
-    .close = b_close,
-    .spawn = b_spawn,
-    .soft_cancel = b_nothing,
-    .hard_kill = b_nothing,
-    .abort_channels = b_nothing,
-    .reap = b_reap,
-    .release = b_release,
+    .caps = 0,
+    .open = s_open,
+    .close = s_close,
+    .spawn = s_spawn,
+    .soft_cancel = s_soft_cancel,
+    .hard_kill = s_hard_kill,
+    .abort_channels = s_abort_channels,
+    .reap = s_reap,
+    .release = s_release,
+    .abandoned_count = s_abandoned_count,
+    .note = GIL_NOTE,
 };
 
 TETHER_BACKEND_DEFINE(subint_backend)

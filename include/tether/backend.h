@@ -33,6 +33,8 @@
 extern "C" {
 #endif
 
+struct tether_actor; /* the actor side of a channel (tether/actor.h) */
+
 #define TETHER_BACKEND_ABI 1
 
 /* Capability bits (struct tether_backend.caps). The conformance suite skips
@@ -69,8 +71,66 @@ struct tether_backend_host {
 
     /* Log one line at the core's discretion (to the events stream / stderr). */
     void (*log)(const char *backend, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+    /* Members above are valid for host ABI 1; below: appended for
+     * foreign-language actors. A backend checks that `size` covers every
+     * member it uses (offsetof + sizeof) and refuses to open otherwise.
+     *
+     * The actor side of a channel, for a backend that runs actor code the
+     * core cannot load itself (Python). Same runtime and same semantics as
+     * tether/actor.h: a CANCEL frame, end of stream on the channel, or
+     * `*cancel_flag` != 0 is a cancel request. One `struct tether_actor` is
+     * used by one thread at a time (the backend serialises). Every wait
+     * below ends at a cancel request, at end of stream (the core's bounded
+     * teardown always shuts its end), or at its own time limit; none of
+     * them takes or needs any lock of the backend's. Return codes are 0 or
+     * a negative TETHER_E*. */
+
+    /* Take ownership of `channel_fd` (also on failure: closed) and return
+     * an actor handle, or NULL when out of memory. `cancel_flag` may be
+     * NULL; it must stay valid until actor_finish. Never blocks. */
+    struct tether_actor *(*actor_attach)(int channel_fd, volatile int *cancel_flag);
+    /* Greet the supervisor (READY). Blocks only while the channel is full. */
+    int (*actor_ready)(struct tether_actor *a);
+    /* tether_checkpoint: 0 or TETHER_ECANCELLED. One non-blocking poll. */
+    int (*actor_checkpoint)(struct tether_actor *a);
+    /* tether_cancelled: nonzero once a cancel was requested. No system call. */
+    int (*actor_cancelled)(struct tether_actor *a);
+    /* tether_sleep: 0 after `seconds`, TETHER_ECANCELLED earlier on cancel. */
+    int (*actor_sleep)(struct tether_actor *a, double seconds);
+    /* tether_send_msg: one MESSAGE frame (opaque bytes). Blocks only while
+     * the channel is full; TETHER_ECLOSED once the supervisor's end is gone. */
+    int (*actor_send_msg)(struct tether_actor *a, const void *buf, size_t len);
+    /* tether_recv_msg: *buf is malloc'ed (caller frees with free()).
+     * `seconds` < 0: no time limit (a cancel still ends it). Returns 0,
+     * TETHER_ETIMEDOUT or TETHER_ECANCELLED. */
+    int (*actor_recv_msg)(struct tether_actor *a, void **buf, size_t *len, double seconds);
+    /* Wait for the next CALL frame, at most `seconds` (< 0: no limit; a
+     * cancel still ends it). On 0, *func, *sig and *args (*nargs of them,
+     * typed per the signature's letters, already range-checked by the
+     * wire) describe the call; they stay valid until the next
+     * actor_next_call or actor_finish. Reply to *id with actor_reply or
+     * actor_reply_error (one reply per call). Returns 0, TETHER_ETIMEDOUT
+     * or TETHER_ECANCELLED. */
+    int (*actor_next_call)(struct tether_actor *a, double seconds, const char **func,
+                           const char **sig, const struct tether_value **args, size_t *nargs,
+                           uint64_t *id);
+    /* RETURN frame for call `id`: `ret->type` is the signature's return
+     * letter; an 's' value is copied. Blocks only while the channel is full. */
+    int (*actor_reply)(struct tether_actor *a, uint64_t id, const struct tether_value *ret);
+    /* ERROR frame for call `id` (the caller gets TETHER_EBADCALL and `text`). */
+    int (*actor_reply_error)(struct tether_actor *a, uint64_t id, const char *text);
+    /* The channel's fd, for protocol tests (tether_actor_fd). */
+    int (*actor_fd)(struct tether_actor *a);
+    /* Report how the actor ended (STOPPED: `outcome` is a
+     * TETHER_OUTCOME_* kind, `code` its status, `message` may be NULL),
+     * close the channel and free `a`. Sending blocks only while the channel
+     * is full (ends when the supervisor reads or shuts its end). Before
+     * actor_ready, a FAILED outcome makes the spawn fail with `message`. */
+    void (*actor_finish)(struct tether_actor *a, int outcome, int code, const char *message);
 };
-/* Members above are valid for host ABI 1. */
+/* Members above are valid for host ABI 1 when `size` covers them (see
+ * the comment at `log`). */
 
 /* What to start. Owned by the core; valid only during spawn(). */
 struct tether_spawn_spec {
@@ -148,10 +208,16 @@ struct tether_backend {
     /* Optional (may be NULL). Number of actors this state abandoned that are
      * still running. */
     unsigned (*abandoned_count)(void *state);
+
+    /* Members above are valid for ABI 1; below: appended, each read only
+     * when `size` covers it. */
+
+    /* Optional (may be NULL). One line a user should know before choosing
+     * this backend (`tether backends` prints it), e.g. a runtime limit. */
+    const char *note;
 };
-/* Members above are valid for ABI 1. The loader requires `size` to cover
- * every member up to `release`; it reads `abandoned_count` only when `size`
- * covers it too. */
+/* The loader requires `size` to cover every member up to `release`; it
+ * reads a later member only when `size` covers it. */
 
 /* The exported entry point's name and type. */
 #define TETHER_BACKEND_ENTRY "tether_backend_v1"

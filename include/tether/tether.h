@@ -76,6 +76,7 @@ struct tether_plugin_info {
     char language[16];
     uint32_t abi;
     uint32_t caps;
+    char note[256]; /* the backend's note, or "" */
 };
 /* Load the plugin at `path` with every loader check, describe it, unload it.
  * On refusal returns TETHER_ELOAD and err->msg names the file and reason. */

@@ -1696,11 +1696,15 @@ static int find_actor_dir(char *out, size_t n, const char *cfg_dir, const char *
 {
     const char *env = getenv("TETHER_CONFORMANCE_DIR");
     char path[PATH_MAX + 64];
-    const char *cands[3] = {env, NULL, TETHER_PKGLIBDIR "/conformance"};
-    char tree[PATH_MAX];
+    /* built modules in the build tree, Python actors in the source tree
+     * (the config's folder), then the installed copy of both */
+    const char *cands[4] = {env, NULL, NULL, TETHER_PKGLIBDIR "/conformance"};
+    char tree[PATH_MAX], src[PATH_MAX];
     snprintf(tree, sizeof tree, "%s/tests/conformance/.libs", cfg_dir);
+    snprintf(src, sizeof src, "%s/tests/conformance", cfg_dir);
     cands[1] = tree;
-    for (int i = 0; i < 3; i++) {
+    cands[2] = src;
+    for (int i = 0; i < 4; i++) {
         if (!cands[i] || !*cands[i])
             continue;
         snprintf(path, sizeof path, "%s/%s", cands[i], file);

@@ -1,0 +1,55 @@
+/* backends/subint/subint.h - what the parts of the subint backend share
+ * (never installed). Include after <Python.h>. */
+#ifndef TETHER_SUBINT_H
+#define TETHER_SUBINT_H
+
+#include <tether/backend.h>
+
+/* What the `tether` module of one sub-interpreter needs to know about its
+ * actor. Owned by the driver thread; fields marked (GIL) are only read or
+ * written with the GIL held by a thread state of that interpreter. */
+struct subint_run {
+    const struct tether_backend_host *host;
+    void *backend_child;      /* the driver's struct schild */
+    struct tether_actor *a;
+    unsigned long py_tid;     /* PyThread_get_thread_ident() of the driver */
+    int observed;             /* (GIL) the actor code saw its cancel request */
+    char *fail;               /* (GIL) text of tether.fail(), malloc'ed, or NULL */
+    PyObject *target;         /* (GIL) the actor's module (strong), for serve() */
+    PyObject *cancelled_type; /* (GIL) tether.Cancelled of this interpreter (strong) */
+    int finished;             /* (GIL) the actor code is done: inject nothing more */
+};
+
+/* module.c: create the `tether` module in the current (sub-)interpreter,
+ * bound to `run`, and register it as sys.modules["tether"]. Returns a new
+ * reference, or NULL with an exception set. Sets run->cancelled_type. */
+PyObject *subint_module_install(struct subint_run *run);
+
+/* module.c: import TARGET ("path/file.py:FUNC" or "package.module:FUNC"),
+ * greet the supervisor, call FUNC(tether), and say how it ended: the
+ * outcome kind, its code and a malloc'ed text (traceback) or NULL. A failure
+ * before the greeting makes the spawn fail with that text. */
+void subint_run_target(struct subint_run *run, const char *target, int *outcome, int *code,
+                       char **text);
+/* module.c: flush the interpreter's stdout/stderr and drop run's references
+ * (before the interpreter is ended). */
+void subint_run_clear(struct subint_run *run);
+
+/* pack.c: Python value <-> one MessagePack value (None, bool, int, float,
+ * str, bytes, list/tuple, dict). Both return NULL with an exception set
+ * (TypeError for an object that cannot cross, ValueError for bytes that are
+ * not exactly one value). */
+PyObject *subint_pack(PyObject *obj);                  /* -> bytes */
+PyObject *subint_unpack(const char *buf, size_t len); /* -> object */
+
+/* subint.c: take the GIL with `ts`, as a registered waiter: on CPython 3.11
+ * a sub-interpreter spinning on the CPU never hears a GIL request made from
+ * another interpreter, so a short-lived monitor asks the holder's own
+ * interpreter on the waiter's behalf (see subint.c). Release with
+ * PyEval_SaveThread() as usual. */
+void subint_gil_take(PyThreadState *ts);
+/* subint.c: the actor has greeted the supervisor (it no longer needs the
+ * monitor's help to start). */
+void subint_started(struct subint_run *run);
+
+#endif

@@ -1,0 +1,235 @@
+"""tests/conformance/actors.py - the Python scenario actors of the
+conformance suite (subint backend). Each function behaves as its namesake in
+actors.c and as SCENARIOS.md describes. Messages the suite reads are raw
+bytes (send_bytes), as a C actor sends them.
+
+Only what the function needs is imported, inside it: every actor imports
+this file into a fresh sub-interpreter.
+"""
+import os
+import threading
+import time
+
+import tether
+
+# Callable functions (cancel.in-flight-call, error.bad-call,
+# orphan.late-reply), with signatures as a C module's table declares them.
+tether_functions = {"ping": ":i", "block10": ":i", "late": "d:i"}
+
+
+def ping():
+    return 1
+
+
+def block10():
+    """Blocks 10 s in one C call, no checkpoint: only abandonment ends it."""
+    time.sleep(10)
+    return 0
+
+
+def late(secs):
+    """Spins `secs` seconds and ignores every cancel (even the injected one),
+    then replies (orphan.late-reply): it outlives its own teardown."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            while time.monotonic() < end:
+                pass
+        except tether.Cancelled:
+            pass
+    return 2
+
+
+# ---- helpers ---------------------------------------------------------------
+
+
+def _timed_wait_forever():
+    """1 s timed waits, never a checkpoint (C: nanosleep loop)."""
+    while True:
+        threading.Event().wait(1.0)
+
+
+def _wait_for_cancel():
+    while True:
+        tether.sleep(3600)
+
+
+# ---- CANCEL ----------------------------------------------------------------
+
+
+def cooperative(actor):
+    while True:
+        tether.checkpoint()
+        tether.sleep(0.010)
+
+
+def idle_serving(actor):
+    tether.serve()
+
+
+def idle(actor):
+    _wait_for_cancel()
+
+
+def timed_waits(actor):
+    _timed_wait_forever()
+
+
+def busy_loop(actor):
+    while True:
+        pass
+
+
+def blocked_syscall(actor):
+    """Blocks forever in read() of a pipe nobody writes. One fd only: the
+    pipe reopened read-write through /proc (an abandoned actor cannot close
+    what it holds, and a C actor closes both ends when it is cancelled)."""
+    r, w = os.pipe()
+    fd = os.open(f"/proc/self/fd/{r}", os.O_RDWR | os.O_CLOEXEC)
+    os.close(r)
+    os.close(w)
+    try:
+        os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
+def ignores_signals(actor):
+    """In a sub-interpreter signals are not the actor's (only the main
+    thread of the main interpreter may set handlers): timed waits, as the
+    suite runs it for in-process backends."""
+    _timed_wait_forever()
+
+
+def race_exit(actor):
+    """Returns after a random 0-2 ms."""
+    time.sleep(int.from_bytes(os.urandom(2), "little") % 2001 / 1e6)
+    return 0
+
+
+# ---- ORPHAN ----------------------------------------------------------------
+
+
+def vanish(actor):
+    """Shuts its channel and returns without a word."""
+    import socket
+
+    s = socket.socket(fileno=os.dup(tether._channel_fd()))
+    s.shutdown(socket.SHUT_RDWR)
+    s.close()
+    return 0
+
+
+def crash(actor):
+    tether.sleep(0.050)
+    os.abort()
+
+
+def _start_sleeper():
+    import subprocess
+
+    return subprocess.Popen(["/bin/sleep", "1000"], stdin=subprocess.DEVNULL)
+
+
+def grandchild(actor):
+    """Starts `sleep 1000`, never checkpoints. In process there is no
+    process group to kill: the injected tether.Cancelled unwinds through
+    here and the grandchild goes with it. Short timed waits, so that the
+    injected exception is raised within the soft timeout."""
+    p = _start_sleeper()
+    try:
+        tether.send_bytes(b"%d" % p.pid)
+        while True:
+            time.sleep(0.1)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def parent_dies_idle(actor):
+    p = _start_sleeper()
+    try:
+        tether.send_bytes(b"%d" % p.pid)
+        _wait_for_cancel()
+    finally:
+        p.kill()
+        p.wait()
+
+
+def late_actor(actor):
+    """Serves calls (late() spins past the teardown); once serving ends it
+    still sends messages, into a channel that is gone by then."""
+    try:
+        tether.serve()
+    finally:
+        for _ in range(3):
+            try:
+                tether.send_bytes(b"late")
+            except BaseException:
+                pass
+
+
+def _fds_beyond(skip):
+    return ",".join(
+        d for d in sorted(os.listdir("/proc/self/fd"), key=int) if int(d) > 2 and int(d) not in skip
+    )
+
+
+def fd_report(actor):
+    """Reports the fds beyond stdio and its channel, its own (when it is a
+    process of its own) and a grandchild's."""
+    import subprocess
+
+    if os.environ.get("TETHER_CONFORMANCE_IN_PROCESS") == "1":
+        tether.send_bytes(b"self:in-process")
+    else:
+        tether.send_bytes(("self:" + _fds_beyond({tether._channel_fd()})).encode())
+    out = subprocess.run(["/bin/ls", "-1", "/proc/self/fd"], stdout=subprocess.PIPE, check=False)
+    fds = [l for l in out.stdout.decode().split() if int(l) > 3]  # ls holds 3 for the listing
+    tether.send_bytes(("grandchild:" + ",".join(fds)).encode())
+    _wait_for_cancel()
+
+
+def stdout_flood(actor):
+    """1 MiB to a stdout nobody drains, then timed waits."""
+    chunk = b"x" * 65536
+    for _ in range(16):
+        os.write(1, chunk)
+    _timed_wait_forever()
+
+
+# ---- ERRORS ------------------------------------------------------------------
+
+
+def fails(actor):
+    raise ValueError("remote failure: the actor gave up")
+
+
+def fail_at(actor):
+    """Waits for an absolute CLOCK_MONOTONIC time (a raw message "SEC
+    NSEC"), then fails: all at once, none cancelled first."""
+    sec, nsec = tether.recv_bytes(timeout=30).split()
+    at = int(sec) + int(nsec) / 1e9
+    time.sleep(max(0.0, at - time.monotonic()))
+    tether.fail("failed at once (pid %d)" % os.getpid())
+
+
+def fail_in_cancel(actor):
+    try:
+        while True:
+            tether.sleep(0.010)
+    except tether.Cancelled:
+        raise RuntimeError("failed while handling its cancellation")
+
+
+# ---- PROTOCOL ------------------------------------------------------------------
+
+
+def garbage(actor):
+    os.write(tether._channel_fd(), b"\x00\x00\x00\x04\xc1\xc1\xc1\xc1")
+    _wait_for_cancel()
+
+
+def oversized(actor):
+    os.write(tether._channel_fd(), b"\x7f\xff\xff\xff")
+    _wait_for_cancel()

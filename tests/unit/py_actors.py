@@ -1,0 +1,90 @@
+"""tests/unit/py_actors.py - Python actors the subint unit tests spawn."""
+import threading
+import time
+
+import tether
+
+
+def echo(actor):
+    """Echoes one MessagePack value, then its repr as raw bytes."""
+    v = tether.recv(timeout=5)
+    tether.send(v)
+    tether.send_bytes(repr(v).encode())
+    tether.serve()
+
+
+def unsendable(actor):
+    for obj in (lambda: 0, object(), {1, 2}):
+        try:
+            tether.send(obj)
+            tether.send_bytes(b"sent?!")
+        except TypeError as e:
+            tether.send_bytes(str(e).encode())
+    tether.serve()
+
+
+def _deeper(n):
+    if n == 0:
+        raise ValueError("boom 42")
+    _deeper(n - 1)
+
+
+def raises(actor):
+    _deeper(3)
+
+
+def busy(actor):
+    while True:
+        pass
+
+
+def exits_7(actor):
+    return 7
+
+
+def short_thread(actor):
+    """A non-daemon thread still running when the actor returns: the
+    interpreter is ended once it has finished."""
+    threading.Thread(target=time.sleep, args=(0.05,)).start()
+    return 0
+
+
+def endless_daemon_thread(actor):
+    """A daemon thread that never ends: Py_EndInterpreter would abort the
+    process; the interpreter must be left alive instead."""
+    def spin():
+        while True:
+            time.sleep(0.01)
+
+    threading.Thread(target=spin, daemon=True).start()
+    return 0
+
+
+def from_other_thread(actor):
+    """tether calls belong to the actor's own thread."""
+    out = []
+
+    def other():
+        try:
+            tether.checkpoint()
+            out.append(b"allowed?!")
+        except RuntimeError as e:
+            out.append(str(e).encode())
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    tether.send_bytes(out[0])
+    tether.serve()
+
+
+def add(a, b):
+    return a + b
+
+
+def greet(name):
+    return "hello " + name
+
+
+def wrong_type():
+    return "not an int"

@@ -1,0 +1,2 @@
+def actor(actor):
+    return (

@@ -1,0 +1,300 @@
+/* tests/unit/test_subint.c - the subint backend's Python side, through the
+ * public API: values crossing as MessagePack, exception text in the
+ * outcome, the injected tether.Cancelled, calls by function name, spawning
+ * while a sibling spins, and how an interpreter with leftover threads is
+ * ended (or not). Actors: tests/unit/py_actors.py.
+ *
+ * Each test runs in its own process (CK_FORK), so each initialises Python
+ * afresh; the test runner itself never does. */
+#include <check.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tether/tether.h>
+
+#define PY_ACTORS TOP_SRCDIR "/tests/unit/py_actors.py"
+#define SEC TETHER_NS_PER_SEC
+
+static struct tether_config *cfg;
+static tether_supervisor *sup;
+
+static void setup(void)
+{
+    static const char yaml[] =
+        "backend: subint\n"
+        "timeouts: { spawn: 2.0, soft_cancel: 0.5, hard_kill: 0.5 }\n"
+        "backends:\n"
+        "  subint: { path: " TOP_BUILDDIR "/backends/subint/.libs/subint.so }\n";
+    struct tether_error err;
+    ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "test.yaml", "/", &cfg, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_msg(tether_supervisor_open(cfg, NULL, &sup, &err) == 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    if (sup)
+        tether_supervisor_close(sup, NULL);
+    sup = NULL;
+    tether_config_free(cfg);
+    cfg = NULL;
+}
+
+static tether_handle *spawn(const char *fn)
+{
+    char target[512];
+    snprintf(target, sizeof target, "%s:%s", PY_ACTORS, fn);
+    tether_handle *h;
+    struct tether_error err;
+    ck_assert_msg(tether_spawn(sup, target, 0, &h, &err) == 0, "%s", err.msg);
+    return h;
+}
+
+static struct tether_outcome wait_outcome(tether_handle *h)
+{
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(h, tether_now_ns() + 3 * SEC, &o), 0);
+    return o;
+}
+
+/* Receive one message as a NUL-terminated string (caller frees). */
+static char *recv_text(tether_handle *h)
+{
+    void *buf;
+    size_t len;
+    ck_assert_int_eq(tether_recv(h, &buf, &len, tether_now_ns() + 3 * SEC), 0);
+    char *s = malloc(len + 1);
+    memcpy(s, buf, len);
+    s[len] = '\0';
+    free(buf);
+    return s;
+}
+
+START_TEST(values_round_trip_through_send_and_recv)
+{
+    tether_handle *h = spawn("echo");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 8);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_true(&pk);
+    msgpack_pack_int64(&pk, -5);
+    msgpack_pack_uint64(&pk, UINT64_C(9223372036854775809));
+    msgpack_pack_double(&pk, 1.5);
+    msgpack_pack_str_with_body(&pk, "h\xc3\xa9llo", 6);
+    msgpack_pack_bin_with_body(&pk, "\x00\xff", 2);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "k", 1);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_int(&pk, 2);
+    ck_assert_int_eq(tether_send(h, sb.data, sb.size, tether_now_ns() + SEC), 0);
+
+    void *buf;
+    size_t len;
+    ck_assert_int_eq(tether_recv(h, &buf, &len, tether_now_ns() + 3 * SEC), 0);
+    ck_assert_uint_eq(len, sb.size); /* the same value, packed the same way */
+    ck_assert(memcmp(buf, sb.data, len) == 0);
+    free(buf);
+    char *repr = recv_text(h);
+    ck_assert_str_eq(repr, "[None, True, -5, 9223372036854775809, 1.5, 'h\xc3\xa9llo', "
+                           "b'\\x00\\xff', {'k': [1, 2]}]");
+    free(repr);
+    msgpack_sbuffer_destroy(&sb);
+    tether_cancel(h);
+    ck_assert_int_eq(wait_outcome(h).kind, TETHER_OUTCOME_CANCELLED);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(unsendable_objects_raise_type_error_in_the_actor)
+{
+    tether_handle *h = spawn("unsendable");
+    const char *types[] = {"function", "object", "set"};
+    for (int i = 0; i < 3; i++) {
+        char *t = recv_text(h);
+        char want[64];
+        snprintf(want, sizeof want, "cannot send an object of type '%s'", types[i]);
+        ck_assert_msg(strstr(t, want), "got: %s", t);
+        free(t);
+    }
+    tether_cancel(h);
+    ck_assert_int_eq(wait_outcome(h).kind, TETHER_OUTCOME_CANCELLED);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(exception_type_message_and_traceback_reach_the_outcome)
+{
+    tether_handle *h = spawn("raises");
+    struct tether_outcome o = wait_outcome(h);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "failed");
+    ck_assert_ptr_nonnull(o.message);
+    ck_assert_msg(strncmp(o.message, "ValueError: boom 42\n", 20) == 0, "%s", o.message);
+    ck_assert_msg(strstr(o.message, "Traceback (most recent call last)"), "%s", o.message);
+    ck_assert_msg(strstr(o.message, "in _deeper"), "%s", o.message);
+    ck_assert_msg(strstr(tether_supervisor_failure(sup), "boom 42"), "%s",
+                  tether_supervisor_failure(sup));
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(returned_int_is_the_exit_status)
+{
+    tether_handle *h = spawn("exits_7");
+    struct tether_outcome o = wait_outcome(h);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "exited");
+    ck_assert_int_eq(o.code, 7);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(injected_cancel_stops_a_busy_python_loop_within_the_soft_bound)
+{
+    tether_handle *h = spawn("busy");
+    int64_t t0 = tether_now_ns();
+    struct tether_outcome o;
+    tether_cancel(h);
+    ck_assert_int_eq(tether_wait(h, tether_now_ns() + 3 * SEC, &o), 0);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "cancelled");
+    ck_assert_int_eq(o.hard_kill_ns, 0); /* no hard kill needed: within soft_cancel */
+    ck_assert_int_lt(tether_now_ns() - t0, 500 * 1000000LL);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(spawn_succeeds_while_a_sibling_spins)
+{
+    /* 3.11: the spinner never hears GIL requests from other interpreters;
+     * the backend's monitor must get the new actor started anyway */
+    tether_handle *busy = spawn("busy");
+    int64_t t0 = tether_now_ns();
+    tether_handle *h = spawn("exits_7");
+    ck_assert_int_lt(tether_now_ns() - t0, 2 * SEC);
+    ck_assert_int_eq(wait_outcome(h).code, 7);
+    tether_cancel(busy);
+    ck_assert_int_eq(wait_outcome(busy).kind, TETHER_OUTCOME_CANCELLED);
+    tether_handle_release(h);
+    tether_handle_release(busy);
+}
+END_TEST
+
+START_TEST(syntax_error_fails_the_spawn_with_its_text)
+{
+    tether_handle *h = NULL;
+    struct tether_error err;
+    int rc = tether_spawn(sup, TOP_SRCDIR "/tests/unit/py_syntax_error.py:actor", 0, &h, &err);
+    ck_assert_int_eq(rc, TETHER_ESPAWN);
+    ck_assert_msg(strstr(err.msg, "SyntaxError"), "%s", err.msg);
+    tether_handle_release(h);
+    rc = tether_spawn(sup, "no_such_package.mod:actor", 0, &h, &err);
+    ck_assert_int_eq(rc, TETHER_ESPAWN);
+    ck_assert_msg(strstr(err.msg, "No module named 'no_such_package'"), "%s", err.msg);
+    tether_handle_release(h);
+}
+END_TEST
+
+static int call(tether_handle *h, const char *fn, const char *sig, const struct tether_value *a,
+                size_t n, struct tether_value *ret, struct tether_error *err)
+{
+    return tether_call(h, fn, sig, a, n, ret, tether_now_ns() + 3 * SEC, err);
+}
+
+START_TEST(calls_by_name_check_arity_and_return_type)
+{
+    tether_handle *h = spawn("echo"); /* py_actors.py declares no table */
+    struct tether_value a[2] = {{.type = 'i', .v.i = 2}, {.type = 'i', .v.i = 3}}, ret;
+    struct tether_error err;
+    /* echo first wants one message */
+    ck_assert_int_eq(tether_send(h, "\xc0", 1, tether_now_ns() + SEC), 0);
+    free(recv_text(h));
+    free(recv_text(h));
+    ck_assert_int_eq(call(h, "add", "ii:i", a, 2, &ret, &err), 0);
+    ck_assert_int_eq(ret.v.i, 5);
+    struct tether_value s = {.type = 's', .v.s = "x"};
+    ck_assert_int_eq(call(h, "greet", "s:s", &s, 1, &ret, &err), 0);
+    ck_assert_str_eq(ret.v.s, "hello x");
+    free((char *)ret.v.s);
+    ck_assert_int_eq(call(h, "add", "i:i", a, 1, &ret, &err), TETHER_EBADCALL);
+    ck_assert_msg(strstr(err.msg, "the function takes 2"), "%s", err.msg);
+    ck_assert_int_eq(call(h, "wrong_type", ":i", NULL, 0, &ret, &err), TETHER_EBADCALL);
+    ck_assert_msg(strstr(err.msg, "returned str"), "%s", err.msg);
+    ck_assert_int_eq(call(h, "_deeper", "i:v", a, 1, &ret, &err), TETHER_EBADCALL);
+    ck_assert_msg(strstr(err.msg, "no function '_deeper'"), "%s", err.msg);
+    ck_assert_int_eq(call(h, "add", "ss:s", (struct tether_value[]){s, s}, 2, &ret, &err), 0);
+    ck_assert_str_eq(ret.v.s, "xx");
+    free((char *)ret.v.s);
+    tether_cancel(h);
+    ck_assert_int_eq(wait_outcome(h).kind, TETHER_OUTCOME_CANCELLED);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(interpreter_ends_after_a_short_leftover_thread)
+{
+    tether_handle *h = spawn("short_thread");
+    struct tether_outcome o = wait_outcome(h);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "exited");
+    ck_assert_uint_eq(tether_supervisor_abandoned(sup), 0);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(endless_daemon_thread_leaves_the_interpreter_alive_without_abort)
+{
+    /* Py_EndInterpreter would abort the process here */
+    tether_handle *h = spawn("endless_daemon_thread");
+    struct tether_outcome o = wait_outcome(h);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "exited");
+    tether_handle_release(h);
+    h = spawn("exits_7"); /* and the process still works */
+    ck_assert_int_eq(wait_outcome(h).code, 7);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(tether_calls_from_other_threads_are_refused)
+{
+    tether_handle *h = spawn("from_other_thread");
+    char *t = recv_text(h);
+    ck_assert_msg(strstr(t, "only be called from the actor's own thread"), "%s", t);
+    free(t);
+    tether_cancel(h);
+    ck_assert_int_eq(wait_outcome(h).kind, TETHER_OUTCOME_CANCELLED);
+    tether_handle_release(h);
+}
+END_TEST
+
+static Suite *subint_suite(void)
+{
+    Suite *s = suite_create("subint");
+    TCase *tc = tcase_create("python");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, values_round_trip_through_send_and_recv);
+    tcase_add_test(tc, unsendable_objects_raise_type_error_in_the_actor);
+    tcase_add_test(tc, exception_type_message_and_traceback_reach_the_outcome);
+    tcase_add_test(tc, returned_int_is_the_exit_status);
+    tcase_add_test(tc, injected_cancel_stops_a_busy_python_loop_within_the_soft_bound);
+    tcase_add_test(tc, spawn_succeeds_while_a_sibling_spins);
+    tcase_add_test(tc, syntax_error_fails_the_spawn_with_its_text);
+    tcase_add_test(tc, calls_by_name_check_arity_and_return_type);
+    tcase_add_test(tc, interpreter_ends_after_a_short_leftover_thread);
+    tcase_add_test(tc, endless_daemon_thread_leaves_the_interpreter_alive_without_abort);
+    tcase_add_test(tc, tether_calls_from_other_threads_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(subint_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
