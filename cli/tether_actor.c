@@ -21,6 +21,20 @@ static void on_parent_death(int sig)
     kill(0, SIGKILL);
 }
 
+/* The supervisor went away before hearing from us: it may be dying right
+ * now, its parent-death signal not yet sent. Wait for the reparenting (a
+ * few ms at most), then take our whole process group down with us, so that
+ * no grandchild outlives the actor. */
+static void orphan_exit(pid_t parent, int orphaned)
+{
+    if (!orphaned)
+        return;
+    for (int i = 0; i < 50 && getppid() == parent; i++)
+        usleep(1000);
+    if (getppid() != parent)
+        kill(0, SIGKILL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 6 || strcmp(argv[1], "--channel-fd") || strcmp(argv[3], "--parent")) {
@@ -37,5 +51,8 @@ int main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGRTMIN + 3);
     if (getppid() != parent)
         kill(0, SIGKILL);
-    return tether_actor_main(fd, argv[5]) & 0xff;
+    int orphaned = 0;
+    int status = tether_actor_main(fd, argv[5], &orphaned);
+    orphan_exit(parent, orphaned);
+    return status & 0xff;
 }

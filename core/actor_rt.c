@@ -421,8 +421,14 @@ static void actor_cleanup(void *arg)
 static void report(tether_actor *self, int outcome, int code, const char *text)
 {
     struct tether__frame f;
-    if (tether__encode_stopped(&f, outcome, code, text) == 0)
-        send_frame_ex(self, &f, 1);
+    int rc = tether__encode_stopped(&f, outcome, code, text);
+    if (rc == 0)
+        rc = send_frame_ex(self, &f, 1);
+    /* The supervisor's end was gone before it heard how the actor ended:
+     * the supervisor died (or aborted the channel). Tell the host, whose
+     * process backend then makes sure nothing of the actor outlives it. */
+    if (rc && self->eof && self->cancel_flag)
+        *self->cancel_flag = 2;
 }
 
 typedef int (*actor_fn)(tether_actor *);
@@ -540,7 +546,7 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
     tether_actor *self = tether__actor_attach(channel_fd, cancel_flag);
     if (!self)
         return 127;
-    int status = 0;
+    int status = 0, old_state = PTHREAD_CANCEL_ENABLE;
 
     pthread_cleanup_push(actor_free, self);
     char why[1024];
@@ -561,11 +567,19 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
         else
             report(self, TETHER_OUTCOME_EXITED, status, NULL);
     }
+    /* The last steps (close, free) must not be cut short by a hard kill
+     * arriving just now: the actor has already ended. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_state);
     pthread_cleanup_pop(1);
+    pthread_setcancelstate(old_state, NULL);
     return status;
 }
 
-int tether_actor_main(int channel_fd, const char *target)
+int tether_actor_main(int channel_fd, const char *target, int *orphaned)
 {
-    return tether__run_c_actor(channel_fd, target, NULL);
+    volatile int flag = 0;
+    int status = tether__run_c_actor(channel_fd, target, &flag);
+    if (orphaned)
+        *orphaned = flag == 2;
+    return status;
 }

@@ -185,7 +185,19 @@ static pid_t do_fork(struct fstate *st, const struct tether_spawn_spec *spec, in
     }
     if (pid == 0) {
         child_setup(parent, spec->channel_fd);
-        int status = st->host->run_c_actor(CHANNEL_FD, spec->target, NULL);
+        volatile int flag = 0;
+        int status = st->host->run_c_actor(CHANNEL_FD, spec->target, &flag);
+        if (flag == 2) {
+            /* Orphaned: the supervisor's end closed before it heard how the
+             * actor ended. If it is dying, its parent-death signal may not
+             * be sent yet: wait for the reparenting (a few ms at most), then
+             * take the whole group down, so that no grandchild survives. A
+             * supervisor that only aborted the channel stays our parent. */
+            for (int i = 0; i < 50 && getppid() == parent; i++)
+                usleep(1000);
+            if (getppid() != parent)
+                kill(0, SIGKILL);
+        }
         _exit(status & 0xff); /* not exit(): the parent's atexit handlers are not ours */
     }
     setpgid(pid, pid); /* also here, against the race with the child's own call */

@@ -81,6 +81,9 @@ static void *actor_thread(void *arg)
     pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
     pthread_cleanup_push(on_cancel, c);
     c->status = c->st->host->run_c_actor(c->channel_fd, c->target, &c->cancel_flag);
+    /* From here the thread must not be cancelled: a hard kill arriving in
+     * thread_exit's write() would skip the unref and leak the exit fd. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     pthread_cleanup_pop(0);
     thread_exit(c);
     return NULL;

@@ -69,9 +69,13 @@ int tether_fail(tether_actor *self, const char *fmt, ...) __attribute__((format(
 /* Run the C actor runtime on the calling thread: load TARGET
  * ("path/module.so:function"), greet the supervisor on `channel_fd`, run the
  * function, report how it ended, close `channel_fd`. Returns the actor's
- * exit status. For executables that host one actor (tether-actor, custom
- * backends that exec); backends get the same through their host table. */
-int tether_actor_main(int channel_fd, const char *target);
+ * exit status. If `orphaned` is not NULL it is set to 1 when the
+ * supervisor's end was gone before the actor's end could be reported (the
+ * supervisor died): a process hosting the actor should then make sure none
+ * of its own children outlive it. For executables that host one actor
+ * (tether-actor, custom backends that exec); backends get the same through
+ * their host table. */
+int tether_actor_main(int channel_fd, const char *target, int *orphaned);
 
 /* The channel's file descriptor, for tests and protocol tooling. Writing
  * to it outside this API breaks the protocol (the supervisor then treats

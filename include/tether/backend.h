@@ -65,8 +65,10 @@ struct tether_backend_host {
      * ("path/module.so:function"), greet the supervisor on `channel_fd`, run
      * the function, report how it ended, close `channel_fd`. Returns the
      * actor's exit status. `cancel_flag`, if not NULL, is polled at every
-     * checkpoint (set it to 1 to request a soft cancel). Safe to cancel with
-     * deferred pthread_cancel: cleanup handlers close the channel. */
+     * checkpoint (set it to 1 to request a soft cancel); on return it is 2
+     * if the supervisor's end was gone before the actor's end could be
+     * reported (the supervisor died or aborted the channel). Safe to cancel
+     * with deferred pthread_cancel: cleanup handlers close the channel. */
     int (*run_c_actor)(int channel_fd, const char *target, volatile int *cancel_flag);
 
     /* Log one line at the core's discretion (to the events stream / stderr). */
