@@ -209,6 +209,11 @@ static void explain_backend(const struct tether_config *cfg, const struct tether
         printf("  warning: soft_cancel is 0: actors never get the chance to stop cleanly\n");
         (*warnings)++;
     }
+    if (H == 0 && can_kill) {
+        printf("  warning: hard_kill is 0: the kill is not waited for, so an actor killed a moment\n"
+               "           later is still reported abandoned (its process is reaped later)\n");
+        (*warnings)++;
+    }
     if (H == 0 && !can_kill) {
         printf("  warning: hard_kill is 0 on a backend that cannot always kill: an actor that does\n"
                "           not stop by itself is abandoned at once and keeps running\n");

@@ -294,7 +294,9 @@ int cmd_run(int argc, char **argv)
      * --cancel-after act during a slow spawn too. */
     for (;;) {
         rc = tether_wait_ready(h, tether_now_ns() + 10 * 1000000LL, &err);
-        if (rc != TETHER_ETIMEDOUT)
+        /* ETIMEDOUT is also a spawn that timed out for good: the handle
+         * then has its outcome */
+        if (rc != TETHER_ETIMEDOUT || tether_wait(h, tether_now_ns(), NULL) == 0)
             break;
         handle_signals(&rs);
     }
@@ -373,6 +375,33 @@ static void print_value(const struct tether_value *v)
     }
 }
 
+/* `tether call` blocks in one call: a thread takes the signals meanwhile
+ * (in 100 ms slices, so it never waits unboundedly) and cancels everything
+ * on SIGINT/SIGTERM, which releases the call at once. */
+struct call_signals {
+    tether_supervisor *sup;
+    sigset_t *set;
+    volatile int stop;
+    volatile int interrupted;
+};
+
+static void *call_signal_main(void *arg)
+{
+    struct call_signals *cs = arg;
+    while (!cs->stop) {
+        struct timespec slice = {0, 100 * 1000000L};
+        int sig = sigtimedwait(cs->set, NULL, &slice);
+        if (sig == SIGQUIT) {
+            tether_supervisor_dump(cs->sup, stderr);
+        } else if (sig == SIGINT || sig == SIGTERM) {
+            fprintf(stderr, "tether call: interrupt: cancelling\n");
+            cs->interrupted = 1;
+            tether_supervisor_cancel_all(cs->sup);
+        }
+    }
+    return NULL;
+}
+
 int cmd_call(int argc, char **argv)
 {
     struct run_args a = {.cancel_after = -1, .timeout = 10};
@@ -418,6 +447,9 @@ int cmd_call(int argc, char **argv)
     }
     tether_handle *h = NULL;
     int status = EXIT_FAIL;
+    struct call_signals cs = {.sup = sup, .set = &set};
+    pthread_t sig_thread;
+    int have_sig_thread = pthread_create(&sig_thread, NULL, call_signal_main, &cs) == 0;
     if (tether_spawn(sup, target, 0, &h, &err)) {
         fprintf(stderr, "tether call: %s\n", err.msg);
         goto out;
@@ -436,6 +468,10 @@ out:
     /* close cancels the actor within the configured bound */
     tether_handle_release(h);
     tether_supervisor_close(sup, NULL);
+    if (have_sig_thread) {
+        cs.stop = 1;
+        pthread_join(sig_thread, NULL); /* bounded: it wakes every 100 ms */
+    }
     tether_config_free(cfg);
-    return status;
+    return cs.interrupted ? EXIT_INTERRUPTED : status;
 }

@@ -521,6 +521,9 @@ static int load_timeouts(struct ctx *c, const struct node *nd, const char *prefi
             return fail(c, k, key, "unknown key");
         if ((rc = get_timeout(c, v, key, slot)))
             return rc;
+        /* 0 skips a teardown phase; there is no spawn without a wait */
+        if (slot == &t->spawn && *slot == 0)
+            return fail(c, v, key, "must be > 0 (a spawn needs time to become ready)");
     }
     return 0;
 }

@@ -1473,7 +1473,7 @@ void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
     int64_t now = tether_now_ns();
     const char *in_call = sup->in_call;
     if (in_call)
-        fprintf(fp, "== the engine is inside the backend's %s() for %.3fs\n", in_call,
+        fprintf(fp, "== a supervisor thread is inside the backend's %s() for %.3fs\n", in_call,
                 (now - sup->in_call_since) / 1e9);
     /* Bounded: a backend stuck while the lock is held must not hang the dump. */
     struct timespec ts;

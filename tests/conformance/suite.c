@@ -1793,7 +1793,18 @@ int cmd_conformance(int argc, char **argv)
         case 'b': backend = optarg; break;
         case 'p': plugin = optarg; break;
         case 'k': glob = optarg; break;
-        case 'e': s.events = optarg; break;
+        case 'e': {
+            /* the suite's own config lives in a temporary folder: make the
+             * path absolute before it goes there */
+            static char events_abs[PATH_MAX];
+            char cwd[PATH_MAX / 2];
+            if (optarg[0] != '/' && getcwd(cwd, sizeof cwd))
+                snprintf(events_abs, sizeof events_abs, "%s/%s", cwd, optarg);
+            else
+                snprintf(events_abs, sizeof events_abs, "%s", optarg);
+            s.events = events_abs;
+            break;
+        }
         case 'l': list = 1; break;
         case 'r':
             repeat = atoi(optarg);

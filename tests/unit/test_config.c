@@ -274,6 +274,13 @@ START_TEST(negative_timeout_names_key_and_line)
 }
 END_TEST
 
+START_TEST(zero_spawn_timeout_is_refused)
+{
+    expect_refusal(ONE_BACKEND "timeouts:\n  spawn: 0\n",
+                   NAME ":4:10: timeouts.spawn: must be > 0 (a spawn needs time to become ready)");
+}
+END_TEST
+
 START_TEST(nan_and_infinite_timeouts_are_refused)
 {
     static const char *const bad[] = {".nan", ".NaN", ".inf", "+.inf", "-.Inf", "1e999", "-0.5"};
@@ -665,6 +672,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, quoted_number_is_refused);
     tcase_add_test(tc, strtod_only_spellings_are_not_numbers);
     tcase_add_test(tc, negative_timeout_names_key_and_line);
+    tcase_add_test(tc, zero_spawn_timeout_is_refused);
     tcase_add_test(tc, nan_and_infinite_timeouts_are_refused);
     tcase_add_test(tc, backend_timeout_override_is_checked_with_its_path);
     tcase_add_test(tc, path_must_be_a_string);
