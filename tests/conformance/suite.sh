@@ -7,6 +7,11 @@ backend=${1:-$(basename "$0" .sh)}
 [ $# -gt 0 ] && shift
 top=${abs_top_builddir:-$(pwd)}
 cfg="$top/plugins.yaml"
+# Python scenario actors are sources: in a build outside the source tree
+# (make distcheck) they are found there, not beside the built modules.
+case $backend in
+    subint) export TETHER_CONFORMANCE_DIR="${abs_top_srcdir:-$top}/tests/conformance" ;;
+esac
 out=$(timeout 600 "$top/cli/tether" conformance -c "$cfg" -b "$backend" "$@" 2>&1)
 status=$?
 printf '%s\n' "$out"
