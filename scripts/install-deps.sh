@@ -2,8 +2,9 @@
 # Install the Debian 12 packages tether needs to build and test.
 # Run as root (or through sudo). Idempotent.
 set -eu
+# man-db: make installcheck reads every installed man page with man -l
 PKGS="build-essential autoconf automake libtool pkg-config autoconf-archive
-      libffi-dev libyaml-dev libmsgpack-dev check python3-dev"
+      libffi-dev libyaml-dev libmsgpack-dev check python3-dev man-db"
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (apt-get needs it)" >&2
     exit 1
