@@ -131,7 +131,7 @@ static void pump(tether_actor *self, int timeout_ms)
 
 static int is_cancelled(tether_actor *self)
 {
-    if (self->cancel_flag && *self->cancel_flag)
+    if (self->cancel_flag && __atomic_load_n(self->cancel_flag, __ATOMIC_RELAXED))
         self->cancelled = 1;
     return self->cancelled;
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@ struct tether__events *tether__events_open(const char *path, struct tether_error
         tether_error_set(err, TETHER_ESYS, "%s: cannot open event log: %s", path, strerror(errno));
         return NULL;
     }
+    /* Never block the engine on the log (a FIFO with a stalled reader):
+     * a line that does not fit now is dropped. */
+    fcntl(fileno(fp), F_SETFL, fcntl(fileno(fp), F_GETFL) | O_NONBLOCK);
     struct tether__events *ev = calloc(1, sizeof *ev);
     if (!ev) {
         fclose(fp);

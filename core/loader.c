@@ -129,6 +129,15 @@ static int check_vtable(const char *path, const struct tether_backend *vt, struc
 }
 
 /* Under registry_lock. */
+static struct tether__plugin *find_path(const char *real)
+{
+    for (struct tether__plugin *q = registry; q; q = q->next)
+        if (strcmp(q->path, real) == 0)
+            return q;
+    return NULL;
+}
+
+/* Under registry_lock. */
 static int register_plugin(struct tether__plugin *p, struct tether_error *err)
 {
     for (struct tether__plugin *q = registry; q; q = q->next)
@@ -153,14 +162,18 @@ int tether__plugin_load(const char *path, struct tether__plugin **out, struct te
         return rc;
 
     pthread_mutex_lock(&registry_lock);
-    for (struct tether__plugin *q = registry; q; q = q->next)
-        if (strcmp(q->path, real) == 0) {
-            q->refs++;
-            *out = q;
-            pthread_mutex_unlock(&registry_lock);
-            return 0;
-        }
+    struct tether__plugin *known = find_path(real);
+    if (known) {
+        known->refs++;
+        *out = known;
+        pthread_mutex_unlock(&registry_lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&registry_lock);
 
+    /* dlopen runs the plugin's constructors and waits for the loader lock,
+     * which an actor may hold for long (a slow module constructor): never
+     * while holding registry_lock, which supervisors and fork take. */
     struct tether__plugin *p = NULL;
     dlerror();
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
@@ -189,14 +202,24 @@ int tether__plugin_load(const char *path, struct tether__plugin **out, struct te
     p->dl = dl;
     p->vt = vt;
     p->refs = 1;
+    pthread_mutex_lock(&registry_lock);
+    known = find_path(real);
+    if (known) {
+        /* another thread loaded the same file meanwhile: share that one
+         * (our dlopen only took a reference on the same handle) */
+        known->refs++;
+        *out = known;
+        pthread_mutex_unlock(&registry_lock);
+        goto out;
+    }
     rc = register_plugin(p, err);
+    pthread_mutex_unlock(&registry_lock);
     if (rc)
         goto out;
     *out = p;
     dl = NULL;
     p = NULL;
 out:
-    pthread_mutex_unlock(&registry_lock);
     if (p) {
         free(p->path);
         free(p);
@@ -206,11 +229,11 @@ out:
     return rc;
 }
 
+/* Lock-free: called with a supervisor's lock held, it must not wait for
+ * registry_lock. */
 void tether__plugin_pin(struct tether__plugin *p)
 {
-    pthread_mutex_lock(&registry_lock);
-    p->pinned = 1;
-    pthread_mutex_unlock(&registry_lock);
+    __atomic_store_n(&p->pinned, 1, __ATOMIC_RELEASE);
 }
 
 void tether__plugin_unref(struct tether__plugin *p)
@@ -218,7 +241,7 @@ void tether__plugin_unref(struct tether__plugin *p)
     if (!p)
         return;
     pthread_mutex_lock(&registry_lock);
-    if (--p->refs > 0 || p->pinned) {
+    if (--p->refs > 0 || __atomic_load_n(&p->pinned, __ATOMIC_ACQUIRE)) {
         pthread_mutex_unlock(&registry_lock);
         return;
     }

@@ -54,7 +54,7 @@ static const char *const state_names[] = {"spawning",  "running", "soft-cancel",
 #define INBOX_OVER(h) ((h)->inbox_count >= INBOX_MAX_MSGS || (h)->inbox_bytes >= INBOX_MAX_BYTES)
 /* Once a teardown has begun the engine reads on regardless (so that the
  * actor's stopped message gets through) and drops what overflows. */
-#define INBOX_FULL(h) (INBOX_OVER(h) && !(h)->cancel_requested)
+#define INBOX_FULL(h) (INBOX_OVER(h) && !(h)->cancel_requested && !(h)->draining)
 /* Slack of the teardown bound: 100 ms + 2 ms an actor (SCENARIOS.md). */
 #define SLACK_NS(n) (100 * 1000000LL + 2 * 1000000LL * (int64_t)(n))
 
@@ -104,6 +104,7 @@ struct tether_handle {
     struct inbox_msg *inbox, **inbox_tail;
     size_t inbox_count, inbox_bytes; /* bounded: see INBOX_FULL */
     size_t inbox_dropped;            /* over the bound during teardown */
+    int draining;                    /* reading what an ended actor left: no bound */
     struct pcall *calls;
     uint64_t next_call;
     struct parked *parked;
@@ -135,6 +136,8 @@ struct tether_supervisor {
     pthread_t engine;
     int engine_started;
     int stop;
+    int closing;  /* close has begun: no new spawn */
+    int spawning; /* backend spawn() calls in progress (made without the lock) */
     int closed;
     const struct tether_config *cfg;
     struct tether_timeouts to;
@@ -458,6 +461,26 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
     }
 }
 
+static void read_channel(tether_handle *h);
+static void free_handle(tether_handle *h);
+
+/* The actor has ended: whatever it wrote is in the socket already, a
+ * finite amount (the socket buffer). Read it all -- its last messages and
+ * its stopped message -- before the outcome is decided, even past the
+ * inbox bound and even if the exit was noticed before the data. */
+static void drain_channel(tether_handle *h)
+{
+    h->draining = 1; /* lifts the inbox bound for this read, drops nothing */
+    for (int i = 0; i < 4096 && !h->aborted && h->fd >= 0; i++) {
+        int before = h->eof;
+        read_channel(h);
+        struct pollfd p = {.fd = h->fd, .events = POLLIN};
+        if (h->aborted || h->eof != before || poll(&p, 1, 0) <= 0)
+            break;
+    }
+    h->draining = 0;
+}
+
 static void try_reap(tether_handle *h)
 {
     if (!h->child || IS_FINAL(h))
@@ -468,8 +491,10 @@ static void try_reap(tether_handle *h)
     tether_supervisor *sup = h->sup;
     int rc;
     BACKEND_CALL(sup, "reap", rc = sup->plugin->vt->reap(h->child, 0, &bo));
-    if (rc == 0)
+    if (rc == 0) {
+        drain_channel(h);
         finish(h, ST_REAPED, &bo);
+    }
 }
 
 static void on_deadline(tether_handle *h)
@@ -546,7 +571,7 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
         /* a reply nobody waits for any more is dropped */
         break;
     case TETHER__MSG_MESSAGE: {
-        if (INBOX_OVER(h)) {
+        if (INBOX_OVER(h) && h->cancel_requested && !h->draining) {
             h->inbox_dropped++; /* tearing down: bounded memory wins */
             break;
         }
@@ -671,6 +696,21 @@ static void *engine_main(void *arg)
     size_t cap = 0;
     pthread_mutex_lock(&sup->lock);
     while (!sup->stop) {
+        /* A long-lived supervisor frees what nobody holds any more: ended,
+         * released, and no thread inside it. (Only here, where who[] is
+         * about to be rebuilt, can the engine let go of a handle.) */
+        for (tether_handle **pp = &sup->handles; *pp;) {
+            tether_handle *h = *pp;
+            if (IS_FINAL(h) && !h->user_ref && !h->fd_users && !h->writer && !h->parked) {
+                *pp = h->next;
+                if (h->fd >= 0)
+                    close(h->fd);
+                free_handle(h);
+                sup->n_handles--;
+            } else {
+                pp = &h->next;
+            }
+        }
         size_t need = 1 + 2 * (size_t)sup->n_handles;
         if (need > cap) {
             cap = need * 2;
@@ -724,8 +764,11 @@ static void *engine_main(void *arg)
         /* Bounded: at most one second (see `next`), woken early by wake_fd. */
         int r = poll(pfd, n, ms);
         pthread_mutex_lock(&sup->lock);
-        if (r < 0)
-            continue;
+        if (r < 0) {
+            /* EINTR, or ENOMEM: no events, but the deadlines still run */
+            for (nfds_t i = 0; i < n; i++)
+                pfd[i].revents = 0;
+        }
         if (pfd[0].revents) {
             uint64_t v;
             ssize_t rd = read(sup->wake_fd, &v, sizeof v);
@@ -909,6 +952,7 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
         return TETHER_EINVAL;
     int64_t t0 = tether_now_ns();
     pthread_mutex_lock(&sup->lock);
+    sup->closing = 1;
     unsigned live = 0;
     for (tether_handle *h = sup->handles; h; h = h->next)
         if (!IS_FINAL(h)) {
@@ -921,11 +965,17 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
      * cannot hold close. */
     double first = sup->to.soft_cancel > sup->to.spawn ? sup->to.soft_cancel : sup->to.spawn;
     int64_t deadline = t0 + secs_ns(first) + secs_ns(sup->to.hard_kill) + SLACK_NS(live);
-    while (!all_final(sup) && cond_wait_until(sup, deadline) != ETIMEDOUT)
+    while ((!all_final(sup) || sup->spawning) && cond_wait_until(sup, deadline) != ETIMEDOUT)
         ;
     for (tether_handle *h = sup->handles; h; h = h->next)
-        if (!IS_FINAL(h))
-            finish(h, ST_ABANDONED, NULL);
+        if (!IS_FINAL(h)) {
+            begin_hard(h, "supervisor close: deadline expired"); /* never leave one unkilled */
+            try_reap(h);
+            if (!IS_FINAL(h))
+                finish(h, ST_ABANDONED, NULL);
+        }
+    /* a backend spawn() that never returned: its state cannot be closed */
+    int stuck_spawn = sup->spawning > 0;
     sup->stop = 1;
     wake_engine(sup);
     pthread_mutex_unlock(&sup->lock);
@@ -940,8 +990,10 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
         report->abandoned = sup->abandoned;
         report->elapsed_ns = tether_now_ns() - t0;
     }
-    if (sup->abandoned == 0)
+    if (sup->abandoned == 0 && !stuck_spawn)
         sup->plugin->vt->close(sup->bstate);
+    else
+        tether__plugin_pin(sup->plugin);
     /* else: abandoned actors may still touch the backend's state; it is
      * left alive (and the plugin pinned) rather than freed under them. */
     tether__plugin_unref(sup->plugin);
@@ -1014,16 +1066,23 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
     };
     struct tether_error berr = {0, ""};
     pthread_mutex_lock(&sup->lock);
-    if (sup->closed || sup->stop) {
+    if (sup->closing || sup->closed || sup->stop) {
         pthread_mutex_unlock(&sup->lock);
         close(sv[1]);
         close(sv[0]);
         free_handle(h);
         return tether_error_set(err, TETHER_ESTATE, "supervisor is closing");
     }
-    /* spawn() returns at once by contract (it starts, it does not wait). */
+    sup->spawning++;
+    pthread_mutex_unlock(&sup->lock);
+    /* Without the supervisor's lock: a backend's spawn may take a moment (a
+     * fork of a large process), and nothing else must wait for it. It is
+     * bounded by the spawn deadline by contract. */
     int rc;
     BACKEND_CALL(sup, "spawn", rc = sup->plugin->vt->spawn(sup->bstate, &spec, &h->child, &berr));
+    pthread_mutex_lock(&sup->lock);
+    sup->spawning--;
+    pthread_cond_broadcast(&sup->cond);
     if (rc) {
         pthread_mutex_unlock(&sup->lock);
         close(sv[0]);
@@ -1032,6 +1091,8 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
                                 target, sup->backend_name,
                                 berr.msg[0] ? berr.msg : tether_strerror(rc));
     }
+    if (sup->closing)
+        h->cancel_requested = 1; /* close began meanwhile: tear it down too */
     h->next = sup->handles;
     sup->handles = h;
     sup->n_handles++;
@@ -1429,7 +1490,8 @@ void tether_handle_release(tether_handle *h)
         free_handle(h);
         free_sup = --sup->n_handles == 0;
     }
-    /* else: the supervisor frees it at close (the engine may still use it). */
+    else if (!sup->stop)
+        wake_engine(sup); /* the engine frees it once it has ended */
     pthread_mutex_unlock(&sup->lock);
     if (free_sup)
         free_supervisor(sup);

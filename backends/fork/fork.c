@@ -238,7 +238,8 @@ static void reap_late(struct fstate *st)
             si.si_pid != 0) {
             st->host->log("fork", "abandoned child %d ended late and was reaped", (int)si.si_pid);
             close(st->late[i]);
-            st->late[i] = st->late[--st->n_late];
+            st->late[i] = st->late[st->n_late - 1];
+            __atomic_store_n(&st->n_late, st->n_late - 1, __ATOMIC_RELAXED);
         } else {
             i++;
         }
@@ -475,7 +476,8 @@ static void f_release(struct tether_child *child)
             }
         }
         if (st->n_late < st->cap_late) {
-            st->late[st->n_late++] = c->pub.exit_fd;
+            st->late[st->n_late] = c->pub.exit_fd;
+            __atomic_store_n(&st->n_late, st->n_late + 1, __ATOMIC_RELAXED);
             c->pub.exit_fd = -1;
         }
         pthread_mutex_unlock(&st->lock);

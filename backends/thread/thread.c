@@ -30,18 +30,20 @@ struct tstate {
     atomic_uint live; /* children not yet freed */
 };
 
+enum { FATE_RUNNING, FATE_DONE, FATE_ABANDONED };
+
 struct tchild {
     struct tether_child pub; /* first: the core sees only this */
     struct tstate *st;
     pthread_t thread;
     char *target;
     int channel_fd;
-    volatile int cancel_flag;
+    volatile int cancel_flag; /* accessed with __atomic builtins */
     atomic_int done;    /* the thread has finished (normally or cancelled) */
     int status;
     int cancelled;      /* ended by pthread_cancel */
     int joined;
-    atomic_int abandoned;
+    atomic_int fate;    /* RUNNING, then DONE or ABANDONED, whichever comes first */
     atomic_int refs;    /* the core's and the thread's */
 };
 
@@ -62,8 +64,10 @@ static void thread_exit(struct tchild *c)
     uint64_t one = 1;
     ssize_t w = write(c->pub.exit_fd, &one, sizeof one);
     (void)w;
-    if (atomic_load(&c->abandoned))
-        atomic_fetch_sub(&c->st->abandoned_running, 1);
+    /* exactly one of this and release() moves `fate` off RUNNING */
+    int expect = FATE_RUNNING;
+    if (!atomic_compare_exchange_strong(&c->fate, &expect, FATE_DONE))
+        atomic_fetch_sub(&c->st->abandoned_running, 1); /* it was abandoned */
     child_unref(c);
 }
 
@@ -77,7 +81,7 @@ static void on_cancel(void *arg)
 static void *actor_thread(void *arg)
 {
     struct tchild *c = arg;
-    c->pub.thread_id = (uint64_t)syscall(SYS_gettid);
+    __atomic_store_n(&c->pub.thread_id, (uint64_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
     pthread_cleanup_push(on_cancel, c);
     c->status = c->st->host->run_c_actor(c->channel_fd, c->target, &c->cancel_flag);
@@ -174,14 +178,14 @@ static int t_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 static int t_soft_cancel(struct tether_child *child)
 {
     struct tchild *c = (struct tchild *)child;
-    c->cancel_flag = 1;
+    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
 static int t_hard_kill(struct tether_child *child)
 {
     struct tchild *c = (struct tchild *)child;
-    c->cancel_flag = 1;
+    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELAXED);
     if (!atomic_load(&c->done) && !c->joined)
         pthread_cancel(c->thread); /* asks; never waits */
     return 0;
@@ -212,9 +216,10 @@ static int t_reap(struct tether_child *child, int64_t deadline_ns, struct tether
             return TETHER_ETIMEDOUT;
     }
     if (!c->joined) {
-        /* Bounded: `done` is set in the thread's last act; all that is left
-         * is returning from its start routine. */
-        pthread_join(c->thread, NULL);
+        /* `done` is set in the thread's last act, but thread exit still runs
+         * TLS destructors (actor code): never wait for them here. */
+        if (pthread_tryjoin_np(c->thread, NULL) != 0)
+            return TETHER_ETIMEDOUT; /* the core polls again */
         c->joined = 1;
     }
     memset(out, 0, sizeof *out);
@@ -233,10 +238,9 @@ static void t_release(struct tether_child *child)
     struct tchild *c = (struct tchild *)child;
     if (!c->joined) {
         /* Abandoned: cut loose. It frees itself if it ever ends. */
-        atomic_store(&c->abandoned, 1);
-        atomic_fetch_add(&c->st->abandoned_running, 1);
-        if (atomic_load(&c->done))
-            atomic_fetch_sub(&c->st->abandoned_running, 1); /* ended meanwhile */
+        int expect = FATE_RUNNING;
+        if (atomic_compare_exchange_strong(&c->fate, &expect, FATE_ABANDONED))
+            atomic_fetch_add(&c->st->abandoned_running, 1); /* still running */
         pthread_detach(c->thread);
     }
     child_unref(c);
