@@ -105,6 +105,7 @@ struct tether_handle {
     size_t inbox_count, inbox_bytes; /* bounded: see INBOX_FULL */
     size_t inbox_dropped;            /* over the bound during teardown */
     int draining;                    /* reading what an ended actor left: no bound */
+    int reap_pending; /* exit fd fired but reap() not done yet: poll reap on a timer */
     struct pcall *calls;
     uint64_t next_call;
     struct parked *parked;
@@ -375,7 +376,16 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
     memset(o, 0, sizeof *o);
     const char *msg = NULL;
     char lostbuf[TETHER_ERROR_MSG_MAX];
-    if (st == ST_ABANDONED) {
+    if (st == ST_ABANDONED && h->stopped) {
+        /* the actor said how it ended; only its thread or process did not
+         * go away in time: keep its word, and count the leftover */
+        o->kind = h->stopped_kind;
+        o->code = h->stopped_code;
+        snprintf(lostbuf, sizeof lostbuf, "%s%s(stopped, but its %s did not end within hard_kill: abandoned)",
+                 h->stopped_text ? h->stopped_text : "", h->stopped_text ? " " : "",
+                 h->child && h->child->pid ? "process" : "thread");
+        msg = lostbuf;
+    } else if (st == ST_ABANDONED) {
         o->kind = TETHER_OUTCOME_ABANDONED;
         msg = "did not stop within hard_kill; abandoned";
     } else if (h->lost_reason) {
@@ -664,6 +674,10 @@ static void engine_round(tether_supervisor *sup, struct pollfd *pfd, tether_hand
                 read_channel(h);
         } else if (kind[i] == 1) {
             try_reap(h);
+            /* the exit fd stays readable: poll reap on the timer instead,
+             * or the engine would spin */
+            if (!IS_FINAL(h))
+                h->reap_pending = 1;
         }
     }
     int64_t now = tether_now_ns();
@@ -679,8 +693,9 @@ static void engine_round(tether_supervisor *sup, struct pollfd *pfd, tether_hand
         if (h->cancel_frame_wanted && !h->writer && !h->aborted)
             send_cancel_frame(h);
         /* backends with no exit fd are polled every round */
-        if (h->child && h->child->exit_fd < 0 && h->state != ST_SPAWNING &&
-            h->state != ST_RUNNING)
+        if (h->child && ((h->child->exit_fd < 0 && h->state != ST_SPAWNING &&
+                          h->state != ST_RUNNING) ||
+                         h->reap_pending))
             try_reap(h);
         if (!IS_FINAL(h) && now >= h->deadline)
             on_deadline(h);
@@ -747,11 +762,12 @@ static void *engine_main(void *arg)
                 pfd[n++] = (struct pollfd){.fd = INBOX_FULL(h) && h->writer != 2 ? -1 : h->fd,
                                            .events = ev};
             }
-            if (h->child && h->child->exit_fd >= 0) {
+            if (h->child && h->child->exit_fd >= 0 && !h->reap_pending) {
                 who[n] = h;
                 kind[n] = 1;
                 pfd[n++] = (struct pollfd){.fd = h->child->exit_fd, .events = POLLIN};
-            } else if (h->child && h->state != ST_SPAWNING && h->state != ST_RUNNING) {
+            } else if (h->child && (h->reap_pending ||
+                                    (h->state != ST_SPAWNING && h->state != ST_RUNNING))) {
                 fast_poll = 1;
             }
             if (h->deadline < next)

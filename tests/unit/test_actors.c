@@ -160,3 +160,40 @@ int flood(tether_actor *self)
         ;
     return TETHER_ECANCELLED;
 }
+
+/* Sends 65,600 numbered messages (past the supervisor's inbox bound of
+ * 65,536) and exits 7 while nobody receives. */
+int flood_numbered(tether_actor *self);
+int flood_numbered(tether_actor *self)
+{
+    for (int i = 0; i < 65600; i++) {
+        char buf[16];
+        int n = snprintf(buf, sizeof buf, "%d", i);
+        if (tether_send_msg(self, buf, (size_t)n))
+            return 1;
+    }
+    return 7;
+}
+
+/* Exits at once, but its thread's TLS destructor then sleeps 2 s. */
+#include <pthread.h>
+static pthread_key_t slow_key;
+static pthread_once_t slow_once = PTHREAD_ONCE_INIT;
+static void slow_dtor(void *p)
+{
+    (void)p;
+    struct timespec ts = {2, 0};
+    nanosleep(&ts, NULL);
+}
+static void slow_key_init(void)
+{
+    pthread_key_create(&slow_key, slow_dtor);
+}
+int slow_tls_exit(tether_actor *self);
+int slow_tls_exit(tether_actor *self)
+{
+    (void)self;
+    pthread_once(&slow_once, slow_key_init);
+    pthread_setspecific(slow_key, &slow_once);
+    return 0;
+}

@@ -452,6 +452,50 @@ START_TEST(hang_dump_lists_actor_state_and_waiters)
 }
 END_TEST
 
+/* An actor that sends past the inbox bound and exits: every message and
+ * its exit reach the owner (the channel is drained before the outcome). */
+START_TEST(ended_actors_channel_is_drained_before_its_outcome)
+{
+    tether_handle *h = spawn("flood_numbered");
+    usleep(1500 * 1000); /* the owner is busy; the inbox fills to its bound */
+    long expect = 0;
+    void *buf;
+    size_t len;
+    while (tether_recv(h, &buf, &len, tether_now_ns() + 3 * SEC) == 0) {
+        char text[16];
+        snprintf(text, sizeof text, "%.*s", (int)len, (char *)buf);
+        free(buf);
+        ck_assert_int_eq(atol(text), expect);
+        expect++;
+    }
+    ck_assert_int_eq(expect, 65600);
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(h, tether_now_ns() + 3 * SEC, &o), 0);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "exited");
+    ck_assert_int_eq(o.code, 7);
+    tether_handle_release(h);
+}
+END_TEST
+
+/* A thread whose TLS destructor is slow must not stall the engine: a
+ * sibling's cancel and wait stay prompt. */
+START_TEST(slow_thread_exit_does_not_stall_the_supervisor)
+{
+    tether_handle *slow = spawn("slow_tls_exit");
+    tether_handle *sib = spawn("cooperative");
+    usleep(100 * 1000); /* the slow one is in its destructor now */
+    int64_t t0 = tether_now_ns();
+    tether_cancel(sib);
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(sib, tether_now_ns() + SEC, &o), 0);
+    ck_assert_int_lt(tether_now_ns() - t0, SEC / 2);
+    ck_assert_int_eq(tether_wait(slow, tether_now_ns() + 3 * SEC, &o), 0);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "exited");
+    tether_handle_release(sib);
+    tether_handle_release(slow);
+}
+END_TEST
+
 static Suite *supervisor_suite(void)
 {
     Suite *s = suite_create("supervisor");
@@ -484,6 +528,8 @@ static Suite *supervisor_suite(void)
     tcase_add_test(tw, close_tears_down_every_behaviour_and_reports_abandoned);
     tcase_add_test(tw, events_log_every_transition);
     tcase_add_test(tw, hang_dump_lists_actor_state_and_waiters);
+    tcase_add_test(tw, ended_actors_channel_is_drained_before_its_outcome);
+    tcase_add_test(tw, slow_thread_exit_does_not_stall_the_supervisor);
     suite_add_tcase(s, tw);
     return s;
 }
