@@ -962,6 +962,27 @@ static int all_final(tether_supervisor *sup)
     return 1;
 }
 
+/* Backend states that cannot be closed (abandoned actors may still use
+ * them) are kept here for the life of the process: deliberately alive,
+ * not leaked. */
+static struct kept_state {
+    void *state;
+    struct kept_state *next;
+} *kept_states;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void keep_backend_state(void *state)
+{
+    struct kept_state *k = malloc(sizeof *k);
+    if (!k)
+        return;
+    pthread_mutex_lock(&kept_lock);
+    k->state = state;
+    k->next = kept_states;
+    kept_states = k;
+    pthread_mutex_unlock(&kept_lock);
+}
+
 int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *report)
 {
     if (!sup)
@@ -1006,10 +1027,12 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
         report->abandoned = sup->abandoned;
         report->elapsed_ns = tether_now_ns() - t0;
     }
-    if (sup->abandoned == 0 && !stuck_spawn)
+    if (sup->abandoned == 0 && !stuck_spawn) {
         sup->plugin->vt->close(sup->bstate);
-    else
+    } else {
         tether__plugin_pin(sup->plugin);
+        keep_backend_state(sup->bstate);
+    }
     /* else: abandoned actors may still touch the backend's state; it is
      * left alive (and the plugin pinned) rather than freed under them. */
     tether__plugin_unref(sup->plugin);
