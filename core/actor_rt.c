@@ -131,7 +131,8 @@ static void pump(tether_actor *self, int timeout_ms)
 
 static int is_cancelled(tether_actor *self)
 {
-    if (self->cancel_flag && __atomic_load_n(self->cancel_flag, __ATOMIC_RELAXED))
+    /* set by the backend from another thread (thread backend soft cancel) */
+    if (self->cancel_flag && __atomic_load_n(self->cancel_flag, __ATOMIC_ACQUIRE))
         self->cancelled = 1;
     return self->cancelled;
 }

@@ -182,13 +182,17 @@ static void wake_engine(tether_supervisor *sup)
     (void)w; /* an eventfd at its maximum is already readable */
 }
 
+/* A backend may fill thread_id from the actor's own thread (the thread
+ * backend does: only that thread knows its gettid): read it atomically. */
+#define CHILD_TID(child) __atomic_load_n(&(child)->thread_id, __ATOMIC_RELAXED)
+
 static void event(tether_handle *h, const char *phase, const char *reason)
 {
     tether_supervisor *sup = h->sup;
     if (!sup->events)
         return;
     tether__event(sup->events, h->id, sup->backend_name, h->child ? h->child->pid : 0,
-                  h->child ? h->child->thread_id : 0, phase, reason, "\"state\":\"%s\"",
+                  h->child ? CHILD_TID(h->child) : 0, phase, reason, "\"state\":\"%s\"",
                   state_names[h->state]);
 }
 
@@ -274,7 +278,7 @@ static void abort_channel(tether_handle *h, int err, const char *why)
         }
     if (h->sup->events) {
         tether__event(h->sup->events, h->id, h->sup->backend_name, h->child ? h->child->pid : 0,
-                      h->child ? h->child->thread_id : 0, "channels-aborted", why,
+                      h->child ? CHILD_TID(h->child) : 0, "channels-aborted", why,
                       "\"waiters_released\":%u,\"error\":\"%s\"", count_parked(h),
                       tether_err_name(err));
     }
@@ -1594,7 +1598,7 @@ void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
                 state_names[h->state], (now - h->state_since) / 1e9);
         if (h->child)
             fprintf(fp, ", pid %lld thread %llu", (long long)h->child->pid,
-                    (unsigned long long)h->child->thread_id);
+                    (unsigned long long)CHILD_TID(h->child));
         if (!IS_FINAL(h) && h->deadline != TETHER_NEVER)
             fprintf(fp, ", next deadline in %.3fs", (h->deadline - now) / 1e9);
         fputc('\n', fp);

@@ -150,7 +150,8 @@ static const char *arena_str(struct arena *a, const char *p, size_t n)
     if (a->used + n + 1 > a->cap)
         return NULL;
     char *d = a->base + a->used;
-    memcpy(d, p, n);
+    if (n) /* msgpack-c gives a NULL pointer for an empty string */
+        memcpy(d, p, n);
     d[n] = '\0';
     a->used += n + 1;
     return d;
@@ -283,7 +284,8 @@ static int decode_fields(const msgpack_object_array *arr, struct arena *a, struc
         m->len = e[1].via.bin.size;
         if (a->used + m->len > a->cap)
             BAD("malformed data message");
-        memcpy(a->base + a->used, e[1].via.bin.ptr, m->len);
+        if (m->len) /* NULL pointer for empty data */
+            memcpy(a->base + a->used, e[1].via.bin.ptr, m->len);
         m->data = a->base + a->used;
         a->used += m->len;
         return 0;

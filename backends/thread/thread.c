@@ -81,6 +81,7 @@ static void on_cancel(void *arg)
 static void *actor_thread(void *arg)
 {
     struct tchild *c = arg;
+    /* the core reads it from its own threads (events, hang dump) */
     __atomic_store_n(&c->pub.thread_id, (uint64_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
     pthread_cleanup_push(on_cancel, c);
@@ -178,14 +179,15 @@ static int t_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 static int t_soft_cancel(struct tether_child *child)
 {
     struct tchild *c = (struct tchild *)child;
-    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELAXED);
+    /* read by the actor thread at its checkpoints (actor_rt.c) */
+    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
 static int t_hard_kill(struct tether_child *child)
 {
     struct tchild *c = (struct tchild *)child;
-    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELEASE);
     if (!atomic_load(&c->done) && !c->joined)
         pthread_cancel(c->thread); /* asks; never waits */
     return 0;

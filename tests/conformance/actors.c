@@ -273,6 +273,10 @@ int abandon16(tether_actor *self)
             tether_wait(h[i], tether_now_ns() + 30 * TETHER_NS_PER_SEC, &o);
     }
     tether_send_msg(self, "abandoned", 9);
+    /* and on stdout: under `tether run` (cancel.sigint-after-abandon) the
+     * suite reads it from the CLI's stdout to know when to send SIGINT */
+    ssize_t w = write(1, "abandoned\n", 10);
+    (void)w;
     int rc = wait_for_cancel(self);
     for (int i = 0; i < 16; i++)
         tether_handle_release(h[i]);

@@ -6,7 +6,8 @@ set -u
 top=${abs_top_builddir:-$(pwd)}
 tether="$top/cli/tether"
 lib="$top/tests/conformance/.libs"
-cfg="$top/plugins.yaml"
+cfg="$top/plugins.yaml"   # a VPATH build has its own copy (Makefile.am)
+[ -f "$cfg" ] || cfg="${abs_top_srcdir:-$top}/plugins.yaml"
 fail=0
 
 # expect PLUGIN GLOB SCENARIO TEXT: SCENARIO reported "not ok" with TEXT

@@ -16,6 +16,13 @@ __attribute__((unused)) static void sleep_for(time_t secs)
         ;
 }
 
+#if defined(CTOR_SEGV)
+#include <signal.h>
+/* A real fault, and a death by SIGSEGV even in a sanitizer build: the
+ * runtime's SEGV handler (which would exit 1) is put back to the default
+ * first, and UBSan is told that the null store is the point. */
+__attribute__((no_sanitize("undefined")))
+#endif
 __attribute__((constructor)) static void on_load(void)
 {
 #if defined(CTOR_SLOW)
@@ -25,6 +32,7 @@ __attribute__((constructor)) static void on_load(void)
 #elif defined(CTOR_DIES)
     _exit(3);
 #elif defined(CTOR_SEGV)
+    signal(SIGSEGV, SIG_DFL);
     volatile int *volatile p = NULL;
     *p = 1;
 #endif
