@@ -776,9 +776,10 @@ static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether
             return TETHER_ETIMEDOUT;
     }
     if (!c->joined) {
-        /* Bounded: `done` is set in the driver's last act; all that is left
-         * is dropping a reference and returning. */
-        pthread_join(c->thread, NULL);
+        /* `done` is set in the driver's last act, but thread exit still
+         * runs TLS destructors: never wait for them here (the core polls). */
+        if (pthread_tryjoin_np(c->thread, NULL) != 0)
+            return TETHER_ETIMEDOUT;
         c->joined = 1;
     }
     memset(out, 0, sizeof *out);
