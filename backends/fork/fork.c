@@ -205,14 +205,18 @@ static pid_t do_fork(struct fstate *st, const struct tether_spawn_spec *spec, in
     return pid;
 }
 
-/* Waits for requests. Bounded: woken by every request and by close(). */
+/* The spawner thread. Its one wait below has no deadline on purpose: it is
+ * the idle wait of a service thread, not a wait anybody is blocked on.
+ * Proof that it ends: every request (f_spawn) and close() set the predicate
+ * under st->lock and broadcast; f_close sets `stop` before joining, so the
+ * join in f_close returns once the fork in hand (a kernel call) is done. */
 static void *spawner_main(void *arg)
 {
     struct fstate *st = arg;
     pthread_mutex_lock(&st->lock);
     for (;;) {
         while (!st->req && !st->stop)
-            pthread_cond_wait(&st->cond, &st->lock); /* no deadline: proof above */
+            pthread_cond_wait(&st->cond, &st->lock); /* idle wait: proof above */
         if (st->stop)
             break;
         struct request *r = st->req;
@@ -245,6 +249,15 @@ static void reap_late(struct fstate *st)
         }
     }
     pthread_mutex_unlock(&st->lock);
+}
+
+/* Reap a child we just SIGKILLed, waiting at most 1 s (a process stuck in
+ * the kernel may take longer: it is then left as a zombie for the host). */
+static void reap_killed(pid_t pid)
+{
+    int64_t deadline = mono_ns() + 1000000000;
+    while (waitpid(pid, NULL, WNOHANG) == 0 && mono_ns() < deadline)
+        usleep(1000);
 }
 
 /* ---- the vtable ---------------------------------------------------------------------- */
@@ -368,7 +381,7 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
         int e = errno;
         kill(-r.pid, SIGKILL);
         kill(r.pid, SIGKILL);
-        waitpid(r.pid, NULL, 0); /* SIGKILLed, our own child: returns at once */
+        reap_killed(r.pid);
         return set_error(err, TETHER_ESPAWN, "pidfd_open: %s", strerror(e));
     }
     fcntl(pidfd, F_SETFD, FD_CLOEXEC);
@@ -376,7 +389,7 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     if (!c) {
         kill(-r.pid, SIGKILL);
         close(pidfd);
-        waitpid(r.pid, NULL, 0); /* SIGKILLed, our own child: returns at once */
+        reap_killed(r.pid);
         return set_error(err, TETHER_ENOMEM, "out of memory");
     }
     c->st = st;
