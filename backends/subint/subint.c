@@ -35,19 +35,20 @@
  *              interpreter (if no other thread state remains in it, else the
  *              interpreter is left alive: Py_EndInterpreter would join its
  *              threads forever or abort) and logs the late exit.
- * GIL fairness on 3.11 a sub-interpreter spinning on the CPU never hears a
- *              GIL request made from another interpreter. Every GIL wait of
- *              this backend is registered; while one lasts, a monitor thread
- *              finds which driver holds the GIL and makes a GIL request from
- *              that driver's own interpreter (a "nudge"). Without it, a busy
- *              actor would starve every spawn and every sibling.
+ * GIL fairness on 3.11 every interpreter shares one GIL, but a GIL request
+ *              is made to the waiter's own interpreter, which a thread of
+ *              another interpreter spinning on the CPU never reads. While
+ *              one of our threads waits for the GIL, a driver is starting,
+ *              or two actors run, a monitor thread forwards such a request
+ *              to the holder's interpreter (gil311.c), as CPython 3.13
+ *              does by itself. Without it a busy actor starved spawns for seconds.
  * exit         Py_FinalizeEx is never called (it aborts with live
  *              sub-interpreters and would wait for abandoned ones); the
  *              process may exit with abandoned drivers running.
  *
  * Every wait of this file has a deadline except the GIL waits of the
  * backend's own threads (driver, helpers): those are never supervisor
- * threads, and the monitor above keeps them from starving. */
+ * threads, and on 3.11 the monitor above keeps them from starving. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -114,7 +115,7 @@ struct sstate {
 };
 
 enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
-enum inject { INJ_SOFT, INJ_HARD, INJ_NUDGE };
+enum inject { INJ_SOFT, INJ_HARD };
 
 struct schild {
     struct tether_child pub; /* first: the core sees only this */
@@ -145,19 +146,18 @@ struct schild {
     int soft_sent, hard_sent;
 
     /* under g_lock */
-    int nudging;
     int starting; /* counted in g_starting */
-    struct schild *live_next;
+    int running;  /* counted in g_running */
 
     struct subint_run run; /* the driver's; see subint.h */
 };
 
 /* Process-wide: the GIL is. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct schild *g_live; /* children whose interpreter is alive */
-static unsigned g_waiters;    /* our threads waiting for the GIL */
-static unsigned g_starting;   /* drivers not ready yet (their imports wait for the GIL too) */
-static int g_monitor;         /* the monitor thread runs */
+static unsigned g_waiters;  /* our threads waiting for the GIL */
+static unsigned g_starting; /* drivers not ready yet (their imports wait for the GIL too) */
+static unsigned g_running;  /* drivers running actor code */
+static int g_monitor;       /* the monitor thread runs (3.11) */
 
 static pthread_once_t py_once = PTHREAD_ONCE_INIT;
 static int py_ok;
@@ -208,45 +208,27 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg, int quiet)
     return rc;
 }
 
-/* ---- the GIL: registered waits and the monitor -------------------------------------- */
+/* ---- the GIL on 3.11: registered waits and the forwarding monitor ---------------------- */
 
-static void start_helper(struct schild *c, int kind);
-
-/* Nudges the driver that holds the GIL while one of our threads waits for
- * it or a driver is starting (its imports wait for the GIL inside Python,
- * where we cannot register them). Runs only while there are such. */
+#if PY_VERSION_HEX < 0x030C0000
+/* While one of our threads waits for the GIL, a driver is starting (its
+ * imports wait for the GIL inside Python, where we cannot register them) or
+ * two or more actors run (one may spin while the other wants the GIL), a
+ * monitor forwards starved GIL requests to the holder's interpreter every
+ * MONITOR_NS (gil311.c). It stops when none of these holds. */
 static void *monitor_main(void *arg)
 {
     (void)arg;
     for (;;) {
         nap_ns(MONITOR_NS);
         pthread_mutex_lock(&g_lock);
-        if (g_waiters == 0 && g_starting == 0) {
+        if (g_waiters == 0 && g_starting == 0 && g_running < 2) {
             g_monitor = 0;
             pthread_mutex_unlock(&g_lock);
             return NULL;
         }
-#if PY_VERSION_HEX < 0x030C0000
-        /* 3.11: the thread state holding the GIL (a process-wide atomic, not
-         * a thread-local); only compared, never dereferenced. */
-        PyThreadState *holder = _PyThreadState_UncheckedGet();
-#else
-        PyThreadState *holder = NULL;
-#endif
-        /* every sample, not only long holders: with two spinners the GIL
-         * goes back and forth between them, and each nudge is a chance for
-         * the waiter */
-        if (holder)
-            for (struct schild *c = g_live; c; c = c->live_next)
-                if (c->drv_ts == holder) {
-                    /* a starting driver is the one being helped */
-                    if (!c->nudging && !c->starting) {
-                        c->nudging = 1;
-                        start_helper(c, INJ_NUDGE);
-                    }
-                    break;
-                }
         pthread_mutex_unlock(&g_lock);
+        subint_gil_forward(); /* never waits: see gil311.c */
     }
 }
 
@@ -256,15 +238,21 @@ static void monitor_start_locked(void)
     if (!g_monitor && start_thread(NULL, monitor_main, NULL, 1) == 0)
         g_monitor = 1;
 }
+#else
+/* 3.12+: nothing is forwarded. With its own GIL per interpreter nothing is
+ * to be; with a shared GIL, 3.13+ sends a waiter's request to the holder
+ * (3.12 does not: use own_gil there). */
+static void monitor_start_locked(void)
+{
+}
+#endif
 
 static void starting_begin(struct schild *c)
 {
     pthread_mutex_lock(&g_lock);
     c->starting = 1;
     g_starting++;
-#if PY_VERSION_HEX < 0x030C0000
     monitor_start_locked();
-#endif
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -283,40 +271,31 @@ void subint_started(struct subint_run *run)
     starting_end((struct schild *)run->backend_child);
 }
 
+/* The driver runs (or stops running) actor code. */
+static void running_set(struct schild *c, int on)
+{
+    pthread_mutex_lock(&g_lock);
+    if (on != c->running) {
+        c->running = on;
+        if (on)
+            g_running++;
+        else
+            g_running--;
+        if (g_running >= 2)
+            monitor_start_locked();
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
 void subint_gil_take(PyThreadState *ts)
 {
     pthread_mutex_lock(&g_lock);
     g_waiters++;
-#if PY_VERSION_HEX < 0x030C0000
-    /* Someone holds it: it may be a spinner deaf to our request. (If the
-     * GIL looks free but a spinner takes it first, the next waiter starts
-     * the monitor; nudges then serve every waiter.) */
-    if (_PyThreadState_UncheckedGet() != NULL)
-        monitor_start_locked();
-#endif
+    monitor_start_locked();
     pthread_mutex_unlock(&g_lock);
     PyEval_RestoreThread(ts);
     pthread_mutex_lock(&g_lock);
     g_waiters--;
-    pthread_mutex_unlock(&g_lock);
-}
-
-static void registry_add(struct schild *c)
-{
-    pthread_mutex_lock(&g_lock);
-    c->live_next = g_live;
-    g_live = c;
-    pthread_mutex_unlock(&g_lock);
-}
-
-static void registry_remove(struct schild *c)
-{
-    pthread_mutex_lock(&g_lock);
-    for (struct schild **pp = &g_live; *pp; pp = &(*pp)->live_next)
-        if (*pp == c) {
-            *pp = c->live_next;
-            break;
-        }
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -351,11 +330,9 @@ static void *helper_main(void *p)
     if (go) {
         PyThreadState *ts = PyThreadState_New(interp);
         if (ts) {
-            /* The GIL request comes from the target interpreter: a spinning
-             * actor lets go within a switch interval. */
             subint_gil_take(ts);
             struct subint_run *r = &c->run;
-            if (h.kind != INJ_NUDGE && !r->finished && r->cancelled_type &&
+            if (!r->finished && r->cancelled_type &&
                 (h.kind == INJ_HARD || !r->observed))
                 PyThreadState_SetAsyncExc(r->py_tid, r->cancelled_type);
             PyThreadState_Clear(ts);
@@ -364,11 +341,6 @@ static void *helper_main(void *p)
         pthread_mutex_lock(&c->m);
         c->helpers--;
         pthread_mutex_unlock(&c->m);
-    }
-    if (h.kind == INJ_NUDGE) {
-        pthread_mutex_lock(&g_lock);
-        c->nudging = 0;
-        pthread_mutex_unlock(&g_lock);
     }
     child_unref(c);
     return NULL;
@@ -386,8 +358,6 @@ static void start_helper(struct schild *c, int kind)
     atomic_fetch_add(&c->refs, 1);
     if (start_thread(NULL, helper_main, h, 1) != 0) {
         free(h);
-        if (kind == INJ_NUDGE)
-            c->nudging = 0; /* the caller holds g_lock */
         child_unref(c);
     }
 }
@@ -414,7 +384,6 @@ static void set_over(struct schild *c)
  * the GIL and without a thread state. */
 static void end_interpreter(struct schild *c, PyThreadState *ts)
 {
-    registry_remove(c); /* no more nudges */
     PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
     int64_t deadline = now_ns() + END_WAIT_NS;
     unsigned others = 0;
@@ -526,12 +495,13 @@ static void run_actor(struct schild *c, struct tether_actor *a)
     c->drv_ts = ts;
     c->istate = I_ALIVE;
     pthread_mutex_unlock(&c->m);
-    registry_add(c);
+    running_set(c, 1);
 
     /* 3. The actor. */
     int outcome, code;
     char *text;
     subint_run_target(&c->run, c->target, &outcome, &code, &text);
+    running_set(c, 0);
     c->run.finished = 1; /* no helper injects anything after this */
     set_over(c);         /* and sleeping ones give up now */
     PyThreadState_SetAsyncExc(c->run.py_tid, NULL);

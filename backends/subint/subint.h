@@ -44,12 +44,20 @@ PyObject *subint_unpack(const char *buf, size_t len); /* -> object */
 
 /* subint.c: take the GIL with `ts`, as a registered waiter: on CPython 3.11
  * a sub-interpreter spinning on the CPU never hears a GIL request made from
- * another interpreter, so a short-lived monitor asks the holder's own
- * interpreter on the waiter's behalf (see subint.c). Release with
- * PyEval_SaveThread() as usual. */
+ * another interpreter, so while one lasts a monitor forwards it to the
+ * holder's interpreter (gil311.c). Release with PyEval_SaveThread() as
+ * usual. */
 void subint_gil_take(PyThreadState *ts);
 /* subint.c: the actor has greeted the supervisor (it no longer needs the
  * monitor's help to start). */
 void subint_started(struct subint_run *run);
+
+#if PY_VERSION_HEX < 0x030C0000
+/* gil311.c: if the GIL's holder belongs to one interpreter and a thread of
+ * another waits for it (its drop request is set), set the holder
+ * interpreter's drop request. Returns 1 when it forwarded one. Never waits:
+ * a busy lock makes it return 0 (the caller tries again later). */
+int subint_gil_forward(void);
+#endif
 
 #endif
