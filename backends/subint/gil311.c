@@ -14,11 +14,19 @@
  * holds the GIL and whether a thread of another interpreter has asked for
  * it; if so it sets the holder's interpreter's drop request, exactly as a
  * waiter of that interpreter would. The holder then drops the GIL at its
- * next bytecode boundary, and (FORCE_SWITCHING) waits until the waiter has
- * taken it. A request is only ever forwarded while a waiter is waiting: with
- * gil->mutex held, a set request means its waiter is still in take_gil (the
- * waiter clears it, under that mutex, when it gets the GIL), so the holder's
- * forced switch always finds someone to switch to.
+ * next bytecode boundary, and (FORCE_SWITCHING) waits until a waiter has
+ * taken it.
+ *
+ * A request must only be forwarded while its waiter waits: a holder told to
+ * drop waits, without a time limit, for somebody to take the GIL. A request
+ * can be stale: one we forwarded stays set when the holder leaves without
+ * reading it (a thread state deleted with the GIL held), and forwarding that
+ * once more stalled spawns for seconds (error.many-fail caught it). So a
+ * request seen set is cleared the first time and forwarded only when it is
+ * set again: only a waiter sets it (after each interval it waits in vain),
+ * and with gil->mutex held a waiter that set it is still waiting (it clears
+ * the request, under that mutex, when it gets the GIL). The price: a starved
+ * waiter waits two switch intervals instead of one.
  *
  * This is the only file of tether built with Py_BUILD_CORE: it reads
  * CPython 3.11's internal structures, from the headers of the very Python it
@@ -38,6 +46,26 @@
 
 #include "subint.h"
 
+/* Interpreters whose request we cleared once (by id: ids are never reused).
+ * Only the monitor thread touches this (one at a time, handed over under
+ * the backend's g_lock). */
+#define ARMED_MAX 64
+static int64_t armed[ARMED_MAX];
+static int narmed;
+
+static int armed_find(int64_t id)
+{
+    for (int i = 0; i < narmed; i++)
+        if (armed[i] == id)
+            return i;
+    return -1;
+}
+
+static void armed_drop(int i)
+{
+    armed[i] = armed[--narmed];
+}
+
 int subint_gil_forward(void)
 {
     _PyRuntimeState *rt = &_PyRuntime;
@@ -56,13 +84,43 @@ int subint_gil_forward(void)
             PyThreadState *holder = (PyThreadState *)_Py_atomic_load_relaxed(&gil->last_holder);
             PyInterpreterState *h = holder ? holder->interp : NULL;
             int starved = 0;
-            for (PyInterpreterState *i = rt->interpreters.head; i && h; i = i->next)
-                if (i != h && _Py_atomic_load_relaxed(&i->ceval.gil_drop_request))
+            for (PyInterpreterState *i = rt->interpreters.head; i && h; i = i->next) {
+                if (i == h || !_Py_atomic_load_relaxed(&i->ceval.gil_drop_request))
+                    continue;
+                int k = armed_find(i->id);
+                if (k >= 0) {
+                    /* set again after we cleared it: only a waiter sets it,
+                     * and it is waiting now (it clears it, under the mutex
+                     * we hold, when it gets the GIL) */
                     starved = 1;
-            if (starved && !_Py_atomic_load_relaxed(&h->ceval.gil_drop_request)) {
+                    armed_drop(k);
+                } else if (narmed < ARMED_MAX) {
+                    /* First sight: it may be stale (a request we forwarded
+                     * to an interpreter whose holder then left without
+                     * reading it). Forwarding a stale one would make the
+                     * holder wait for a switch nobody makes: clear it. A
+                     * real waiter sets it again after its next interval. */
+                    _Py_atomic_store_relaxed(&i->ceval.gil_drop_request, 0);
+                    armed[narmed++] = i->id;
+                }
+            }
+            if (starved) {
+                int k = armed_find(h->id);
+                if (k >= 0)
+                    armed_drop(k); /* ours now: a later sight is "first" */
                 _Py_atomic_store_relaxed(&h->ceval.gil_drop_request, 1);
                 _Py_atomic_store_relaxed(&h->ceval.eval_breaker, 1);
                 forwarded = 1;
+            }
+            /* forget interpreters that are gone */
+            for (int k = 0; k < narmed;) {
+                PyInterpreterState *i = rt->interpreters.head;
+                while (i && i->id != armed[k])
+                    i = i->next;
+                if (i)
+                    k++;
+                else
+                    armed_drop(k);
             }
         }
         pthread_mutex_unlock(&gil->mutex);
