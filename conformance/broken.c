@@ -1,4 +1,4 @@
-/* tests/conformance/broken.c - deliberately broken backends, built only from
+/* conformance/broken.c - deliberately broken backends, built only from
  * <tether/backend.h>, to prove the conformance suite catches them:
  *   BROKEN_NOKILL  hard_kill does nothing (while claiming it can kill)
  *   BROKEN_REAP    reap ignores its deadline (joins the actor thread)
