@@ -24,7 +24,7 @@ struct bchild {
     pthread_t thread;
     char *target;
     int fd;
-    volatile int flag;
+    tether_cancel_flag flag;
     atomic_int done;
     int cancelled, joined, status;
 };
@@ -98,7 +98,7 @@ static int b_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 
 static int b_soft_cancel(struct tether_child *child)
 {
-    ((struct bchild *)child)->flag = 1;
+    tether_cancel_flag_set(&((struct bchild *)child)->flag, TETHER_CANCEL_REQUESTED);
     return 0;
 }
 
