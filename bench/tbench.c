@@ -48,21 +48,21 @@ static const char *target(const char *which)
         if (!strcmp(which, "noop") || !strcmp(which, "pump"))
             snprintf(t, 4200, "%s/bench/bench_actors.py:%s", s, which);
         else if (!strcmp(which, "serve"))
-            snprintf(t, 4200, "%s/tests/conformance/actors.py:idle_serving", s);
+            snprintf(t, 4200, "%s/conformance/actors.py:idle_serving", s);
         else if (!strcmp(which, "spin"))
-            snprintf(t, 4200, "%s/tests/conformance/actors.py:busy_loop", s);
+            snprintf(t, 4200, "%s/conformance/actors.py:busy_loop", s);
         else
-            snprintf(t, 4200, "%s/tests/conformance/actors.py:%s", s, which);
+            snprintf(t, 4200, "%s/conformance/actors.py:%s", s, which);
     } else {
         if (!strcmp(which, "noop") || !strcmp(which, "pump") ||
             (!strcmp(which, "spin") && !outproc))
             snprintf(t, 4200, "%s/bench/.libs/bench_actors.so:%s", d, which);
         else if (!strcmp(which, "spin"))
-            snprintf(t, 4200, "%s/tests/conformance/.libs/conformance_actors.so:busy_loop", d);
+            snprintf(t, 4200, "%s/conformance/.libs/conformance_actors.so:busy_loop", d);
         else if (!strcmp(which, "serve"))
             snprintf(t, 4200, "%s/examples/.libs/demo_actors.so:serve", d);
         else
-            snprintf(t, 4200, "%s/tests/conformance/.libs/conformance_actors.so:%s", d, which);
+            snprintf(t, 4200, "%s/conformance/.libs/conformance_actors.so:%s", d, which);
     }
     return t;
 }
@@ -764,7 +764,7 @@ int main(int argc, char **argv)
     outproc = (info.caps & TETHER_CAP_OUT_OF_PROCESS) != 0;
     /* bench actors find the conformance module the way the suite sets it */
     char conf[4200];
-    snprintf(conf, sizeof conf, "%s/tests/conformance/.libs/conformance_actors.so", o.builddir);
+    snprintf(conf, sizeof conf, "%s/conformance/.libs/conformance_actors.so", o.builddir);
     setenv("TETHER_CONFORMANCE_ACTORS", conf, 0);
 
     if (!strcmp(o.mode, "pinned") || !strcmp(o.mode, "split"))

@@ -36,6 +36,5 @@ int cmd_config(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
-int cmd_conformance(int argc, char **argv);
 
 #endif

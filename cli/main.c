@@ -10,6 +10,11 @@
 #include <tether/backend.h>
 
 #include "cli.h"
+#include "conformance.h"
+
+_Static_assert((int)TETHER_CONFORMANCE_OK == EXIT_OK && (int)TETHER_CONFORMANCE_FAIL == EXIT_FAIL &&
+                   (int)TETHER_CONFORMANCE_USAGE == EXIT_USAGE,
+               "the conformance suite returns the command's exit statuses");
 
 static const char usage_text[] =
     "usage: tether COMMAND [OPTIONS]\n"
@@ -76,6 +81,13 @@ const char *cli_demo_module(const struct tether_config *cfg, char *buf, size_t n
 double cli_bound(const struct tether_timeouts *to, unsigned actors)
 {
     return to->soft_cancel + to->hard_kill + 0.100 + 0.002 * actors;
+}
+
+/* The suite lives in conformance/ and loads its configuration as every
+ * subcommand does. */
+static int cmd_conformance(int argc, char **argv)
+{
+    return tether_conformance_main(argc, argv, cli_load_config);
 }
 
 int main(int argc, char **argv)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <tether/actor.h>
+#include <tether/backend.h> /* TETHER_PARENT_DEATH_SIGNAL: the fork backend's */
 
 static void on_parent_death(int sig)
 {
@@ -47,8 +48,8 @@ int main(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_parent_death;
-    sigaction(SIGRTMIN + 3, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGRTMIN + 3);
+    sigaction(TETHER_PARENT_DEATH_SIGNAL, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, TETHER_PARENT_DEATH_SIGNAL);
     if (getppid() != parent)
         kill(0, SIGKILL);
     int orphaned = 0;

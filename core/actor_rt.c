@@ -37,7 +37,7 @@ struct inmsg {
 
 struct tether_actor {
     int fd;
-    volatile int *cancel_flag;
+    tether_cancel_flag *cancel_flag;
     int cancelled;
     int eof;
     struct tether__reader rd;
@@ -132,7 +132,7 @@ static void pump(tether_actor *self, int timeout_ms)
 static int is_cancelled(tether_actor *self)
 {
     /* set by the backend from another thread (thread backend soft cancel) */
-    if (self->cancel_flag && __atomic_load_n(self->cancel_flag, __ATOMIC_ACQUIRE))
+    if (self->cancel_flag && tether_cancel_flag_get(self->cancel_flag) != TETHER_CANCEL_NONE)
         self->cancelled = 1;
     return self->cancelled;
 }
@@ -429,7 +429,7 @@ static void report(tether_actor *self, int outcome, int code, const char *text)
      * the supervisor died (or aborted the channel). Tell the host, whose
      * process backend then makes sure nothing of the actor outlives it. */
     if (rc && self->eof && self->cancel_flag)
-        *self->cancel_flag = 2;
+        tether_cancel_flag_set(self->cancel_flag, TETHER_CANCEL_ORPHANED);
 }
 
 typedef int (*actor_fn)(tether_actor *);
@@ -480,7 +480,7 @@ static void actor_free(void *arg)
     free(arg);
 }
 
-tether_actor *tether__actor_attach(int channel_fd, volatile int *cancel_flag)
+tether_actor *tether__actor_attach(int channel_fd, tether_cancel_flag *cancel_flag)
 {
     tether_actor *self = calloc(1, sizeof *self);
     if (!self) {
@@ -542,7 +542,7 @@ void tether__actor_finish(tether_actor *self, int outcome, int code, const char 
     actor_free(self);
 }
 
-int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel_flag)
+int tether__run_c_actor(int channel_fd, const char *target, tether_cancel_flag *cancel_flag)
 {
     tether_actor *self = tether__actor_attach(channel_fd, cancel_flag);
     if (!self)
@@ -578,9 +578,9 @@ int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel
 
 int tether_actor_main(int channel_fd, const char *target, int *orphaned)
 {
-    volatile int flag = 0;
+    tether_cancel_flag flag = TETHER_CANCEL_NONE;
     int status = tether__run_c_actor(channel_fd, target, &flag);
     if (orphaned)
-        *orphaned = flag == 2;
+        *orphaned = tether_cancel_flag_get(&flag) == TETHER_CANCEL_ORPHANED;
     return status;
 }

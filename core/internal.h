@@ -40,8 +40,8 @@ void tether__plugin_pin(struct tether__plugin *p);
 /* actor_rt.c: the C actor runtime (host service run_c_actor), and the same
  * runtime offered to foreign-language backends (host services actor_*; the
  * contracts are in tether/backend.h). */
-int tether__run_c_actor(int channel_fd, const char *target, volatile int *cancel_flag);
-struct tether_actor *tether__actor_attach(int channel_fd, volatile int *cancel_flag);
+int tether__run_c_actor(int channel_fd, const char *target, tether_cancel_flag *cancel_flag);
+struct tether_actor *tether__actor_attach(int channel_fd, tether_cancel_flag *cancel_flag);
 int tether__actor_ready(struct tether_actor *a);
 int tether__actor_checkpoint(struct tether_actor *a);
 int tether__actor_cancelled(struct tether_actor *a);

@@ -51,8 +51,6 @@
 #endif
 
 #define CHANNEL_FD 3
-/* the parent-death signal; its handler kills the actor's process group */
-#define DEATH_SIGNAL (SIGRTMIN + 3)
 
 extern char **environ;
 
@@ -134,11 +132,11 @@ static void child_setup(pid_t parent, int channel_fd)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &sa, NULL); /* SIG_DFL */
     sa.sa_handler = on_parent_death;
-    sigaction(DEATH_SIGNAL, &sa, NULL);
+    sigaction(TETHER_PARENT_DEATH_SIGNAL, &sa, NULL); /* the exec helper's too */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL);
+    prctl(PR_SET_PDEATHSIG, TETHER_PARENT_DEATH_SIGNAL);
     if (getppid() != parent) /* the parent died before prctl */
         kill(0, SIGKILL);
     /* keep it close-on-exec: a program the actor runs must not get it */
@@ -185,9 +183,9 @@ static pid_t do_fork(struct fstate *st, const struct tether_spawn_spec *spec, in
     }
     if (pid == 0) {
         child_setup(parent, spec->channel_fd);
-        volatile int flag = 0;
+        tether_cancel_flag flag = TETHER_CANCEL_NONE;
         int status = st->host->run_c_actor(CHANNEL_FD, spec->target, &flag);
-        if (flag == 2) {
+        if (tether_cancel_flag_get(&flag) == TETHER_CANCEL_ORPHANED) {
             /* Orphaned: the supervisor's end closed before it heard how the
              * actor ended. If it is dying, its parent-death signal may not
              * be sent yet: wait for the reparenting (a few ms at most), then

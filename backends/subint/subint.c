@@ -125,7 +125,7 @@ struct schild {
     uint64_t actor_id;
     int channel_fd; /* handed to the driver, which gives it to the host runtime */
     pthread_t thread;
-    volatile int cancel_flag; /* read by the host runtime at every tether call */
+    tether_cancel_flag cancel_flag; /* read by the host runtime at every tether call */
     atomic_int refs;          /* the core's, the driver's, one per helper */
     atomic_int done;          /* written under m */
     atomic_int hard_killed;
@@ -453,7 +453,7 @@ static void run_actor(struct schild *c, struct tether_actor *a)
         return;
     }
     subint_gil_take(mts);
-    if (c->cancel_flag || host->actor_checkpoint(a)) {
+    if (tether_cancel_flag_get(&c->cancel_flag) != TETHER_CANCEL_NONE || host->actor_checkpoint(a)) {
         /* cancelled while waiting for the GIL: no interpreter at all */
         PyThreadState_Clear(mts);
         PyThreadState_DeleteCurrent();
@@ -700,7 +700,7 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 static int s_soft_cancel(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    c->cancel_flag = 1;
+    tether_cancel_flag_set(&c->cancel_flag, TETHER_CANCEL_REQUESTED);
     pthread_mutex_lock(&c->m);
     int first = !c->soft_sent;
     c->soft_sent = 1;
@@ -713,7 +713,7 @@ static int s_soft_cancel(struct tether_child *child)
 static int s_hard_kill(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    c->cancel_flag = 1;
+    tether_cancel_flag_set(&c->cancel_flag, TETHER_CANCEL_REQUESTED);
     atomic_store(&c->hard_killed, 1);
     pthread_mutex_lock(&c->m);
     int first = !c->hard_sent;

@@ -38,7 +38,7 @@ struct tchild {
     pthread_t thread;
     char *target;
     int channel_fd;
-    volatile int cancel_flag; /* accessed with __atomic builtins */
+    tether_cancel_flag cancel_flag; /* the engine sets it, the actor thread reads it */
     atomic_int done;    /* the thread has finished (normally or cancelled) */
     int status;
     int cancelled;      /* ended by pthread_cancel */
@@ -180,14 +180,14 @@ static int t_soft_cancel(struct tether_child *child)
 {
     struct tchild *c = (struct tchild *)child;
     /* read by the actor thread at its checkpoints (actor_rt.c) */
-    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELEASE);
+    tether_cancel_flag_set(&c->cancel_flag, TETHER_CANCEL_REQUESTED);
     return 0;
 }
 
 static int t_hard_kill(struct tether_child *child)
 {
     struct tchild *c = (struct tchild *)child;
-    __atomic_store_n(&c->cancel_flag, 1, __ATOMIC_RELEASE);
+    tether_cancel_flag_set(&c->cancel_flag, TETHER_CANCEL_REQUESTED);
     if (!atomic_load(&c->done) && !c->joined)
         pthread_cancel(c->thread); /* asks; never waits */
     return 0;

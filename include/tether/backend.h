@@ -29,6 +29,16 @@
 
 #include <tether/common.h>
 
+/* The cancel flag is an atomic int (below). C++ has no _Atomic before
+ * C++23: there it is std::atomic<int>, which has the same size, alignment
+ * and lock-free representation on every compiler tether supports (checked
+ * where it is declared). Included before extern "C": <atomic> is C++. */
+#ifdef __cplusplus
+#include <atomic>
+#else
+#include <stdatomic.h>
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,6 +65,59 @@ struct tether_options {
     const char *config_dir;     /* folder of the config file, for relative paths */
 };
 
+/* ---- The cancel flag: shared by a backend and the actor runtime -------------------
+ *
+ * A backend that runs actors through the host runtime (run_c_actor,
+ * actor_attach) may pass a flag that the runtime reads at every
+ * checkpoint. It crosses threads (the engine thread sets it while the
+ * actor's thread reads it), so it is an atomic int: set and read it only
+ * with tether_cancel_flag_set/get (release/acquire), never as a plain
+ * int. Its values: */
+enum tether_cancel_state {
+    TETHER_CANCEL_NONE = 0,      /* nothing asked (initialise the flag to it) */
+    TETHER_CANCEL_REQUESTED = 1, /* the backend asks for a soft cancel */
+    TETHER_CANCEL_ORPHANED = 2   /* set by the runtime on its way out: the
+                                  * supervisor's end was gone before it heard
+                                  * how the actor ended (it died or aborted
+                                  * the channel); a process backend then makes
+                                  * sure nothing of the actor outlives it */
+};
+
+#ifdef __cplusplus
+typedef std::atomic<int> tether_cancel_flag;
+static_assert(sizeof(tether_cancel_flag) == sizeof(int) &&
+                  alignof(tether_cancel_flag) == alignof(int) && ATOMIC_INT_LOCK_FREE == 2,
+              "tether_cancel_flag must have the layout of C's atomic_int");
+#else
+typedef atomic_int tether_cancel_flag;
+#endif
+
+static inline void tether_cancel_flag_set(tether_cancel_flag *flag, enum tether_cancel_state v)
+{
+#ifdef __cplusplus
+    flag->store((int)v, std::memory_order_release);
+#else
+    atomic_store_explicit(flag, (int)v, memory_order_release);
+#endif
+}
+
+static inline enum tether_cancel_state tether_cancel_flag_get(tether_cancel_flag *flag)
+{
+#ifdef __cplusplus
+    return (enum tether_cancel_state)flag->load(std::memory_order_acquire);
+#else
+    return (enum tether_cancel_state)atomic_load_explicit(flag, memory_order_acquire);
+#endif
+}
+/* ---- end of the cancel flag ------------------------------------------------------- */
+
+/* The parent-death signal (prctl PR_SET_PDEATHSIG) of an actor process of
+ * the fork backend, in both modes: the forked child and the exec helper
+ * (tether-actor) install the same handler for it, which kills the actor's
+ * process group. A real-time signal no library uses by default. Expands to
+ * a call in glibc: include <signal.h> where it is used. */
+#define TETHER_PARENT_DEATH_SIGNAL (SIGRTMIN + 3)
+
 /* Services the core offers to backends. Valid from open() until close().
  * Every function pointer is non-NULL. */
 struct tether_backend_host {
@@ -64,12 +127,13 @@ struct tether_backend_host {
     /* Run the C actor runtime on the calling thread: load TARGET
      * ("path/module.so:function"), greet the supervisor on `channel_fd`, run
      * the function, report how it ended, close `channel_fd`. Returns the
-     * actor's exit status. `cancel_flag`, if not NULL, is polled at every
-     * checkpoint (set it to 1 to request a soft cancel); on return it is 2
-     * if the supervisor's end was gone before the actor's end could be
-     * reported (the supervisor died or aborted the channel). Safe to cancel
-     * with deferred pthread_cancel: cleanup handlers close the channel. */
-    int (*run_c_actor)(int channel_fd, const char *target, volatile int *cancel_flag);
+     * actor's exit status. `cancel_flag`, if not NULL, is read at every
+     * checkpoint (set it to TETHER_CANCEL_REQUESTED for a soft cancel); on
+     * return it is TETHER_CANCEL_ORPHANED if the supervisor's end was gone
+     * before the actor's end could be reported (the supervisor died or
+     * aborted the channel). Safe to cancel with deferred pthread_cancel:
+     * cleanup handlers close the channel. */
+    int (*run_c_actor)(int channel_fd, const char *target, tether_cancel_flag *cancel_flag);
 
     /* Log one line at the core's discretion (to the events stream / stderr). */
     void (*log)(const char *backend, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -81,8 +145,8 @@ struct tether_backend_host {
      * The actor side of a channel, for a backend that runs actor code the
      * core cannot load itself (Python). Same runtime and same semantics as
      * tether/actor.h: a CANCEL frame, end of stream on the channel, or
-     * `*cancel_flag` != 0 is a cancel request. One `struct tether_actor` is
-     * used by one thread at a time (the backend serialises). Every wait
+     * a `*cancel_flag` other than TETHER_CANCEL_NONE is a cancel request.
+     * One `struct tether_actor` is used by one thread at a time (the backend serialises). Every wait
      * below ends at a cancel request, at end of stream (the core's bounded
      * teardown always shuts its end), or at its own time limit; none of
      * them takes or needs any lock of the backend's. Return codes are 0 or
@@ -91,7 +155,7 @@ struct tether_backend_host {
     /* Take ownership of `channel_fd` (also on failure: closed) and return
      * an actor handle, or NULL when out of memory. `cancel_flag` may be
      * NULL; it must stay valid until actor_finish. Never blocks. */
-    struct tether_actor *(*actor_attach)(int channel_fd, volatile int *cancel_flag);
+    struct tether_actor *(*actor_attach)(int channel_fd, tether_cancel_flag *cancel_flag);
     /* Greet the supervisor (READY). Blocks only while the channel is full. */
     int (*actor_ready)(struct tether_actor *a);
     /* tether_checkpoint: 0 or TETHER_ECANCELLED. One non-blocking poll. */

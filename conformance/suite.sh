@@ -13,7 +13,7 @@ cfg="$top/plugins.yaml"
 # Python scenario actors are sources: in a build outside the source tree
 # (make distcheck) they are found there, not beside the built modules.
 case $backend in
-    subint) export TETHER_CONFORMANCE_DIR="${abs_top_srcdir:-$top}/tests/conformance" ;;
+    subint) export TETHER_CONFORMANCE_DIR="${abs_top_srcdir:-$top}/conformance" ;;
 esac
 out=$(timeout 600 "$top/cli/tether" conformance -c "$cfg" -b "$backend" "$@" 2>&1)
 status=$?

@@ -1,4 +1,4 @@
-/* tests/conformance/suite.c - `tether conformance`: every scenario of
+/* conformance/suite.c - `tether conformance`: every scenario of
  * SCENARIOS.md against one backend plugin.
  *
  * The driver stays single-threaded and never loads a backend itself (it
@@ -35,7 +35,10 @@
 #include <tether/backend.h>
 #include <tether/tether.h>
 
-#include "../../cli/cli.h"
+#include "conformance.h"
+
+/* the statuses this entry returns (conformance.h) */
+enum { EXIT_OK = TETHER_CONFORMANCE_OK, EXIT_FAIL = TETHER_CONFORMANCE_FAIL, EXIT_USAGE = TETHER_CONFORMANCE_USAGE };
 
 #define SEC TETHER_NS_PER_SEC
 #define MS (TETHER_NS_PER_SEC / 1000)
@@ -1819,6 +1822,17 @@ static const char conf_usage[] =
     "Actors come from $TETHER_CONFORMANCE_DIR (default: the build tree, then the\n"
     "installed copy).\n";
 
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tether conformance: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", conf_usage);
+}
+
 static int find_actor_dir(char *out, size_t n, const char *cfg_dir, const char *file)
 {
     const char *env = getenv("TETHER_CONFORMANCE_DIR");
@@ -1827,8 +1841,8 @@ static int find_actor_dir(char *out, size_t n, const char *cfg_dir, const char *
      * (the config's folder), then the installed copy of both */
     const char *cands[4] = {env, NULL, NULL, TETHER_PKGLIBDIR "/conformance"};
     char tree[PATH_MAX], src[PATH_MAX];
-    snprintf(tree, sizeof tree, "%s/tests/conformance/.libs", cfg_dir);
-    snprintf(src, sizeof src, "%s/tests/conformance", cfg_dir);
+    snprintf(tree, sizeof tree, "%s/conformance/.libs", cfg_dir);
+    snprintf(src, sizeof src, "%s/conformance", cfg_dir);
     cands[1] = tree;
     cands[2] = src;
     for (int i = 0; i < 4; i++) {
@@ -1880,7 +1894,7 @@ static int selected_id(const char *const *globs, int n, const char *id)
     return n == 0;
 }
 
-int cmd_conformance(int argc, char **argv)
+int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn load_config)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"backend", required_argument, NULL, 'b'},
@@ -1906,7 +1920,7 @@ int cmd_conformance(int argc, char **argv)
         switch (c) {
         case 'o':
             if (!strchr(optarg, '=') || n_over == 16) {
-                cli_usage_error("tether conformance", conf_usage, "-o: '%s' is not KEY=VALUE", optarg);
+                usage_error("-o: '%s' is not KEY=VALUE", optarg);
                 return EXIT_USAGE;
             }
             overrides[n_over++] = optarg;
@@ -1916,7 +1930,7 @@ int cmd_conformance(int argc, char **argv)
         case 'p': plugin = optarg; break;
         case 'k':
             if (n_globs == 16) {
-                cli_usage_error("tether conformance", conf_usage, "-k: at most 16 patterns");
+                usage_error("-k: at most 16 patterns");
                 return EXIT_USAGE;
             }
             globs[n_globs++] = optarg;
@@ -1937,7 +1951,7 @@ int cmd_conformance(int argc, char **argv)
         case 'r':
             repeat = atoi(optarg);
             if (repeat < 1 || repeat > 100000) {
-                cli_usage_error("tether conformance", conf_usage, "--repeat: '%s' is not a count", optarg);
+                usage_error("--repeat: '%s' is not a count", optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -1947,7 +1961,7 @@ int cmd_conformance(int argc, char **argv)
             errno = 0;
             seed = strtoull(optarg, &end, 0);
             if (errno || end == optarg || *end) {
-                cli_usage_error("tether conformance", conf_usage, "--seed: '%s' is not a number", optarg);
+                usage_error("--seed: '%s' is not a number", optarg);
                 return EXIT_USAGE;
             }
             have_seed = 1;
@@ -1957,7 +1971,7 @@ int cmd_conformance(int argc, char **argv)
             char *end;
             long ms = strtol(optarg, &end, 10);
             if (end == optarg || *end || ms < 0 || ms > 10000) {
-                cli_usage_error("tether conformance", conf_usage, "--jitter: '%s' is not 0..10000 ms", optarg);
+                usage_error("--jitter: '%s' is not 0..10000 ms", optarg);
                 return EXIT_USAGE;
             }
             jitter_ms = (unsigned)ms;
@@ -1965,13 +1979,12 @@ int cmd_conformance(int argc, char **argv)
         }
         case 'h': fputs(conf_usage, stdout); return EXIT_OK;
         default:
-            cli_usage_error("tether conformance", conf_usage, "unknown or incomplete option '%s'",
-                            argv[optind - 1]);
+            usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
     if (optind < argc) {
-        cli_usage_error("tether conformance", conf_usage, "unexpected argument '%s'", argv[optind]);
+        usage_error("unexpected argument '%s'", argv[optind]);
         return EXIT_USAGE;
     }
     if (list) {
@@ -1981,10 +1994,10 @@ int cmd_conformance(int argc, char **argv)
         return EXIT_OK;
     }
     if (backend && plugin) {
-        cli_usage_error("tether conformance", conf_usage, "give -b or --plugin, not both");
+        usage_error("give -b or --plugin, not both");
         return EXIT_USAGE;
     }
-    struct tether_config *cfg = cli_load_config("tether conformance", config);
+    struct tether_config *cfg = load_config("tether conformance", config);
     if (!cfg)
         return EXIT_USAGE;
     if (plugin) {

@@ -1,4 +1,4 @@
-/* tests/conformance/actors.c - the C scenario actors of the conformance
+/* conformance/actors.c - the C scenario actors of the conformance
  * suite (conformance_actors.so). Each function behaves as SCENARIOS.md
  * describes; the Python actors (actors.py) behave the same. */
 #define _GNU_SOURCE

@@ -1,11 +1,11 @@
 #!/bin/sh
 # make check: the conformance suite must catch each deliberately broken
-# backend (tests/conformance/broken.c) in the right scenario, within its
+# backend (conformance/broken.c) in the right scenario, within its
 # watchdog, and go on.
 set -u
 top=${abs_top_builddir:-$(pwd)}
 tether="$top/cli/tether"
-lib="$top/tests/conformance/.libs"
+lib="$top/conformance/.libs"
 cfg="$top/plugins.yaml"   # a VPATH build has its own copy (Makefile.am)
 [ -f "$cfg" ] || cfg="${abs_top_srcdir:-$top}/plugins.yaml"
 fail=0

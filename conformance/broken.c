@@ -1,4 +1,4 @@
-/* tests/conformance/broken.c - deliberately broken backends, built only from
+/* conformance/broken.c - deliberately broken backends, built only from
  * <tether/backend.h>, to prove the conformance suite catches them:
  *   BROKEN_NOKILL  hard_kill does nothing (while claiming it can kill)
  *   BROKEN_REAP    reap ignores its deadline (joins the actor thread)
@@ -24,7 +24,7 @@ struct bchild {
     pthread_t thread;
     char *target;
     int fd;
-    volatile int flag;
+    tether_cancel_flag flag;
     atomic_int done;
     int cancelled, joined, status;
 };
@@ -98,7 +98,7 @@ static int b_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 
 static int b_soft_cancel(struct tether_child *child)
 {
-    ((struct bchild *)child)->flag = 1;
+    tether_cancel_flag_set(&((struct bchild *)child)->flag, TETHER_CANCEL_REQUESTED);
     return 0;
 }
 

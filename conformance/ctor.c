@@ -1,4 +1,4 @@
-/* tests/conformance/ctor.c - actor modules whose loading misbehaves (the
+/* conformance/ctor.c - actor modules whose loading misbehaves (the
  * constructor runs while the actor is being spawned, before ready):
  *   CTOR_SLOW   takes 10 s to load     (cancel.during-spawn)
  *   CTOR_HANGS  never finishes loading (orphan.spawn-hangs)

@@ -1,4 +1,4 @@
-"""tests/conformance/actors.py - the Python scenario actors of the
+"""conformance/actors.py - the Python scenario actors of the
 conformance suite (subint backend). Each function behaves as its namesake in
 actors.c and as SCENARIOS.md describes. Messages the suite reads are raw
 bytes (send_bytes), as a C actor sends them.
