@@ -85,7 +85,7 @@ struct scenario {
 
 static double e_slack(unsigned n)
 {
-    return 0.100 + 0.002 * n;
+    return (double)TETHER_SLACK_NS(n) / TETHER_NS_PER_SEC;
 }
 
 /* Seconds to wait for a scenario's setup (many spawns, a nested supervisor)
