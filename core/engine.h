@@ -199,7 +199,7 @@ struct tether_handle {
     char *lost_reason;
     struct tether_outcome out;
     char *out_msg;
-    int64_t t_spawn, t_ready, t_cancel, t_hard, t_end;
+    int64_t t_ready, t_cancel, t_hard, t_end; /* 0: not (yet) */
 };
 
 struct tether_supervisor {

@@ -319,10 +319,9 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
     h->sup = sup;
     h->user_ref = 1;
     tether__chan_init(h, sv[0], sup->max_frame);
-    h->t_spawn = tether_now_ns();
     h->state = TETHER__ST_SPAWNING;
-    h->state_since = h->t_spawn;
-    h->deadline = h->t_spawn + tether__secs_ns(sup->to.spawn);
+    h->state_since = tether_now_ns();
+    h->deadline = h->state_since + tether__secs_ns(sup->to.spawn);
 
     struct tether_spawn_spec spec = {
         .target = target,
