@@ -74,9 +74,7 @@ int cmd_backends(int argc, char **argv)
             char caps[128];
             tether_caps_format(info.caps, caps, sizeof caps);
             printf("%-8s %-4u %-8s %-44s %-5s %-7s %s\n", b->name, info.abi, info.language, caps,
-                   "yes", (info.caps & TETHER_CAP_NO_SPAWN) ? "no" : "yes", b->path);
-            if (info.caps & TETHER_CAP_NO_SPAWN)
-                printf("         note: spawn not implemented yet (returns TETHER_ENOTSUP)\n");
+                   "yes", "yes", b->path); /* spawn is mandatory */
             if (info.note[0])
                 printf("         note: %s\n", info.note);
             if (strcmp(info.name, b->name) != 0) {
@@ -200,10 +198,6 @@ static void explain_backend(const struct tether_config *cfg, const struct tether
            TETHER_SLACK_BASE_NS / 1e6, TETHER_SLACK_PER_ACTOR_NS / 1e6);
     printf("  spawn: not ready within %.3gs is torn down: worst case %.3gs\n", t->spawn,
            t->spawn + H);
-    if (info.caps & TETHER_CAP_NO_SPAWN) {
-        printf("  (placeholder plugin: spawn is not implemented yet)\n\n");
-        return;
-    }
     double took = measure_spawn(cfg, b->name);
     if (took >= 0)
         printf("  measured spawn of a trivial actor: %.3f ms\n", took * 1e3);

@@ -52,7 +52,8 @@ struct tether_actor; /* the actor side of a channel (tether/actor.h) */
 #define TETHER_CAP_SURVIVES_CRASH (1u << 1) /* an actor crash does not take the supervisor */
 #define TETHER_CAP_CAN_KILL (1u << 2)       /* hard_kill always stops the actor (never abandons) */
 #define TETHER_CAP_NESTED (1u << 3)         /* actors may open their own supervisor */
-#define TETHER_CAP_NO_SPAWN (1u << 31)      /* placeholder: spawn always returns TETHER_ENOTSUP */
+/* Bit 31 is reserved (it was TETHER_CAP_NO_SPAWN, a placeholder no backend
+ * ever set: spawn is mandatory). */
 
 /* The clock of every deadline in this header: CLOCK_MONOTONIC in
  * nanoseconds, the same clock as tether_now_ns() (usable without linking

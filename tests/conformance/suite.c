@@ -2027,9 +2027,7 @@ int cmd_conformance(int argc, char **argv)
     s.B = SUITE_SPAWN;
     const char *actor_file = s.python ? "actors.py" : "conformance_actors.so";
     char dir[PATH_MAX - 64];
-    if (s.info.caps & TETHER_CAP_NO_SPAWN) {
-        snprintf(dir, sizeof dir, "(none: the backend cannot spawn)");
-    } else if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
+    if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
         fprintf(stderr,
                 "tether conformance: cannot find the scenario actors (%s): set "
                 "TETHER_CONFORMANCE_DIR\n",
@@ -2103,12 +2101,6 @@ int cmd_conformance(int argc, char **argv)
     for (k = 0; k < n_runs; k++) {
         size_t i = order[k];
         num++;
-        if (s.info.caps & TETHER_CAP_NO_SPAWN) {
-            printf("ok %d - %s # SKIP backend %s cannot spawn yet (placeholder plugin)\n", num,
-                   catalogue[i].id, s.name);
-            counts[SKIP]++;
-            continue;
-        }
         /* each runner's jitter: from the seed and the run's number */
         rng_state = seed ^ ((uint64_t)num * 0xd1b54a32d192ed03ull);
         counts[run_one(&s, &catalogue[i], num)]++;
