@@ -194,9 +194,6 @@ def main():
         if not b.get("loads"):
             skipped.append((name, f"does not load: {b.get('why', '')}"))
             continue
-        if not b["can_spawn"]:
-            skipped.append((name, "plugin reports TETHER_CAP_NO_SPAWN (placeholder): skipped"))
-            continue
         py = b["language"] == "python"
         ran.append(b)
         for test, mode, iters, budget, extra in PLAN:

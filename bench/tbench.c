@@ -694,7 +694,7 @@ static int probe(const char *config)
         tether_caps_format(info.caps, caps, sizeof caps);
         printf("P {\"name\":\"%s\",\"loads\":true,\"language\":\"%s\",\"caps\":\"%s\","
                "\"can_spawn\":%s,\"out_of_process\":%s}\n",
-               info.name, info.language, caps, (info.caps & TETHER_CAP_NO_SPAWN) ? "false" : "true",
+               info.name, info.language, caps, "true" /* spawn is mandatory */,
                (info.caps & TETHER_CAP_OUT_OF_PROCESS) ? "true" : "false");
     }
     tether_config_free(cfg);

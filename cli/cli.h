@@ -33,6 +33,7 @@ void cli_usage_error(const char *prog, const char *usage, const char *fmt, ...)
 
 int cmd_backends(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_doc(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -74,9 +74,7 @@ int cmd_backends(int argc, char **argv)
             char caps[128];
             tether_caps_format(info.caps, caps, sizeof caps);
             printf("%-8s %-4u %-8s %-44s %-5s %-7s %s\n", b->name, info.abi, info.language, caps,
-                   "yes", (info.caps & TETHER_CAP_NO_SPAWN) ? "no" : "yes", b->path);
-            if (info.caps & TETHER_CAP_NO_SPAWN)
-                printf("         note: spawn not implemented yet (returns TETHER_ENOTSUP)\n");
+                   "yes", "yes", b->path); /* spawn is mandatory */
             if (info.note[0])
                 printf("         note: %s\n", info.note);
             if (strcmp(info.name, b->name) != 0) {
@@ -131,8 +129,9 @@ int cmd_config(int argc, char **argv)
         printf("           spawn %.3gs, soft_cancel %.3gs, hard_kill %.3gs\n", t->spawn,
                t->soft_cancel, t->hard_kill);
         printf("           worst-case teardown: soft_cancel + hard_kill = %.3gs "
-               "(+ slack 0.1s + 2ms an actor)\n",
-               t->soft_cancel + t->hard_kill);
+               "(+ slack %.3gs + %.3gms an actor)\n",
+               t->soft_cancel + t->hard_kill, TETHER_SLACK_BASE_NS / 1e9,
+               TETHER_SLACK_PER_ACTOR_NS / 1e6);
         printf("           worst-case spawn failure: spawn + hard_kill = %.3gs\n",
                t->spawn + t->hard_kill);
         for (size_t j = 0; j < b->n_options; j++)
@@ -195,13 +194,10 @@ static void explain_backend(const struct tether_config *cfg, const struct tether
     printf("  %7.3gs  %s\n", S + H,
            can_kill ? "abandoned only if SIGKILL did not end it (stuck in the kernel)"
                     : "still running: abandoned (cut loose, counted, never waited for again)");
-    printf("  worst case: %.3gs + slack (100 ms + 2 ms an actor) from cancel to outcome\n", S + H);
+    printf("  worst case: %.3gs + slack (%.3g ms + %.3g ms an actor) from cancel to outcome\n", S + H,
+           TETHER_SLACK_BASE_NS / 1e6, TETHER_SLACK_PER_ACTOR_NS / 1e6);
     printf("  spawn: not ready within %.3gs is torn down: worst case %.3gs\n", t->spawn,
            t->spawn + H);
-    if (info.caps & TETHER_CAP_NO_SPAWN) {
-        printf("  (placeholder plugin: spawn is not implemented yet)\n\n");
-        return;
-    }
     double took = measure_spawn(cfg, b->name);
     if (took >= 0)
         printf("  measured spawn of a trivial actor: %.3f ms\n", took * 1e3);
@@ -243,5 +239,30 @@ static int config_explain(int argc, char **argv)
         explain_backend(cfg, &cfg->backends[i], &warnings);
     printf("%d warning(s)\n", warnings);
     tether_config_free(cfg);
+    return EXIT_OK;
+}
+
+/* ---- tether doc teardown ------------------------------------------------------ */
+
+static const char doc_usage[] =
+    "usage: tether doc teardown\n"
+    "\n"
+    "Print the teardown engine's table: for every actor state (rows) and every\n"
+    "event (columns), the action the engine takes. It is printed from the table\n"
+    "the engine runs; docs/teardown.md explains each state, event and action.\n";
+
+int cmd_doc(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(doc_usage, stdout);
+        return EXIT_OK;
+    }
+    if (argc != 2 || strcmp(argv[1], "teardown") != 0) {
+        cli_usage_error("tether doc", doc_usage,
+                        argc < 2 ? "expected a topic" : "unknown topic '%s' (known: teardown)",
+                        argc < 2 ? "" : argv[1]);
+        return EXIT_USAGE;
+    }
+    tether_teardown_table(stdout);
     return EXIT_OK;
 }

@@ -421,12 +421,12 @@ int cmd_call(int argc, char **argv)
         return EXIT_USAGE;
     }
     size_t want = (size_t)(colon - sig);
-    if (want != nvals || nvals > 16) {
+    if (want != nvals || nvals > TETHER_CALL_MAX_ARGS) {
         cli_usage_error("tether call", call_usage, "signature '%s' takes %zu argument(s), %zu given",
                         sig, want, nvals);
         return EXIT_USAGE;
     }
-    struct tether_value args[16];
+    struct tether_value args[TETHER_CALL_MAX_ARGS];
     for (size_t i = 0; i < nvals; i++)
         if (parse_value(sig[i], vals[i], &args[i])) {
             cli_usage_error("tether call", call_usage, "argument %zu: '%s' is not of type '%c'",

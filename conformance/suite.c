@@ -88,7 +88,7 @@ struct scenario {
 
 static double e_slack(unsigned n)
 {
-    return 0.100 + 0.002 * n;
+    return (double)TETHER_SLACK_NS(n) / TETHER_NS_PER_SEC;
 }
 
 /* Seconds to wait for a scenario's setup (many spawns, a nested supervisor)
@@ -2040,9 +2040,7 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
     s.B = SUITE_SPAWN;
     const char *actor_file = s.python ? "actors.py" : "conformance_actors.so";
     char dir[PATH_MAX - 64];
-    if (s.info.caps & TETHER_CAP_NO_SPAWN) {
-        snprintf(dir, sizeof dir, "(none: the backend cannot spawn)");
-    } else if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
+    if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
         fprintf(stderr,
                 "tether conformance: cannot find the scenario actors (%s): set "
                 "TETHER_CONFORMANCE_DIR\n",
@@ -2116,12 +2114,6 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
     for (k = 0; k < n_runs; k++) {
         size_t i = order[k];
         num++;
-        if (s.info.caps & TETHER_CAP_NO_SPAWN) {
-            printf("ok %d - %s # SKIP backend %s cannot spawn yet (placeholder plugin)\n", num,
-                   catalogue[i].id, s.name);
-            counts[SKIP]++;
-            continue;
-        }
         /* each runner's jitter: from the seed and the run's number */
         rng_state = seed ^ ((uint64_t)num * 0xd1b54a32d192ed03ull);
         counts[run_one(&s, &catalogue[i], num)]++;

@@ -28,11 +28,11 @@
 #include <yaml.h>
 
 #include "internal.h"
+#include "wire.h"
 
 #define DEFAULT_SPAWN 5.0
 #define DEFAULT_SOFT_CANCEL 2.0
 #define DEFAULT_HARD_KILL 1.0
-#define DEFAULT_MAX_FRAME (UINT64_C(16) << 20)
 #define MIN_MAX_FRAME UINT64_C(64)
 #define MAX_MAX_FRAME (UINT64_C(1) << 30)
 #define UNSET_TIMEOUT (-1.0) /* a per-backend timeout the file does not override */
@@ -739,7 +739,7 @@ int tether_config_parse(const char *text, size_t len, const char *name, const ch
         goto out;
     }
     c.cfg->timeouts = (struct tether_timeouts){DEFAULT_SPAWN, DEFAULT_SOFT_CANCEL, DEFAULT_HARD_KILL};
-    c.cfg->max_frame = DEFAULT_MAX_FRAME;
+    c.cfg->max_frame = TETHER__DEFAULT_MAX_FRAME;
     if (!(c.cfg->path = strdup(c.name)) || (dir && !(c.cfg->dir = strdup(dir)))) {
         rc = oom(&c);
         goto out;

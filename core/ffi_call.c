@@ -36,8 +36,9 @@ int tether__sig_parse(const char *sig, size_t *nargs, char *ret, char *why, size
         return TETHER_EBADCALL;
     }
     size_t n = (size_t)(colon - sig);
-    if (n > 16) {
-        snprintf(why, whylen, "signature '%s' has %zu arguments (at most 16)", sig, n);
+    if (n > TETHER_CALL_MAX_ARGS) {
+        snprintf(why, whylen, "signature '%s' has %zu arguments (at most %d)", sig, n,
+                 TETHER_CALL_MAX_ARGS);
         return TETHER_EBADCALL;
     }
     for (size_t i = 0; i < n; i++)
@@ -135,9 +136,9 @@ int tether__ffi_invoke(void (*fn)(void), const char *sig, const struct tether_va
                  want);
         return TETHER_EBADCALL;
     }
-    ffi_type *types[16];
-    union slot slots[16];
-    void *ptrs[16];
+    ffi_type *types[TETHER_CALL_MAX_ARGS];
+    union slot slots[TETHER_CALL_MAX_ARGS];
+    void *ptrs[TETHER_CALL_MAX_ARGS];
     for (size_t i = 0; i < nargs; i++) {
         types[i] = letter_type(sig[i]);
         rc = convert(sig[i], &args[i], &slots[i], i, why, whylen);

@@ -285,7 +285,6 @@ void tether_caps_format(uint32_t caps, char *buf, size_t n)
         {TETHER_CAP_SURVIVES_CRASH, "survives-crash"},
         {TETHER_CAP_CAN_KILL, "can-kill"},
         {TETHER_CAP_NESTED, "nested"},
-        {TETHER_CAP_NO_SPAWN, "no-spawn"},
     };
     size_t used = 0;
     if (n == 0)

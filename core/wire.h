@@ -22,7 +22,8 @@ enum tether__msg_kind {
     TETHER__MSG_STOPPED = 7  /* actor -> sup: [7, outcome kind, code, text|nil] */
 };
 
-#define TETHER__MAX_ARGS 16
+#define TETHER__MAX_ARGS TETHER_CALL_MAX_ARGS
+/* max_frame when the configuration does not set it (config.c, the actor side) */
 #define TETHER__DEFAULT_MAX_FRAME (16u * 1024u * 1024u)
 
 /* A decoded message. Strings and data point into `mem`, owned by the message. */

@@ -16,6 +16,13 @@
  * once for the same child, and never from a signal handler. No member may
  * wait for anything unbounded: soft_cancel, hard_kill and abort_channels
  * return promptly; reap honours its deadline to within a few milliseconds.
+ * spawn() runs WITHOUT any supervisor lock, on the program thread that
+ * called tether_spawn (that thread may exit later). soft_cancel, hard_kill,
+ * abort_channels, reap, release and abandoned_count run on the supervisor's
+ * engine thread (or the thread closing the supervisor) WITH the
+ * supervisor's internal lock held: they must not block and must not call
+ * back into the supervisor API (tether/tether.h). The teardown they serve
+ * is the table in docs/teardown.md.
  *
  * Stability (the SQLite iVersion rule): `abi` and `size` come first; members
  * are only ever appended. The loader reads a member only when `size` covers
@@ -24,8 +31,10 @@
 #ifndef TETHER_BACKEND_H
 #define TETHER_BACKEND_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <tether/common.h>
 
@@ -53,7 +62,32 @@ struct tether_actor; /* the actor side of a channel (tether/actor.h) */
 #define TETHER_CAP_SURVIVES_CRASH (1u << 1) /* an actor crash does not take the supervisor */
 #define TETHER_CAP_CAN_KILL (1u << 2)       /* hard_kill always stops the actor (never abandons) */
 #define TETHER_CAP_NESTED (1u << 3)         /* actors may open their own supervisor */
-#define TETHER_CAP_NO_SPAWN (1u << 31)      /* placeholder: spawn always returns TETHER_ENOTSUP */
+/* Bit 31 is reserved (it was TETHER_CAP_NO_SPAWN, a placeholder no backend
+ * ever set: spawn is mandatory). */
+
+/* The clock of every deadline in this header: CLOCK_MONOTONIC in
+ * nanoseconds, the same clock as tether_now_ns() (usable without linking
+ * libtether). */
+static inline int64_t tether_backend_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A deadline as a poll() timeout: milliseconds from now, rounded up (a
+ * poll never returns before the deadline), 0 once it has passed, at most
+ * INT_MAX; TETHER_NEVER gives INT_MAX (a wait with no deadline is a bug:
+ * the caller bounds it otherwise). */
+static inline int tether_backend_poll_ms(int64_t deadline_ns)
+{
+    int64_t left = deadline_ns - tether_backend_now_ns();
+    if (left <= 0)
+        return 0;
+    if (left > (int64_t)INT_MAX * 1000000)
+        return INT_MAX;
+    return (int)((left + 999999) / 1000000);
+}
 
 /* What the core hands to open(). Valid until close() returns. */
 struct tether_options {
@@ -213,7 +247,8 @@ struct tether_spawn_spec {
 struct tether_child {
     int exit_fd;        /* fd that polls readable once reap() would succeed
                          * without waiting, or -1 (the core then polls reap()
-                         * every few milliseconds). Owned by the backend. */
+                         * every few milliseconds once the actor's channel
+                         * ended or its teardown began). Owned by the backend. */
     int64_t pid;        /* process id, or 0 for an in-process actor */
     uint64_t thread_id; /* OS thread id (gettid) for dumps, or 0 */
 };
@@ -232,8 +267,12 @@ struct tether_backend {
     int (*open)(const struct tether_backend_host *host, const struct tether_options *opts,
                 void **state, struct tether_error *err);
 
-    /* Mandatory. Called once, after every child of this state was released.
-     * Must not wait for abandoned actors. */
+    /* Mandatory. Called once, after release() was called for every child of
+     * this state, abandoned ones included (the core closes a state even when
+     * some of its actors were abandoned). Must not wait for abandoned actors,
+     * and must keep alive whatever an abandoned actor still uses (release cut
+     * it loose). The one case the core does not call close: a spawn() that
+     * never returned (that call still uses the state). */
     void (*close)(void *state);
 
     /* Mandatory. Start one actor and return at once (do not wait for it to be
@@ -244,7 +283,13 @@ struct tether_backend {
                  struct tether_error *err);
 
     /* Mandatory. Add the backend's own nudge to the core's CANCEL message
-     * (a flag, an async exception, SIGTERM). Never blocks. Idempotent. */
+     * (a flag, an async exception, SIGTERM). Never blocks. Idempotent.
+     *
+     * Returns (soft_cancel, hard_kill, abort_channels): 0, or a negative
+     * TETHER_E* when the backend could not do its part (e.g. kill failed with
+     * EPERM). The core never changes course on it -- the clock drives the
+     * teardown either way -- but logs it (event "backend-error" naming the
+     * member and the code) and counts it (the hang dump shows the count). */
     int (*soft_cancel)(struct tether_child *child);
 
     /* Mandatory. Force the actor to stop (SIGKILL, pthread_cancel, abandon).
@@ -258,11 +303,21 @@ struct tether_backend {
 
     /* Mandatory. Collect the outcome, waiting at most until `deadline_ns`
      * (tether_now_ns() clock; a deadline in the past means "poll").
-     * Returns 0 and fills `out` (kind, code, signal; message may be NULL
-     * or a static string) when the actor has ended and its resources are
-     * collected (process reaped, thread joined); TETHER_ETIMEDOUT when it has
-     * not ended by the deadline. The core decides abandonment, then calls
-     * release(). */
+     * Returns 0 and fills `out` (kind, code, signal; message may be NULL, a
+     * static string, or memory owned by the child that stays valid until
+     * release(child): the core copies it before release) when the actor has
+     * ended and its resources are collected (process reaped, thread joined);
+     * TETHER_ETIMEDOUT when it has not ended by the deadline. The core
+     * decides abandonment, then calls release().
+     *
+     * How the core calls it: only from the engine thread (or the closing
+     * thread), and it never waits in it: `deadline_ns` is tether_now_ns() at
+     * the call, a poll. It calls reap when `exit_fd` polls readable, and
+     * every few milliseconds (a timer) when exit_fd is -1 (once the actor is
+     * past running: its channel ended or a teardown began) or when a reap
+     * said TETHER_ETIMEDOUT after exit_fd fired (e.g. a thread still running
+     * its TLS destructors). A backend must still honour any deadline it is
+     * given, to within a few milliseconds: the deadline stays in the ABI. */
     int (*reap)(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out);
 
     /* Mandatory. The core is done with `child`: after a successful reap, or
@@ -272,7 +327,9 @@ struct tether_backend {
     void (*release)(struct tether_child *child);
 
     /* Optional (may be NULL). Number of actors this state abandoned that are
-     * still running. */
+     * still running. The core calls it when it writes the hang dump and
+     * when it closes a supervisor that abandoned actors (event
+     * "supervisor-closed", member still_running), with the lock held. */
     unsigned (*abandoned_count)(void *state);
 
     /* Members above are valid for ABI 1; below: appended, each read only

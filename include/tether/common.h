@@ -65,6 +65,16 @@ int64_t tether_now_ns(void);
 #define TETHER_NEVER INT64_MAX
 #define TETHER_NS_PER_SEC INT64_C(1000000000)
 
+/* The slack of the teardown bound: from a cancel request (or a close) to
+ * the outcome of N actors takes at most soft_cancel + hard_kill + slack(N).
+ * The supervisor waits this long in close; the conformance suite checks it. */
+#define TETHER_SLACK_BASE_NS (100 * INT64_C(1000000))
+#define TETHER_SLACK_PER_ACTOR_NS (2 * INT64_C(1000000))
+#define TETHER_SLACK_NS(n) (TETHER_SLACK_BASE_NS + TETHER_SLACK_PER_ACTOR_NS * (int64_t)(n))
+
+/* Most arguments a call (tether_call, an actor's callable) takes. */
+#define TETHER_CALL_MAX_ARGS 16
+
 #ifdef __cplusplus
 }
 #endif

@@ -114,6 +114,9 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
 /* Write the hang dump: every actor, state and time in it, open channels,
  * parked waiters. Safe from any thread (not from a signal handler). */
 void tether_supervisor_dump(tether_supervisor *sup, FILE *fp);
+/* Write the teardown engine's state x event -> action table (markdown), as
+ * the engine runs it (docs/teardown.md explains each cell). */
+void tether_teardown_table(FILE *fp);
 /* Cancel every actor (non-blocking). */
 void tether_supervisor_cancel_all(tether_supervisor *sup);
 /* Hard-kill every actor now, skipping the rest of the soft phase. */

@@ -1,0 +1,286 @@
+/* core/engine.h - the supervisor's private shapes, shared by its rooms:
+ *
+ *   teardown.c    the teardown table (state x event -> action), dispatch(),
+ *                 the actions and the engine thread. Start reading there.
+ *   outcome.c     the outcome decision: a pure function.
+ *   channel.c     the core's end of each channel: frames in, inbox and
+ *                 backpressure, the CANCEL frame out, send/recv/call and
+ *                 the parked waiters.
+ *   supervisor.c  the public supervisor API: open, close, spawn, requests,
+ *                 queries, the hang dump.
+ *
+ * Locking: one mutex a supervisor (sup->lock) guards everything below
+ * except what a comment says otherwise. Never installed. */
+#ifndef TETHER_ENGINE_H
+#define TETHER_ENGINE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "internal.h"
+#include "wire.h"
+
+/* ---- the teardown table's vocabulary (documented in docs/teardown.md) ---- */
+
+/* Where an actor is in its life. The two last are final. */
+enum tether__state {
+    TETHER__ST_SPAWNING,  /* started; waiting for READY under the spawn deadline */
+    TETHER__ST_RUNNING,   /* ready; no deadline */
+    TETHER__ST_SOFT,      /* cancel requested; CANCEL sent; soft_cancel deadline */
+    TETHER__ST_EXITING,   /* said STOPPED or closed its channel; hard_kill deadline for the exit */
+    TETHER__ST_HARD,      /* hard kill + channels aborted; hard_kill deadline for the reap */
+    TETHER__ST_REAPED,    /* final: outcome known, child released */
+    TETHER__ST_ABANDONED, /* final: cut loose, counted, never waited for again */
+    TETHER__N_STATES
+};
+
+/* Everything that can happen to an actor, from every source. */
+enum tether__event {
+    TETHER__EV_READY,         /* frame READY */
+    TETHER__EV_STOPPED,       /* frame STOPPED (the actor said how it ended) */
+    TETHER__EV_EOF,           /* the channel ended without a STOPPED frame */
+    TETHER__EV_PROTOCOL,      /* a frame that does not decode or is too big */
+    TETHER__EV_EXITED,        /* the backend's reap collected the actor */
+    TETHER__EV_DEADLINE,      /* the current phase's deadline passed */
+    TETHER__EV_CANCEL,        /* tether_cancel, tether_supervisor_cancel_all */
+    TETHER__EV_KILL,          /* tether_kill, tether_supervisor_kill_all */
+    TETHER__EV_OWNER_ABORT,   /* tether_abort: the owner shut the channel */
+    TETHER__EV_SEND_BROKEN,   /* a program thread's send stopped mid-frame */
+    TETHER__EV_CLOSE,         /* tether_supervisor_close began */
+    TETHER__EV_CLOSE_EXPIRED, /* close's own deadline passed with the actor not final */
+    TETHER__EV_SIBLING,       /* a sibling failed (one_for_all) */
+    TETHER__EV_RELEASE,       /* the owner released the handle */
+    TETHER__N_EVENTS
+};
+
+/* What a cell of the table does. */
+enum tether__action {
+    TETHER__A_IGNORE,      /* nothing, on purpose (the cell's text says why) */
+    TETHER__A_IMPOSSIBLE,  /* cannot happen: counted, and logged in debug builds */
+    TETHER__A_READY,       /* -> RUNNING */
+    TETHER__A_NOTE_READY,  /* record the greeting, stay */
+    TETHER__A_STOPPED,     /* abort our end (the actor is done) -> EXITING */
+    TETHER__A_STOPPED_STAY,/* abort our end, stay (the soft deadline still runs) */
+    TETHER__A_LOST,        /* lost: abort our end -> EXITING */
+    TETHER__A_CLOSED_STAY, /* abort our end, stay */
+    TETHER__A_PROTOCOL,    /* lost: abort our end (EPROTO) -> HARD */
+    TETHER__A_REAPED,      /* drain the channel, decide the outcome -> REAPED */
+    TETHER__A_SOFT,        /* note the request; CANCEL + soft_cancel -> SOFT (HARD if soft_cancel is 0) */
+    TETHER__A_NOTE,        /* note the request (it changes the outcome), stay */
+    TETHER__A_HARD,        /* hard_kill + abort_channels + abort our end -> HARD */
+    TETHER__A_ABANDON,     /* a last reap; else -> ABANDONED */
+    TETHER__A_FORCE,       /* close expired: HARD if not yet, a last reap, else -> ABANDONED */
+    TETHER__N_ACTIONS
+};
+
+/* One cell: the action and why (the reason logged with the transition). */
+struct tether__cell {
+    unsigned char action;
+    const char *why;
+};
+
+/* Who asked for the end (data the outcome decision reads). */
+enum tether__request {
+    TETHER__REQ_NONE,
+    TETHER__REQ_CANCEL, /* cancel, kill, close, or a failed sibling */
+    TETHER__REQ_OWNER_ABORT
+};
+
+const struct tether__cell *tether__teardown_cell(int state, int event);
+const char *tether__state_name(int state);
+const char *tether__event_name(int event);
+const char *tether__action_name(int action);
+
+/* ---- the outcome decision (outcome.c): a pure function -------------------- */
+
+struct tether__ending {
+    int abandoned;          /* ended in ABANDONED (else REAPED) */
+    int hard_killed;        /* the HARD phase happened */
+    int requested;          /* enum tether__request */
+    const char *lost_reason; /* the channel was lost (EOF without STOPPED, protocol error), or NULL */
+    int said;               /* the actor sent STOPPED: */
+    int said_kind, said_code;
+    const char *said_text;  /* may be NULL */
+    const struct tether_outcome *reaped; /* the backend's reap result, or NULL (abandoned) */
+    int in_process;         /* a thread, not a process (for the abandoned text) */
+};
+
+struct tether__decision {
+    int kind, code, signal;
+    const char *message; /* NULL, a string of the input, or `buf` */
+    int failure;         /* a failure of the supervisor (sets its failure; one_for_all) */
+};
+
+/* Decide how the actor ended. Reads only its arguments; writes only `d`
+ * and `buf` (the message when composed). */
+void tether__outcome_decide(const struct tether__ending *in, struct tether__decision *d,
+                            char *buf, size_t buflen);
+
+/* ---- the core's end of a channel (channel.c) ----------------------------- */
+
+struct tether__parked {
+    const char *what;
+    pid_t tid;
+    int64_t since;
+    struct tether__parked *next;
+};
+
+struct tether__pcall {
+    uint64_t id;
+    int done;
+    int rc;
+    struct tether_value ret;
+    char *text; /* error text, or returned string */
+    struct tether__pcall *next;
+};
+
+struct tether__inbox_msg {
+    void *data;
+    size_t len;
+    struct tether__inbox_msg *next;
+};
+
+/* Who writes on the channel now (one writer at a time; frames never interleave). */
+enum tether__writer {
+    TETHER__W_FREE,          /* nobody */
+    TETHER__W_PROGRAM,       /* a program thread, outside the lock */
+    TETHER__W_ENGINE         /* the engine, flushing the CANCEL frame */
+};
+
+/* Messages from an actor wait in its inbox until the owner receives them.
+ * Past these bounds the engine stops reading that channel (backpressure:
+ * the actor's sends block, and a flooding child cannot exhaust the
+ * supervisor); reading resumes as the owner drains it. */
+#define TETHER__INBOX_MAX_MSGS 65536
+#define TETHER__INBOX_MAX_BYTES (64u * 1024 * 1024)
+
+struct tether__channel {
+    int fd;
+    int fd_users;  /* program threads writing outside the lock */
+    int abort_err; /* 0 while open; once aborted, what waiters get */
+    int writer;    /* enum tether__writer */
+    int cancel_wanted; /* a CANCEL frame waits for the writer's turn */
+    uint8_t *pend; /* engine's unflushed CANCEL bytes */
+    size_t pend_len, pend_off;
+    struct tether__reader rd;
+    struct tether__inbox_msg *inbox, **inbox_tail;
+    size_t inbox_count, inbox_bytes;
+    size_t inbox_dropped; /* over the bound during teardown */
+    struct tether__pcall *calls;
+    uint64_t next_call;
+    struct tether__parked *parked;
+};
+
+/* ---- handles and the supervisor -------------------------------------------- */
+
+struct tether_handle {
+    tether_supervisor *sup;
+    struct tether_handle *next; /* in sup->handles */
+    uint64_t id;
+    char *target;
+    int user_ref; /* the program still holds it */
+
+    int state; /* enum tether__state: the only control state */
+    int64_t state_since;
+    int64_t deadline; /* of the current phase; TETHER_NEVER if none */
+    unsigned posted;  /* program threads' requests for the engine: bits of 1u << event */
+
+    struct tether__channel ch;
+    struct tether_child *child; /* the backend's, until released */
+    int exit_timer; /* exit fd fired but reap said not yet: reap on the timer */
+
+    /* data the actions record and the outcome decision reads */
+    int requested; /* enum tether__request */
+    int hard_from; /* state HARD was entered from, and by which event */
+    int hard_by;
+    int said, said_kind, said_code;
+    char *said_text;
+    char *lost_reason;
+    struct tether_outcome out;
+    char *out_msg;
+    int64_t t_ready, t_cancel, t_hard, t_end; /* 0: not (yet) */
+};
+
+struct tether_supervisor {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast at every change */
+    int wake_fd;
+    pthread_t engine;
+    int stop;
+    int closing;  /* close has begun: no new spawn */
+    int spawning; /* backend spawn() calls in progress (made without the lock) */
+    int closed;
+    struct tether_timeouts to;
+    uint64_t max_frame;
+    struct tether__plugin *plugin;
+    void *bstate;
+    char *backend_name;
+    struct tether__events *events;
+    struct tether_handle *handles;
+    unsigned n_handles; /* not yet freed */
+    unsigned abandoned;
+    unsigned impossible;     /* IMPOSSIBLE cells met (a bug) */
+    unsigned backend_errors; /* nonzero returns of soft_cancel/hard_kill/abort_channels */
+    /* The backend member a thread holding the lock is inside, for the hang
+     * dump (read without the lock when the lock cannot be had: atomics). */
+    const char *in_call;
+    int64_t in_call_since;
+    int strategy;
+    char *failure;
+};
+
+/* teardown.c */
+void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *reaped);
+/* A program thread's request: queued for the engine (which alone calls the
+ * backend's teardown members), engine woken. */
+void tether__post(tether_handle *h, int event);
+/* Dispatch what program threads posted (engine, or the closing thread). */
+void tether__run_posted(tether_handle *h);
+/* Poll the backend's reap once; on success dispatches EXITED. */
+void tether__try_reap(tether_handle *h);
+void *tether__engine_main(void *arg);
+void tether__wake_engine(tether_supervisor *sup);
+void tether__event_log(tether_handle *h, const char *phase, const char *reason);
+int64_t tether__secs_ns(double s);
+/* Free an ended handle (its channel fd closed if still open). */
+void tether__free_handle(tether_handle *h);
+#define TETHER__IS_FINAL(h)                                                                      \
+    ((h)->state == TETHER__ST_REAPED || (h)->state == TETHER__ST_ABANDONED)
+
+/* channel.c */
+void tether__chan_init(tether_handle *h, int fd, uint64_t max_frame);
+void tether__chan_free(tether_handle *h);
+/* Shut the core's end of the channel: every waiter returns `err` now. */
+void tether__chan_abort(tether_handle *h, int err, const char *why);
+int tether__chan_aborted(const tether_handle *h);
+/* Queue a CANCEL frame; sent now if the writer's turn is free. Never blocks. */
+void tether__chan_send_cancel(tether_handle *h);
+void tether__chan_flush(tether_handle *h);
+/* Read what is there (bounded), dispatching READY, STOPPED, EOF, PROTOCOL. */
+void tether__chan_read(tether_handle *h);
+/* The actor has ended: read everything it left before the outcome. */
+void tether__chan_drain(tether_handle *h);
+/* Over the inbox bound and not tearing down: do not read. */
+int tether__chan_inbox_full(const tether_handle *h);
+void tether__chan_close_if_unused(tether_handle *h);
+unsigned tether__chan_count_parked(const tether_handle *h);
+void tether__park(tether_handle *h, struct tether__parked *p, const char *what);
+void tether__unpark(tether_handle *h, struct tether__parked *p);
+int tether__cond_wait_until(tether_supervisor *sup, int64_t deadline);
+
+/* Bracket every backend call a lock holder makes, so a stuck backend shows
+ * in the hang dump. */
+#define TETHER__BACKEND_CALL(sup, name, expr)                                                    \
+    do {                                                                                         \
+        __atomic_store_n(&(sup)->in_call_since, tether_now_ns(), __ATOMIC_RELAXED);              \
+        __atomic_store_n(&(sup)->in_call, (name), __ATOMIC_RELEASE);                             \
+        expr;                                                                                    \
+        __atomic_store_n(&(sup)->in_call, (const char *)NULL, __ATOMIC_RELEASE);                 \
+    } while (0)
+
+/* A backend may fill thread_id from the actor's own thread (the thread
+ * backend does: only that thread knows its gettid): read it atomically. */
+#define TETHER__CHILD_TID(child) __atomic_load_n(&(child)->thread_id, __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,612 @@
+/* core/teardown.c - the teardown engine: one table, one dispatch, one thread.
+ *
+ * THE TABLE BELOW IS THE STATE MACHINE. Every event from every source --
+ * frames (READY, STOPPED), the end of a channel, a protocol error, the
+ * backend's exit, a phase deadline, the program's requests (cancel, kill,
+ * abort, release), the supervisor's close, a sibling's failure -- goes
+ * through tether__dispatch(), which looks up table[state][event] and runs
+ * that cell's action. Nothing else changes `state`. Every cell is filled:
+ * an action, IGNORE on purpose, or IMPOSSIBLE (counted, logged in debug
+ * builds). docs/teardown.md shows the same table (`tether doc teardown`
+ * prints it from here), and tests/unit/test_teardown.c checks that the two
+ * agree cell by cell.
+ *
+ * One engine thread per supervisor owns the clock. It polls every actor's
+ * channel (the core's end), every backend exit fd, and a wake-up eventfd,
+ * with a timeout no longer than the nearest phase deadline. Program threads
+ * never call the backend's teardown members: their requests are posted
+ * (tether__post) and dispatched by the engine at the start of its next
+ * round. The closing thread dispatches itself (the engine is still running,
+ * the lock serialises them).
+ *
+ * Entering HARD calls the backend's hard_kill and abort_channels, then
+ * shuts down the core's own end of the channel (never trusting the backend
+ * alone): every parked waiter returns at once. Entering a final state
+ * decides the outcome (outcome.c), then releases the backend's child; an
+ * abandoned actor pins its plugin.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+/* ---- the table ----------------------------------------------------------- */
+
+#define C(a, w) {TETHER__A_##a, w}
+#define FINAL_ROW                                                                                \
+    {                                                                                            \
+        C(IMPOSSIBLE, "no reads after the end"), C(IMPOSSIBLE, "no reads after the end"),        \
+            C(IMPOSSIBLE, "no reads after the end"), C(IMPOSSIBLE, "no reads after the end"),    \
+            C(IMPOSSIBLE, "the child is released"), C(IMPOSSIBLE, "no deadline after the end"),  \
+            C(IGNORE, "already ended"), C(IGNORE, "already ended"), C(IGNORE, "already ended"),  \
+            C(IGNORE, "already ended"), C(IGNORE, "already ended"),                              \
+            C(IMPOSSIBLE, "close forces only live actors"), C(IGNORE, "already ended"),          \
+            C(IGNORE, "the engine frees it")                                                     \
+    }
+
+/* Columns: READY STOPPED EOF PROTOCOL EXITED DEADLINE CANCEL KILL OWNER_ABORT
+ * SEND_BROKEN CLOSE CLOSE_EXPIRED SIBLING RELEASE (enum tether__event). */
+static const struct tether__cell table[TETHER__N_STATES][TETHER__N_EVENTS] = {
+    [TETHER__ST_SPAWNING] = {
+        C(READY, NULL), C(STOPPED, "actor stopped"),
+        C(LOST, "channel closed without a stopped message"), C(PROTOCOL, "protocol error"),
+        C(REAPED, NULL), C(HARD, "spawn deadline expired"), C(SOFT, NULL),
+        C(HARD, "kill requested"), C(SOFT, NULL), C(HARD, "a send timed out mid-frame"),
+        C(SOFT, NULL), C(FORCE, "supervisor close: deadline expired"), C(SOFT, NULL),
+        C(IGNORE, "freed once it has ended")},
+    [TETHER__ST_RUNNING] = {
+        C(IGNORE, "a second greeting"), C(STOPPED, "actor stopped"),
+        C(LOST, "channel closed without a stopped message"), C(PROTOCOL, "protocol error"),
+        C(REAPED, NULL), C(IMPOSSIBLE, "running has no deadline"), C(SOFT, NULL),
+        C(HARD, "kill requested"), C(SOFT, NULL), C(HARD, "a send timed out mid-frame"),
+        C(SOFT, NULL), C(FORCE, "supervisor close: deadline expired"), C(SOFT, NULL),
+        C(IGNORE, "freed once it has ended")},
+    [TETHER__ST_SOFT] = {
+        C(NOTE_READY, NULL), C(STOPPED_STAY, "actor stopped"),
+        C(CLOSED_STAY, "channel closed without a stopped message"),
+        C(PROTOCOL, "protocol error"), C(REAPED, NULL),
+        C(HARD, "soft_cancel deadline expired"), C(NOTE, "cancel already under way"),
+        C(HARD, "kill requested"), C(NOTE, "cancel already under way"),
+        C(HARD, "a send timed out mid-frame"), C(NOTE, "cancel already under way"),
+        C(FORCE, "supervisor close: deadline expired"), C(NOTE, "cancel already under way"),
+        C(IGNORE, "freed once it has ended")},
+    [TETHER__ST_EXITING] = {
+        C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
+        C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
+        C(REAPED, NULL), C(HARD, "did not exit within hard_kill after stopping"),
+        C(NOTE, "the actor is ending"), C(HARD, "kill requested"), C(NOTE, "the actor is ending"),
+        C(HARD, "a send timed out mid-frame"), C(NOTE, "the actor is ending"),
+        C(FORCE, "supervisor close: deadline expired"), C(NOTE, "the actor is ending"),
+        C(IGNORE, "freed once it has ended")},
+    [TETHER__ST_HARD] = {
+        C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
+        C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
+        C(REAPED, NULL), C(ABANDON, "hard_kill deadline expired"), C(NOTE, "already killed"),
+        C(NOTE, "already killed"), C(NOTE, "already killed"), C(IGNORE, "our end is aborted"),
+        C(NOTE, "already killed"), C(FORCE, "supervisor close: deadline expired"),
+        C(NOTE, "already killed"), C(IGNORE, "freed once it has ended")},
+    [TETHER__ST_REAPED] = FINAL_ROW,
+    [TETHER__ST_ABANDONED] = FINAL_ROW,
+};
+#undef FINAL_ROW
+#undef C
+
+static const char *const state_names[TETHER__N_STATES] = {
+    "spawning", "running", "soft-cancel", "exiting", "hard-kill", "reaped", "abandoned"};
+static const char *const event_names[TETHER__N_EVENTS] = {
+    "ready",  "stopped", "eof",         "protocol",      "exited",  "deadline", "cancel",
+    "kill",   "owner-abort", "send-broken", "close", "close-expired", "sibling", "release"};
+static const char *const action_names[TETHER__N_ACTIONS] = {
+    "ignore", "impossible", "ready",  "note-ready", "stopped", "stopped-stay", "lost",
+    "closed-stay", "protocol", "reaped", "soft", "note", "hard", "abandon", "force"};
+
+const struct tether__cell *tether__teardown_cell(int state, int event)
+{
+    if (state < 0 || state >= TETHER__N_STATES || event < 0 || event >= TETHER__N_EVENTS)
+        return NULL;
+    return &table[state][event];
+}
+
+const char *tether__state_name(int state)
+{
+    return state >= 0 && state < TETHER__N_STATES ? state_names[state] : "?";
+}
+
+const char *tether__event_name(int event)
+{
+    return event >= 0 && event < TETHER__N_EVENTS ? event_names[event] : "?";
+}
+
+const char *tether__action_name(int action)
+{
+    return action >= 0 && action < TETHER__N_ACTIONS ? action_names[action] : "?";
+}
+
+/* Print the table (tether doc teardown; docs/teardown.md holds the same). */
+void tether_teardown_table(FILE *fp)
+{
+    fprintf(fp, "| state \\ event |");
+    for (int e = 0; e < TETHER__N_EVENTS; e++)
+        fprintf(fp, " %s |", event_names[e]);
+    fprintf(fp, "\n|---|");
+    for (int e = 0; e < TETHER__N_EVENTS; e++)
+        fprintf(fp, "---|");
+    fputc('\n', fp);
+    for (int s = 0; s < TETHER__N_STATES; s++) {
+        fprintf(fp, "| %s |", state_names[s]);
+        for (int e = 0; e < TETHER__N_EVENTS; e++)
+            fprintf(fp, " %s |", action_names[table[s][e].action]);
+        fputc('\n', fp);
+    }
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/* Seconds to nanoseconds, clamped so that sums of a few stay far from overflow. */
+int64_t tether__secs_ns(double s)
+{
+    if (!(s > 0))
+        return 0;
+    if (s > 1e9)
+        return (int64_t)1e18;
+    return (int64_t)(s * 1e9);
+}
+
+void tether__wake_engine(tether_supervisor *sup)
+{
+    uint64_t one = 1;
+    ssize_t w = write(sup->wake_fd, &one, sizeof one);
+    (void)w; /* an eventfd at its maximum is already readable */
+}
+
+void tether__event_log(tether_handle *h, const char *phase, const char *reason)
+{
+    tether_supervisor *sup = h->sup;
+    if (!sup->events)
+        return;
+    tether__event(sup->events, h->id, sup->backend_name, h->child ? h->child->pid : 0,
+                  h->child ? TETHER__CHILD_TID(h->child) : 0, phase, reason, "\"state\":\"%s\"",
+                  state_names[h->state]);
+}
+
+static void set_state(tether_handle *h, int st, int64_t deadline)
+{
+    h->state = st;
+    h->state_since = tether_now_ns();
+    h->deadline = deadline;
+    pthread_cond_broadcast(&h->sup->cond);
+}
+
+/* A nonzero return of soft_cancel/hard_kill/abort_channels: the clock drives
+ * the teardown either way, but the author should see it. */
+static void backend_said(tether_handle *h, const char *member, int rc)
+{
+    if (rc == 0)
+        return;
+    tether_supervisor *sup = h->sup;
+    sup->backend_errors++;
+    if (sup->events)
+        tether__event(sup->events, h->id, sup->backend_name, h->child ? h->child->pid : 0,
+                      h->child ? TETHER__CHILD_TID(h->child) : 0, "backend-error", member,
+                      "\"error\":\"%s\"", tether_err_name(rc));
+}
+
+/* ---- the actions ---------------------------------------------------------- */
+
+static void begin_hard(tether_handle *h, int event, const char *why)
+{
+    tether_supervisor *sup = h->sup;
+    h->t_hard = tether_now_ns();
+    h->hard_from = h->state;
+    h->hard_by = event;
+    set_state(h, TETHER__ST_HARD, h->t_hard + tether__secs_ns(sup->to.hard_kill));
+    tether__event_log(h, "hard-kill", why);
+    const struct tether_backend *vt = sup->plugin->vt;
+    if (h->child) {
+        int rc;
+        TETHER__BACKEND_CALL(sup, "hard_kill", rc = vt->hard_kill(h->child));
+        backend_said(h, "hard_kill", rc);
+        TETHER__BACKEND_CALL(sup, "abort_channels", rc = vt->abort_channels(h->child));
+        backend_said(h, "abort_channels", rc);
+    }
+    /* Defence in depth: whatever the backend did, our end goes now. */
+    tether__chan_abort(h, TETHER_EABORTED, why);
+}
+
+static void begin_soft(tether_handle *h, int event)
+{
+    tether_supervisor *sup = h->sup;
+    h->t_cancel = tether_now_ns();
+    tether__event_log(h, "cancel-requested", NULL);
+    if (sup->to.soft_cancel <= 0) {
+        begin_hard(h, event, "soft_cancel is 0: hard kill at once");
+        return;
+    }
+    set_state(h, TETHER__ST_SOFT, h->t_cancel + tether__secs_ns(sup->to.soft_cancel));
+    tether__chan_send_cancel(h);
+    if (h->child) {
+        int rc;
+        TETHER__BACKEND_CALL(sup, "soft_cancel", rc = sup->plugin->vt->soft_cancel(h->child));
+        backend_said(h, "soft_cancel", rc);
+    }
+    tether__event_log(h, "soft-cancel-sent", NULL);
+}
+
+static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
+{
+    tether_supervisor *sup = h->sup;
+    h->t_end = tether_now_ns();
+    struct tether__ending in = {
+        .abandoned = st == TETHER__ST_ABANDONED,
+        .hard_killed = h->state == TETHER__ST_HARD,
+        .requested = h->requested,
+        .lost_reason = h->lost_reason,
+        .said = h->said,
+        .said_kind = h->said_kind,
+        .said_code = h->said_code,
+        .said_text = h->said_text,
+        .reaped = bo,
+        .in_process = !(h->child && h->child->pid),
+    };
+    struct tether__decision d;
+    char buf[TETHER_ERROR_MSG_MAX];
+    tether__outcome_decide(&in, &d, buf, sizeof buf);
+    struct tether_outcome *o = &h->out;
+    memset(o, 0, sizeof *o);
+    o->kind = d.kind;
+    o->code = d.code;
+    o->signal = d.signal;
+    /* copied before release(): a reap's message may belong to the child */
+    free(h->out_msg);
+    h->out_msg = d.message ? strdup(d.message) : NULL;
+    o->message = h->out_msg;
+    int64_t run_end = h->t_cancel ? h->t_cancel : (h->t_hard ? h->t_hard : h->t_end);
+    o->run_ns = h->t_ready ? run_end - h->t_ready : 0;
+    if (h->t_cancel && sup->to.soft_cancel > 0) /* 0: the phase was skipped */
+        o->soft_cancel_ns = (h->t_hard ? h->t_hard : h->t_end) - h->t_cancel;
+    if (h->t_hard)
+        o->hard_kill_ns = h->t_end - h->t_hard;
+
+    if (h->ch.inbox_dropped && sup->events)
+        tether__event(sup->events, h->id, sup->backend_name, 0, 0, "messages-dropped",
+                      "inbox bound reached during teardown", "\"dropped\":%zu",
+                      h->ch.inbox_dropped);
+    int err = o->kind == TETHER_OUTCOME_CANCELLED ? TETHER_ECANCELLED
+              : o->kind == TETHER_OUTCOME_LOST    ? TETHER_ELOST
+              : o->kind == TETHER_OUTCOME_EXITED  ? TETHER_ECLOSED
+                                                  : TETHER_EABORTED;
+    tether__chan_abort(h, err, "actor ended");
+    if (h->child) {
+        TETHER__BACKEND_CALL(sup, "release", sup->plugin->vt->release(h->child));
+        h->child = NULL;
+    }
+    if (st == TETHER__ST_ABANDONED) {
+        sup->abandoned++;
+        tether__plugin_pin(sup->plugin);
+    }
+    set_state(h, st, TETHER_NEVER);
+    if (sup->events)
+        tether__event(sup->events, h->id, sup->backend_name, 0, 0,
+                      st == TETHER__ST_ABANDONED ? "abandoned" : "reaped", o->message,
+                      "\"outcome\":\"%s\",\"code\":%d,\"signal\":%d,\"soft_ms\":%.3f,\"hard_ms\":%.3f",
+                      tether_outcome_name(o->kind), o->code, o->signal, o->soft_cancel_ns / 1e6,
+                      o->hard_kill_ns / 1e6);
+    if (!d.failure)
+        return;
+    if (!sup->failure) {
+        char *text = NULL;
+        if (asprintf(&text, "actor %llu (%s) %s: %s", (unsigned long long)h->id, h->target,
+                     tether_outcome_name(o->kind), o->message ? o->message : "") >= 0)
+            sup->failure = text;
+    }
+    if (sup->strategy == TETHER_ONE_FOR_ALL)
+        for (tether_handle *s = sup->handles; s; s = s->next)
+            if (s != h && !TETHER__IS_FINAL(s))
+                tether__dispatch(s, TETHER__EV_SIBLING, NULL);
+}
+
+void tether__try_reap(tether_handle *h)
+{
+    if (!h->child || TETHER__IS_FINAL(h))
+        return;
+    struct tether_outcome bo;
+    memset(&bo, 0, sizeof bo);
+    tether_supervisor *sup = h->sup;
+    int rc;
+    /* The deadline is now: the engine never waits in reap (backend.h). */
+    TETHER__BACKEND_CALL(sup, "reap", rc = sup->plugin->vt->reap(h->child, tether_now_ns(), &bo));
+    if (rc == 0)
+        tether__dispatch(h, TETHER__EV_EXITED, &bo);
+}
+
+static int is_request(int event)
+{
+    switch (event) {
+    case TETHER__EV_CANCEL:
+    case TETHER__EV_KILL:
+    case TETHER__EV_OWNER_ABORT:
+    case TETHER__EV_CLOSE:
+    case TETHER__EV_CLOSE_EXPIRED:
+    case TETHER__EV_SIBLING: return 1;
+    default: return 0;
+    }
+}
+
+/* A request is remembered for the outcome: a LOST actor that was asked to
+ * end is no failure; the owner's abort explains an exit without STOPPED. */
+static void note_request(tether_handle *h, int event)
+{
+    if (event == TETHER__EV_OWNER_ABORT)
+        h->requested = TETHER__REQ_OWNER_ABORT;
+    else if (h->requested == TETHER__REQ_NONE)
+        h->requested = TETHER__REQ_CANCEL;
+}
+
+static void impossible(tether_handle *h, int event, const char *why)
+{
+    h->sup->impossible++;
+#ifndef NDEBUG
+    fprintf(stderr, "tether: BUG: impossible teardown event %s in state %s (%s), actor %llu\n",
+            event_names[event], state_names[h->state], why, (unsigned long long)h->id);
+#endif
+    tether__event_log(h, "impossible", event_names[event]);
+}
+
+void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *reaped)
+{
+    const struct tether__cell *c = &table[h->state][event];
+    if (c->action == TETHER__A_IMPOSSIBLE) {
+        impossible(h, event, c->why);
+        return;
+    }
+    if (c->action == TETHER__A_IGNORE)
+        return;
+    if (is_request(event))
+        note_request(h, event);
+    tether_supervisor *sup = h->sup;
+    switch (c->action) {
+    case TETHER__A_READY:
+        h->t_ready = tether_now_ns();
+        set_state(h, TETHER__ST_RUNNING, TETHER_NEVER);
+        tether__event_log(h, "ready", NULL);
+        break;
+    case TETHER__A_NOTE_READY:
+        if (!h->t_ready) {
+            h->t_ready = tether_now_ns();
+            tether__event_log(h, "ready", NULL);
+            pthread_cond_broadcast(&sup->cond);
+        }
+        break;
+    case TETHER__A_STOPPED:
+    case TETHER__A_STOPPED_STAY:
+        tether__chan_abort(h,
+                           h->said_kind == TETHER_OUTCOME_CANCELLED ? TETHER_ECANCELLED
+                                                                    : TETHER_ECLOSED,
+                           c->why);
+        if (c->action == TETHER__A_STOPPED)
+            set_state(h, TETHER__ST_EXITING, tether_now_ns() + tether__secs_ns(sup->to.hard_kill));
+        break;
+    case TETHER__A_LOST:
+        if (!h->lost_reason)
+            h->lost_reason = strdup(c->why);
+        /* fall through */
+    case TETHER__A_CLOSED_STAY:
+        tether__chan_abort(h, TETHER_ELOST, c->why);
+        if (c->action == TETHER__A_LOST)
+            set_state(h, TETHER__ST_EXITING, tether_now_ns() + tether__secs_ns(sup->to.hard_kill));
+        break;
+    case TETHER__A_PROTOCOL: {
+        const char *why = h->lost_reason ? h->lost_reason : c->why;
+        tether__chan_abort(h, TETHER_EPROTO, why);
+        begin_hard(h, event, why);
+        break;
+    }
+    case TETHER__A_REAPED:
+        tether__chan_drain(h);
+        finish(h, TETHER__ST_REAPED, reaped);
+        break;
+    case TETHER__A_SOFT: begin_soft(h, event); break;
+    case TETHER__A_NOTE: break; /* the request is noted above */
+    case TETHER__A_HARD: begin_hard(h, event, c->why); break;
+    case TETHER__A_ABANDON:
+        tether__try_reap(h);
+        if (!TETHER__IS_FINAL(h)) {
+            tether__event_log(h, "deadline-expired", c->why);
+            finish(h, TETHER__ST_ABANDONED, NULL);
+        }
+        break;
+    case TETHER__A_FORCE:
+        if (h->state != TETHER__ST_HARD) /* never leave one unkilled */
+            begin_hard(h, event, c->why);
+        tether__try_reap(h);
+        if (!TETHER__IS_FINAL(h))
+            finish(h, TETHER__ST_ABANDONED, NULL);
+        break;
+    default: impossible(h, event, "no such action"); break;
+    }
+}
+
+/* Program threads' requests wait here for the engine, in this order: a
+ * kill wins over a cancel posted with it (as if it came first). */
+static const int posted_order[] = {TETHER__EV_SEND_BROKEN, TETHER__EV_KILL,
+                                   TETHER__EV_OWNER_ABORT, TETHER__EV_CLOSE, TETHER__EV_CANCEL};
+
+void tether__post(tether_handle *h, int event)
+{
+    h->posted |= 1u << event;
+    tether__wake_engine(h->sup);
+}
+
+void tether__run_posted(tether_handle *h)
+{
+    for (size_t i = 0; h->posted && i < sizeof posted_order / sizeof posted_order[0]; i++) {
+        unsigned bit = 1u << posted_order[i];
+        if (h->posted & bit) {
+            h->posted &= ~bit;
+            tether__dispatch(h, posted_order[i], NULL);
+        }
+    }
+    h->posted = 0;
+}
+
+/* ---- the engine thread ------------------------------------------------------ */
+
+enum { FD_CHANNEL, FD_EXIT };
+
+/* Reap is polled on the timer, not on an exit fd: no exit fd (once the
+ * actor is past running), or the fd fired and reap said not yet. */
+static int reap_on_timer(const tether_handle *h)
+{
+    if (!h->child)
+        return 0;
+    if (h->exit_timer)
+        return 1;
+    return h->child->exit_fd < 0 && h->state != TETHER__ST_SPAWNING &&
+           h->state != TETHER__ST_RUNNING;
+}
+
+static void engine_round(tether_supervisor *sup, struct pollfd *pfd, tether_handle **who,
+                         int *kind, nfds_t n)
+{
+    /* requests first: they happened before anything this poll saw is handled */
+    for (tether_handle *h = sup->handles; h; h = h->next)
+        if (h->posted)
+            tether__run_posted(h);
+    for (nfds_t i = 1; i < n; i++) {
+        tether_handle *h = who[i];
+        if (!pfd[i].revents || TETHER__IS_FINAL(h))
+            continue;
+        if (kind[i] == FD_CHANNEL && !tether__chan_aborted(h) && h->ch.fd >= 0) {
+            if (pfd[i].revents & POLLOUT && h->ch.writer == TETHER__W_ENGINE)
+                tether__chan_flush(h);
+            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+                tether__chan_read(h);
+        } else if (kind[i] == FD_EXIT) {
+            tether__try_reap(h);
+            /* the exit fd stays readable: poll reap on the timer instead,
+             * or the engine would spin */
+            if (!TETHER__IS_FINAL(h))
+                h->exit_timer = 1;
+        }
+    }
+    int64_t now = tether_now_ns();
+    for (tether_handle *h = sup->handles; h; h = h->next) {
+        if (TETHER__IS_FINAL(h))
+            continue;
+        if (h->ch.cancel_wanted && h->ch.writer == TETHER__W_FREE && !tether__chan_aborted(h))
+            tether__chan_send_cancel(h);
+        if (reap_on_timer(h))
+            tether__try_reap(h);
+        if (!TETHER__IS_FINAL(h) && now >= h->deadline)
+            tether__dispatch(h, TETHER__EV_DEADLINE, NULL);
+    }
+}
+
+/* A long-lived supervisor frees what nobody holds any more: ended,
+ * released, and no thread inside it. (Only at the top of the loop, where
+ * who[] is about to be rebuilt, can the engine let go of a handle.) */
+static void sweep(tether_supervisor *sup)
+{
+    for (tether_handle **pp = &sup->handles; *pp;) {
+        tether_handle *h = *pp;
+        if (TETHER__IS_FINAL(h) && !h->user_ref && !h->ch.fd_users &&
+            h->ch.writer == TETHER__W_FREE && !h->ch.parked) {
+            *pp = h->next;
+            tether__free_handle(h);
+            sup->n_handles--;
+        } else {
+            pp = &h->next;
+        }
+    }
+}
+
+void *tether__engine_main(void *arg)
+{
+    tether_supervisor *sup = arg;
+    struct pollfd *pfd = NULL;
+    tether_handle **who = NULL;
+    int *kind = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&sup->lock);
+    while (!sup->stop) {
+        sweep(sup);
+        size_t need = 1 + 2 * (size_t)sup->n_handles;
+        if (need > cap) {
+            cap = need * 2;
+            struct pollfd *np = realloc(pfd, cap * sizeof *pfd);
+            if (np)
+                pfd = np;
+            tether_handle **nw = realloc(who, cap * sizeof *who);
+            if (nw)
+                who = nw;
+            int *nk = realloc(kind, cap * sizeof *kind);
+            if (nk)
+                kind = nk;
+            if (!np || !nw || !nk) {
+                cap = 0;
+                pthread_mutex_unlock(&sup->lock);
+                poll(NULL, 0, 10); /* out of memory: retry shortly */
+                pthread_mutex_lock(&sup->lock);
+                continue;
+            }
+        }
+        nfds_t n = 0;
+        pfd[n++] = (struct pollfd){.fd = sup->wake_fd, .events = POLLIN};
+        int64_t next = tether_now_ns() + TETHER_NS_PER_SEC; /* at least once a second */
+        int fast_poll = 0;
+        for (tether_handle *h = sup->handles; h; h = h->next) {
+            if (TETHER__IS_FINAL(h))
+                continue;
+            if (h->ch.fd >= 0 && !tether__chan_aborted(h)) {
+                int full = tether__chan_inbox_full(h), flushing = h->ch.writer == TETHER__W_ENGINE;
+                who[n] = h;
+                kind[n] = FD_CHANNEL;
+                /* with no events requested, a hang-up still wakes poll: it
+                 * is read (and ends) once the inbox drains */
+                pfd[n++] = (struct pollfd){.fd = full && !flushing ? -1 : h->ch.fd,
+                                           .events = (short)((full ? 0 : POLLIN) |
+                                                             (flushing ? POLLOUT : 0))};
+            }
+            if (h->child && h->child->exit_fd >= 0 && !h->exit_timer) {
+                who[n] = h;
+                kind[n] = FD_EXIT;
+                pfd[n++] = (struct pollfd){.fd = h->child->exit_fd, .events = POLLIN};
+            } else if (reap_on_timer(h)) {
+                fast_poll = 1;
+            }
+            if (h->deadline < next)
+                next = h->deadline;
+        }
+        pthread_mutex_unlock(&sup->lock);
+        int ms = tether__poll_ms(next);
+        if (fast_poll && ms > 2)
+            ms = 2;
+        /* Bounded: at most one second (see `next`), woken early by wake_fd. */
+        int r = poll(pfd, n, ms);
+        pthread_mutex_lock(&sup->lock);
+        if (r < 0) {
+            /* EINTR, or ENOMEM: no events, but the deadlines still run */
+            for (nfds_t i = 0; i < n; i++)
+                pfd[i].revents = 0;
+        }
+        if (pfd[0].revents) {
+            uint64_t v;
+            ssize_t rd = read(sup->wake_fd, &v, sizeof v);
+            (void)rd;
+        }
+        /* Handles are only freed by this thread (sweep) or by close after
+         * this thread is joined, so who[] stays valid across the unlocked poll. */
+        engine_round(sup, pfd, who, kind, n);
+    }
+    pthread_mutex_unlock(&sup->lock);
+    free(pfd);
+    free(who);
+    free(kind);
+    return NULL;
+}
