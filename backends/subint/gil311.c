@@ -18,15 +18,16 @@
  * taken it.
  *
  * A request must only be forwarded while its waiter waits: a holder told to
- * drop waits, without a time limit, for somebody to take the GIL. A request
- * can be stale: one we forwarded stays set when the holder leaves without
- * reading it (a thread state deleted with the GIL held), and forwarding that
- * once more stalled spawns for seconds (error.many-fail caught it). So a
- * request seen set is cleared the first time and forwarded only when it is
- * set again: only a waiter sets it (after each interval it waits in vain),
- * and with gil->mutex held a waiter that set it is still waiting (it clears
- * the request, under that mutex, when it gets the GIL). The price: a starved
- * waiter waits two switch intervals instead of one.
+ * drop waits, without a time limit, for somebody to take the GIL. Only a
+ * waiter sets its interpreter's request, after each interval it waited in
+ * vain, and it clears it (under gil->mutex, which we hold) when it gets the
+ * GIL: so a request seen set is a waiter still waiting, with one exception,
+ * our own. A request we forwarded stays set when the holder leaves without
+ * reading it (a thread state deleted with the GIL held); forwarding it on
+ * stalled spawns for seconds (error.many-fail caught it). So an interpreter
+ * we forwarded to is remembered until its request is read; if its request
+ * is still set once it no longer holds the GIL, it is cleared instead of
+ * forwarded (a real waiter there sets it again an interval later).
  *
  * This is the only file of tether built with Py_BUILD_CORE: it reads
  * CPython 3.11's internal structures, from the headers of the very Python it
@@ -46,24 +47,24 @@
 
 #include "subint.h"
 
-/* Interpreters whose request we cleared once (by id: ids are never reused).
- * Only the monitor thread touches this (one at a time, handed over under
- * the backend's g_lock). */
-#define ARMED_MAX 64
-static int64_t armed[ARMED_MAX];
-static int narmed;
+/* Interpreters we forwarded a request to whose request may still be set
+ * (by id: ids are never reused). Only the monitor thread touches this (one
+ * monitor at a time, handed over under the backend's g_lock). */
+#define FWD_MAX 64
+static int64_t fwd[FWD_MAX];
+static int nfwd;
 
-static int armed_find(int64_t id)
+static int fwd_find(int64_t id)
 {
-    for (int i = 0; i < narmed; i++)
-        if (armed[i] == id)
+    for (int i = 0; i < nfwd; i++)
+        if (fwd[i] == id)
             return i;
     return -1;
 }
 
-static void armed_drop(int i)
+static void fwd_drop(int i)
 {
-    armed[i] = armed[--narmed];
+    fwd[i] = fwd[--nfwd];
 }
 
 int subint_gil_forward(void)
@@ -80,48 +81,49 @@ int subint_gil_forward(void)
          * locked, last_holder is the holder, and its thread state cannot be
          * freed (a thread state is freed only after its thread dropped the
          * GIL, which needs this mutex). */
-        if (_Py_atomic_load_relaxed(&gil->locked) > 0) {
-            PyThreadState *holder = (PyThreadState *)_Py_atomic_load_relaxed(&gil->last_holder);
-            PyInterpreterState *h = holder ? holder->interp : NULL;
-            int starved = 0;
-            for (PyInterpreterState *i = rt->interpreters.head; i && h; i = i->next) {
-                if (i == h || !_Py_atomic_load_relaxed(&i->ceval.gil_drop_request))
-                    continue;
-                int k = armed_find(i->id);
-                if (k >= 0) {
-                    /* set again after we cleared it: only a waiter sets it,
-                     * and it is waiting now (it clears it, under the mutex
-                     * we hold, when it gets the GIL) */
-                    starved = 1;
-                    armed_drop(k);
-                } else if (narmed < ARMED_MAX) {
-                    /* First sight: it may be stale (a request we forwarded
-                     * to an interpreter whose holder then left without
-                     * reading it). Forwarding a stale one would make the
-                     * holder wait for a switch nobody makes: clear it. A
-                     * real waiter sets it again after its next interval. */
-                    _Py_atomic_store_relaxed(&i->ceval.gil_drop_request, 0);
-                    armed[narmed++] = i->id;
-                }
+        PyThreadState *holder = NULL;
+        if (_Py_atomic_load_relaxed(&gil->locked) > 0)
+            holder = (PyThreadState *)_Py_atomic_load_relaxed(&gil->last_holder);
+        PyInterpreterState *h = holder ? holder->interp : NULL;
+        int starved = 0;
+        for (PyInterpreterState *i = rt->interpreters.head; i; i = i->next) {
+            int set = _Py_atomic_load_relaxed(&i->ceval.gil_drop_request) != 0;
+            int k = fwd_find(i->id);
+            if (k >= 0 && !set)
+                fwd_drop(k); /* our forwarded request was read */
+            if (!set || i == h)
+                continue;
+            if (k >= 0) {
+                /* Maybe ours, left unread by a holder that went away (a
+                 * thread state deleted with the GIL held): clear it. If a
+                 * waiter of that interpreter set it too, it sets it again
+                 * after its next interval, and then it is forwarded. */
+                _Py_atomic_store_relaxed(&i->ceval.gil_drop_request, 0);
+                fwd_drop(k);
+                continue;
             }
-            if (starved) {
-                int k = armed_find(h->id);
-                if (k >= 0)
-                    armed_drop(k); /* ours now: a later sight is "first" */
-                _Py_atomic_store_relaxed(&h->ceval.gil_drop_request, 1);
-                _Py_atomic_store_relaxed(&h->ceval.eval_breaker, 1);
-                forwarded = 1;
-            }
-            /* forget interpreters that are gone */
-            for (int k = 0; k < narmed;) {
-                PyInterpreterState *i = rt->interpreters.head;
-                while (i && i->id != armed[k])
-                    i = i->next;
-                if (i)
-                    k++;
-                else
-                    armed_drop(k);
-            }
+            /* Only a waiter sets it, and with gil->mutex held a waiter that
+             * set it is still waiting (it clears it, under this mutex, when
+             * it gets the GIL). */
+            starved = 1;
+        }
+        if (h && starved && !_Py_atomic_load_relaxed(&h->ceval.gil_drop_request) &&
+            (fwd_find(h->id) >= 0 || nfwd < FWD_MAX)) {
+            if (fwd_find(h->id) < 0)
+                fwd[nfwd++] = h->id;
+            _Py_atomic_store_relaxed(&h->ceval.gil_drop_request, 1);
+            _Py_atomic_store_relaxed(&h->ceval.eval_breaker, 1);
+            forwarded = 1;
+        }
+        /* forget interpreters that are gone */
+        for (int k = 0; k < nfwd;) {
+            PyInterpreterState *i = rt->interpreters.head;
+            while (i && i->id != fwd[k])
+                i = i->next;
+            if (i)
+                k++;
+            else
+                fwd_drop(k);
         }
         pthread_mutex_unlock(&gil->mutex);
     }

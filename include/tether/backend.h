@@ -67,7 +67,10 @@ struct tether_actor; /* the actor side of a channel (tether/actor.h) */
 
 /* The clock of every deadline in this header: CLOCK_MONOTONIC in
  * nanoseconds, the same clock as tether_now_ns() (usable without linking
- * libtether). */
+ * libtether). These helpers need POSIX clocks: they are declared only where
+ * <time.h> offers CLOCK_MONOTONIC (glibc: not under a strict -std=c11
+ * without _POSIX_C_SOURCE >= 199309L; use -std=gnu11 or define it). */
+#ifdef CLOCK_MONOTONIC
 static inline int64_t tether_backend_now_ns(void)
 {
     struct timespec ts;
@@ -88,6 +91,7 @@ static inline int tether_backend_poll_ms(int64_t deadline_ns)
         return INT_MAX;
     return (int)((left + 999999) / 1000000);
 }
+#endif /* CLOCK_MONOTONIC */
 
 /* What the core hands to open(). Valid until close() returns. */
 struct tether_options {
