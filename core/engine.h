@@ -210,6 +210,7 @@ struct tether_supervisor {
     int stop;
     int closing;  /* close has begun: no new spawn */
     int spawning; /* backend spawn() calls in progress (made without the lock) */
+    struct tether__parked *spawns; /* the threads making them, for the dump */
     int closed;
     struct tether_timeouts to;
     uint64_t max_frame;

@@ -338,16 +338,23 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
         return tether_error_set(err, TETHER_ESTATE, "supervisor is closing");
     }
     sup->spawning++;
+    struct tether__parked sp = {.what = target, .since = tether_now_ns(), .next = sup->spawns};
+    sup->spawns = &sp;
     pthread_mutex_unlock(&sup->lock);
     /* Without the supervisor's lock: a backend's spawn may take a moment (a
      * fork of a large process), and nothing else must wait for it. It is
-     * bounded by the spawn deadline by contract. It is not bracketed for
-     * the dump (sup->in_call belongs to the lock holder); the dump counts
-     * spawns in progress instead. */
+     * bounded by the spawn deadline by contract. Not bracketed with
+     * TETHER__BACKEND_CALL (sup->in_call belongs to the lock holder: the
+     * engine's reap would race it); the dump lists sup->spawns instead. */
     struct tether_child *child = NULL;
     int rc = sup->plugin->vt->spawn(sup->bstate, &spec, &child, &berr);
     pthread_mutex_lock(&sup->lock);
     sup->spawning--;
+    for (struct tether__parked **pp = &sup->spawns; *pp; pp = &(*pp)->next)
+        if (*pp == &sp) {
+            *pp = sp.next;
+            break;
+        }
     pthread_cond_broadcast(&sup->cond);
     if (rc) {
         pthread_mutex_unlock(&sup->lock);
@@ -622,8 +629,9 @@ void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
     if (sup->abandoned && sup->plugin->vt->abandoned_count)
         fprintf(fp, " (%u still running)", still_running(sup));
     fputc('\n', fp);
-    if (sup->spawning)
-        fprintf(fp, "== %d backend spawn() call(s) in progress\n", sup->spawning);
+    for (struct tether__parked *p = sup->spawns; p; p = p->next)
+        fprintf(fp, "== a program thread is inside the backend's spawn() for %.3fs (%s)\n",
+                (now - p->since) / 1e9, p->what);
     if (sup->impossible || sup->backend_errors)
         fprintf(fp, "== %u impossible teardown event(s) (a bug), %u backend error(s)\n",
                 sup->impossible, sup->backend_errors);
