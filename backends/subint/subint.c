@@ -70,6 +70,7 @@
 
 #include <tether/backend.h>
 
+#include "../inproc.h"
 #include "subint.h"
 
 /* The host members this backend calls (appended after `log`). */
@@ -662,20 +663,14 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
                    struct tether_error *err)
 {
     struct sstate *st = state;
-    struct schild *c = calloc(1, sizeof *c);
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!c || efd < 0 || !(c->target = strdup(spec->target))) {
-        snprintf(err->msg, sizeof err->msg, "cannot allocate an actor: %s", strerror(errno));
-        if (efd >= 0)
-            close(efd);
-        free(c);
-        close(spec->channel_fd);
-        return err->code = TETHER_ENOMEM;
-    }
+    char *target;
+    struct schild *c = inproc_child_new(sizeof *c, spec, &target, err);
+    if (!c)
+        return TETHER_ENOMEM;
+    c->target = target;
     c->st = st;
     c->host = st->host;
     c->actor_id = spec->actor_id;
-    c->pub.exit_fd = efd;
     c->channel_fd = spec->channel_fd;
     pthread_mutex_init(&c->m, NULL);
     pthread_condattr_t ca;
@@ -736,22 +731,9 @@ static int s_abort_channels(struct tether_child *child)
 static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct schild *c = (struct schild *)child;
-    if (!atomic_load(&c->done)) {
-        int64_t left = deadline_ns - now_ns();
-        if (left > 0) {
-            struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
-            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by the deadline */
-        }
-        if (!atomic_load(&c->done))
-            return TETHER_ETIMEDOUT;
-    }
-    if (!c->joined) {
-        /* `done` is set in the driver's last act, but thread exit still
-         * runs TLS destructors: never wait for them here (the core polls). */
-        if (pthread_tryjoin_np(c->thread, NULL) != 0)
-            return TETHER_ETIMEDOUT;
-        c->joined = 1;
-    }
+    int rc = inproc_reap_thread(&c->done, c->pub.exit_fd, c->thread, &c->joined, deadline_ns);
+    if (rc)
+        return rc;
     memset(out, 0, sizeof *out);
     if (atomic_load(&c->hard_killed)) {
         out->kind = TETHER_OUTCOME_KILLED;

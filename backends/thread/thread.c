@@ -24,6 +24,8 @@
 
 #include <tether/backend.h>
 
+#include "../inproc.h"
+
 struct tstate {
     const struct tether_backend_host *host;
     atomic_uint abandoned_running;
@@ -149,18 +151,12 @@ static int t_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
                    struct tether_error *err)
 {
     struct tstate *st = state;
-    struct tchild *c = calloc(1, sizeof *c);
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!c || efd < 0 || !(c->target = strdup(spec->target))) {
-        snprintf(err->msg, sizeof err->msg, "cannot allocate an actor: %s", strerror(errno));
-        if (efd >= 0)
-            close(efd);
-        free(c);
-        close(spec->channel_fd);
+    char *target;
+    struct tchild *c = inproc_child_new(sizeof *c, spec, &target, err);
+    if (!c)
         return TETHER_ENOMEM;
-    }
+    c->target = target;
     c->st = st;
-    c->pub.exit_fd = efd;
     c->channel_fd = spec->channel_fd;
     atomic_init(&c->refs, 2);
     atomic_fetch_add(&st->live, 1);
@@ -206,24 +202,9 @@ static int t_abort_channels(struct tether_child *child)
 static int t_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct tchild *c = (struct tchild *)child;
-    if (!atomic_load(&c->done)) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-        if (left > 0) {
-            struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
-            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by the deadline */
-        }
-        if (!atomic_load(&c->done))
-            return TETHER_ETIMEDOUT;
-    }
-    if (!c->joined) {
-        /* `done` is set in the thread's last act, but thread exit still runs
-         * TLS destructors (actor code): never wait for them here. */
-        if (pthread_tryjoin_np(c->thread, NULL) != 0)
-            return TETHER_ETIMEDOUT; /* the core polls again */
-        c->joined = 1;
-    }
+    int rc = inproc_reap_thread(&c->done, c->pub.exit_fd, c->thread, &c->joined, deadline_ns);
+    if (rc)
+        return rc;
     memset(out, 0, sizeof *out);
     if (c->cancelled) {
         out->kind = TETHER_OUTCOME_KILLED;
