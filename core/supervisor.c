@@ -413,6 +413,12 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
         o->kind = h->stopped_kind;
         o->code = h->stopped_code;
         msg = h->stopped_text;
+        /* what the backend's teardown adds (backend.h, reap) */
+        if (bo && bo->kind == TETHER_OUTCOME_EXITED && bo->message) {
+            snprintf(lostbuf, sizeof lostbuf, "%s%s%s", msg ? msg : "", msg ? "; " : "",
+                     bo->message);
+            msg = lostbuf;
+        }
     } else if (bo && h->owner_aborted && !h->hard_killed && bo->kind == TETHER_OUTCOME_EXITED) {
         /* it saw end of stream and stopped by itself, as it should */
         o->kind = TETHER_OUTCOME_CANCELLED;
@@ -1559,6 +1565,14 @@ const char *tether_supervisor_failure(tether_supervisor *sup)
 const char *tether_supervisor_backend(tether_supervisor *sup)
 {
     return sup->backend_name;
+}
+
+const char *tether_supervisor_backend_detail(tether_supervisor *sup)
+{
+    const struct tether_backend *vt = sup->plugin->vt;
+    if (vt->size < offsetof(struct tether_backend, detail) + sizeof vt->detail || !vt->detail)
+        return NULL;
+    return vt->detail(sup->bstate);
 }
 
 const struct tether_timeouts *tether_supervisor_timeouts(tether_supervisor *sup)
