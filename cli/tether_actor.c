@@ -19,9 +19,17 @@
 
 #include <tether/actor.h>
 
+/* cgroup containment: the actor's cgroup.kill (from --cgroup) */
+static char cgroup_kill[4096];
+
 static void on_parent_death(int sig)
 {
     (void)sig;
+    if (cgroup_kill[0]) { /* every process of the actor's cgroup, escaped ones too */
+        int fd = open(cgroup_kill, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && write(fd, "1", 1) == 1)
+            close(fd);
+    }
     kill(0, SIGKILL);
 }
 
@@ -36,7 +44,7 @@ static void orphan_exit(pid_t parent, int orphaned)
     for (int i = 0; i < 50 && getppid() == parent; i++)
         usleep(1000);
     if (getppid() != parent)
-        kill(0, SIGKILL);
+        on_parent_death(0);
 }
 
 int main(int argc, char **argv)
@@ -61,6 +69,11 @@ int main(int argc, char **argv)
             return 125; /* never run the actor uncontained */
         }
         close(cg);
+        size_t n = strlen(cgroup); /* ".../cgroup.procs" -> ".../cgroup.kill" */
+        if (n > 5 && n < sizeof cgroup_kill) {
+            memcpy(cgroup_kill, cgroup, n - 5);
+            memcpy(cgroup_kill + n - 5, "kill", 5);
+        }
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -68,7 +81,7 @@ int main(int argc, char **argv)
     sigaction(SIGRTMIN + 3, &sa, NULL);
     prctl(PR_SET_PDEATHSIG, SIGRTMIN + 3);
     if (getppid() != parent)
-        kill(0, SIGKILL);
+        on_parent_death(0);
     int orphaned = 0;
     int status = tether_actor_main(fd, argv[5], &orphaned);
     orphan_exit(parent, orphaned);

@@ -273,9 +273,18 @@ static int cgroup_populated(const char *dir)
 
 /* ---- in the child ------------------------------------------------------------- */
 
+/* cgroup containment: the actor's cgroup.kill, for the parent-death
+ * handler (set in the child before the actor runs) */
+static char death_cgroup_kill[4096];
+
 static void on_parent_death(int sig)
 {
     (void)sig;
+    if (death_cgroup_kill[0]) { /* every process of the actor's cgroup, escaped ones too */
+        int fd = open(death_cgroup_kill, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && write(fd, "1", 1) == 1)
+            close(fd);
+    }
     kill(0, SIGKILL); /* the whole group: the actor and its grandchildren */
 }
 
@@ -284,11 +293,18 @@ static void on_parent_death(int sig)
  * channel. `parent` is the parent's pid as the child sees it (0 in a PID
  * namespace of its own). Async-signal-safe calls only (we are in a fork of
  * a threaded process). */
-static void child_setup(pid_t parent, int channel_fd, int cg_fd)
+static void child_setup(pid_t parent, int channel_fd, int cg_fd, const char *cg_procs)
 {
     setpgid(0, 0);
     if (cg_fd >= 0 && write(cg_fd, "0", 1) != 1)
         _exit(CONTAIN_FAILED); /* never run the actor uncontained */
+    if (cg_fd >= 0) { /* ".../cgroup.procs" -> ".../cgroup.kill" */
+        size_t n = strlen(cg_procs);
+        if (n > 5 && n < sizeof death_cgroup_kill) {
+            memcpy(death_cgroup_kill, cg_procs, n - 5);
+            memcpy(death_cgroup_kill + n - 5, "kill", 5);
+        }
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     for (int sig = 1; sig < NSIG; sig++)
@@ -301,7 +317,7 @@ static void child_setup(pid_t parent, int channel_fd, int cg_fd)
     sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL);
     if (getppid() != parent) /* the parent died before prctl */
-        kill(0, SIGKILL);
+        on_parent_death(0);
     /* keep it close-on-exec: a program the actor runs must not get it */
     if (channel_fd != CHANNEL_FD)
         dup3(channel_fd, CHANNEL_FD, O_CLOEXEC);
@@ -387,7 +403,7 @@ static pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
         return -1;
     }
     if (pid == 0) {
-        child_setup(parent, spec->channel_fd, r->cg_fd);
+        child_setup(parent, spec->channel_fd, r->cg_fd, r->cg_procs);
         volatile int flag = 0;
         int status = st->host->run_c_actor(CHANNEL_FD, spec->target, &flag);
         if (flag == 2) {
@@ -399,7 +415,7 @@ static pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
             for (int i = 0; i < 50 && getppid() == parent; i++)
                 usleep(1000);
             if (getppid() != parent)
-                kill(0, SIGKILL);
+                on_parent_death(0);
         }
         _exit(status & 0xff); /* not exit(): the parent's atexit handlers are not ours */
     }
@@ -722,12 +738,46 @@ static int cgroup_self_dir(char *out, size_t n, char *why, size_t wn)
     return 0;
 }
 
+/* Remove the (empty) tether.PID.N directories of supervising processes
+ * that died without closing (SIGKILL): their actors' cgroups were killed
+ * by the actors' parent-death handlers. */
+static void cgroup_remove_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = 0;
+        if (sscanf(e->d_name, "tether.%d.", &pid) != 1 || pid <= 0 ||
+            (kill(pid, 0) == 0 || errno != ESRCH))
+            continue;
+        char base[8400];
+        snprintf(base, sizeof base, "%.4000s/%.200s", dir, e->d_name);
+        DIR *sub = opendir(base);
+        struct dirent *a;
+        while (sub && (a = readdir(sub))) {
+            char leaf[8700];
+            snprintf(leaf, sizeof leaf, "%s/%.200s", base, a->d_name);
+            if (a->d_name[0] == 'a' && rmdir(leaf) && errno == EBUSY) {
+                cgroup_write(leaf, "cgroup.kill", "1"); /* still populated: finish the job */
+                rmdir(leaf);
+            }
+        }
+        if (sub)
+            closedir(sub);
+        rmdir(base);
+    }
+    closedir(d);
+}
+
 /* Make the tether-owned cgroup directory, or say why not. */
 static int probe_cgroup(struct fstate *st, char *why, size_t wn)
 {
     char dir[8192];
     if (cgroup_self_dir(dir, sizeof dir, why, wn))
         return -1;
+    cgroup_remove_stale(dir);
     static unsigned seq;
     char base[8400];
     snprintf(base, sizeof base, "%s/tether.%d.%u", dir, (int)getpid(),
