@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -133,9 +134,12 @@ struct fchild {
     struct tether_child pub; /* exit_fd = pidfd of the actor (subreaper: of the keeper) */
     struct fstate *st;
     pid_t pid;       /* the actor */
-    pid_t keeper;    /* pidns: init; subreaper: keeper; else 0 */
-    int keeper_fd;   /* pidfd of the keeper (pidns) or of the actor (subreaper), or -1 */
-    int report_fd;   /* subreaper: the keeper's report pipe, or -1 */
+    pid_t keeper;    /* pidns: the namespace's init; subreaper: the keeper; else 0 */
+    int keeper_fd;   /* pidfd of the keeper (our child), or -1 */
+    int actor_fd;    /* pidfd of the actor when it is the keeper's child, or -1 */
+    int report_fd;   /* the keeper's report pipe (pidns: also exit_fd), or -1 */
+    int have_status; /* pidns: the init reported the actor's wait status */
+    int status;
     char *cg;        /* cgroup: the actor's directory */
     int reaped;
     int killed;
@@ -324,36 +328,6 @@ static void child_setup(pid_t parent, int channel_fd, int cg_fd, const char *cg_
     syscall(SYS_close_range, CHANNEL_FD + 1, ~0U, 0);
 }
 
-/* PID 1 of an actor's namespace. Every signal ignored: SIGCHLD ignored
- * makes the kernel reap whatever reparents here, and nothing inside can
- * signal it (SIGKILL from this namespace still can). Dies with the spawner
- * thread (parent-death SIGKILL), or when this process is gone (its pidfd
- * polls readable: covers the race before prctl). Async-signal-safe only. */
-static void init_main(int self_pidfd) __attribute__((noreturn));
-static void init_main(int self_pidfd)
-{
-    setpgid(0, 0); /* terminal signals to the host's group are not for it */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_IGN;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (self_pidfd > 0)
-        syscall(SYS_close_range, 0, self_pidfd - 1, 0);
-    syscall(SYS_close_range, self_pidfd + 1, ~0U, 0);
-    struct pollfd p = {.fd = self_pidfd, .events = POLLIN};
-    /* The namespace's lifetime: ends when the supervising process is gone
-     * (or at our SIGKILL, which needs no wait). */
-    for (;;)
-        if (poll(&p, 1, -1) > 0)
-            _exit(0);
-}
-
 /* ---- starting the actor process ------------------------------------------------ */
 
 /* Start the actor: fork (fork mode) or vfork + exec of the helper. `parent`
@@ -529,6 +503,87 @@ static void keeper_main(struct fstate *st, struct request *r, int wr)
     _exit(128 + sig);
 }
 
+/* The first of our children in /proc/thread-self/children (/proc's pid
+ * numbers: the supervisor's view), or -1. */
+static pid_t first_child(void)
+{
+    char buf[64];
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got <= 0)
+        return -1;
+    buf[got] = '\0';
+    return (pid_t)atoi(buf);
+}
+
+/* PID 1 of an actor's namespace: starts the actor as its own child,
+ * reports its pid (as the supervisor sees it), reaps it and whatever
+ * reparents here, and reports the actor's wait status when it ends. Its
+ * own death (our SIGKILL at teardown, or the parent-death SIGKILL when the
+ * spawner thread dies) makes the kernel kill every process inside; it
+ * also ends when it sees this process gone (its pidfd polls readable:
+ * covers the race before prctl). As PID 1 it gets no signal it has no
+ * handler for from inside; all are ignored but SIGCHLD (blocked, read
+ * through a signalfd). The actor being its child, not ours, nothing in the
+ * namespace ever waits for a reaper outside it. */
+static void init_main(struct fstate *st, struct request *r, int wr) __attribute__((noreturn));
+static void init_main(struct fstate *st, struct request *r, int wr)
+{
+    setpgid(0, 0); /* terminal signals to the host's group are not for it */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
+            sigaction(sig, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &chld, NULL); /* the actor resets its own mask */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd p[2] = {{.fd = st->self_pidfd, .events = POLLIN},
+                          {.fd = signalfd(-1, &chld, SFD_CLOEXEC), .events = POLLIN}};
+    if (poll(p, 1, 0) > 0) /* this process died before prctl */
+        _exit(CONTAIN_FAILED);
+    pid_t a = start_actor(st, r, 1);
+    int32_t v = a > 0 ? (int32_t)first_child() : -(int32_t)(r->err ? r->err : ESRCH);
+    if (a > 0 && v <= 0)
+        v = -ESRCH;
+    ssize_t w = write(wr, &v, sizeof v);
+    if (a <= 0 || v <= 0)
+        _exit(CONTAIN_FAILED);
+    /* keep the pipe, the pidfd and the signalfd only */
+    for (int fd = 0; fd < 1024; fd++)
+        if (fd != wr && fd != p[0].fd && fd != p[1].fd)
+            close(fd);
+    syscall(SYS_close_range, 1024, ~0U, 0);
+    int reported = 0;
+    /* The namespace's lifetime: ends at our SIGKILL (no wait needed), or
+     * when the supervising process is gone. */
+    for (;;) {
+        int status;
+        pid_t q;
+        while ((q = waitpid(-1, &status, WNOHANG)) > 0)
+            if (q == a && !reported) {
+                int32_t s32 = status;
+                w = write(wr, &s32, sizeof s32);
+                reported = 1;
+            }
+        if (poll(p, 2, -1) > 0) {
+            if (p[0].revents)
+                _exit(0);
+            struct signalfd_siginfo si;
+            if (p[1].revents)
+                w = read(p[1].fd, &si, sizeof si);
+        }
+        (void)w;
+    }
+}
+
 /* ---- the spawner thread ----------------------------------------------------------- */
 
 /* Reap a child we just SIGKILLed, waiting at most 1 s (a process stuck in
@@ -545,32 +600,38 @@ static pid_t do_spawn(struct fstate *st, struct request *r)
     r->err = 0;
     switch (st->contain) {
     case CT_PIDNS: {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC)) {
+            r->err = errno;
+            r->what = "pipe";
+            return -1;
+        }
         if (unshare(CLONE_NEWPID)) {
             r->err = errno;
             r->what = "unshare(CLONE_NEWPID)";
+            close(p[0]);
+            close(p[1]);
             return -1;
         }
-        /* the first child is PID 1 of the new namespace; the next ones join it */
+        /* the first child is PID 1 of the new namespace */
         pid_t init = fork();
-        if (init == 0)
-            init_main(st->self_pidfd);
-        pid_t pid = -1;
-        if (init < 0) {
-            r->err = errno;
-            r->what = "fork (namespace init)";
-        } else {
-            pid = start_actor(st, r, 0); /* its parent is outside: getppid() reads 0 */
+        if (init == 0) {
+            close(p[0]);
+            init_main(st, r, p[1]);
         }
+        int e = errno;
+        close(p[1]);
         /* back to our own namespace for the next spawn */
         if (setns(st->own_ns_fd, CLONE_NEWPID))
             st->host->log("fork", "setns back to the own PID namespace: %s", strerror(errno));
-        if (pid < 0 && init > 0) {
-            kill(init, SIGKILL);
-            reap_killed(init);
-        } else if (pid > 0) {
-            r->keeper = init;
+        if (init < 0) {
+            r->err = e;
+            r->what = "fork (namespace init)";
+            close(p[0]);
+            return -1;
         }
-        return pid;
+        r->keeper_rd = p[0];
+        return init;
     }
     case CT_SUBREAPER: {
         int p[2];
@@ -1123,14 +1184,12 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     c->st = st;
     c->pid = r.pid;
     c->keeper_fd = -1;
+    c->actor_fd = -1;
     c->report_fd = -1;
     c->pub.exit_fd = pidfd;
-    if (r.keeper > 0) { /* pidns: the namespace's init */
-        c->keeper = r.keeper;
-        c->keeper_fd = (int)syscall(SYS_pidfd_open, r.keeper, 0);
-    }
-    if (st->contain == CT_SUBREAPER) {
-        /* the keeper reports the actor's pid first (at once, after a fork) */
+    if (r.keeper_rd >= 0) {
+        /* a keeper (pidns init, subreaper) reports the actor's pid first
+         * (at once, after a fork) */
         int32_t v = 0;
         struct pollfd p = {.fd = r.keeper_rd, .events = POLLIN};
         int64_t left = spec->spawn_deadline_ns - mono_ns();
@@ -1141,16 +1200,22 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
             int e = got ? -v : ETIMEDOUT;
             free(c);
             close(pidfd);
-            r.keeper = 0;
             undo_spawn(st, &r, NULL);
-            return set_error(err, TETHER_ESPAWN, "containment subreaper: the keeper %s: %s",
+            return set_error(err, TETHER_ESPAWN, "containment %s: the %s %s: %s",
+                             contain_names[st->contain],
+                             st->contain == CT_PIDNS ? "namespace init" : "keeper",
                              got ? "could not start the actor" : "did not report the actor",
                              strerror(e));
         }
         c->keeper = r.pid;
+        c->keeper_fd = pidfd;
         c->pid = (pid_t)v;
         c->report_fd = r.keeper_rd;
-        c->keeper_fd = (int)syscall(SYS_pidfd_open, c->pid, 0); /* the actor: signals never hit a recycled pid */
+        /* the actor, for signals that never hit a recycled pid */
+        c->actor_fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+        /* pidns: the report (the actor's status, or end of file when the
+         * init is gone) says the actor ended; subreaper: the keeper's end */
+        c->pub.exit_fd = st->contain == CT_PIDNS ? r.keeper_rd : pidfd;
     }
     if (have_cg)
         c->cg = strdup(cg);
@@ -1169,18 +1234,20 @@ static int f_soft_cancel(struct tether_child *child)
 
 /* Count what the containment holds besides the actor, once (before the
  * kill that ends it). Reads /proc or the cgroup: no wait. */
-static void count_descendants(struct fchild *c, int actor_alive)
+static void count_descendants(struct fchild *c)
 {
     if (c->counted)
         return;
     int n = -1;
     switch (c->st->contain) {
-    case CT_PIDNS: {
-        int a = actor_alive ? count_tree(c->pid) : 0;
-        int i = c->keeper > 0 ? count_tree(c->keeper) : 0;
-        n = (a < 0 || i < 0) ? -1 : a + i;
+    case CT_PIDNS: /* everything under the init but the actor */
+        n = c->keeper > 0 ? count_tree(c->keeper) : -1;
+        if (n > 0 && c->actor_fd >= 0) {
+            struct pollfd p = {.fd = c->actor_fd, .events = POLLIN};
+            if (poll(&p, 1, 0) == 0) /* still running (or not yet reaped by the init) */
+                n--;
+        }
         break;
-    }
     case CT_CGROUP: n = c->cg ? cgroup_count(c->cg, c->pid) : -1; break;
     default: return; /* subreaper: the keeper reports; group: unknown */
     }
@@ -1194,30 +1261,30 @@ static int f_hard_kill(struct tether_child *child)
     if (c->reaped || c->a_reaped)
         return 0; /* ended (the rest of its containment is being swept) */
     c->killed = 1;
+    int actor_fd = c->actor_fd >= 0 ? c->actor_fd : c->pub.exit_fd;
     switch (c->st->contain) {
     case CT_PIDNS:
-        count_descendants(c, 1);
+        count_descendants(c);
         if (c->keeper_fd >= 0) /* the init: the kernel kills the whole namespace */
             pidfd_signal(c->keeper_fd, SIGKILL);
         break;
     case CT_CGROUP:
-        count_descendants(c, 1);
+        count_descendants(c);
         if (c->cg)
             cgroup_write(c->cg, "cgroup.kill", "1");
         break;
     case CT_SUBREAPER:
-        /* the keeper kills the actor and sweeps; the actor now as well */
-        pidfd_signal(c->pub.exit_fd, SIGTERM);
-        kill(-c->pid, SIGKILL);
+        /* the keeper kills the actor too, sweeps, and ends as the actor did */
         if (c->keeper_fd >= 0)
-            pidfd_signal(c->keeper_fd, SIGKILL);
-        return 0;
+            pidfd_signal(c->keeper_fd, SIGTERM);
+        break;
     default: break;
     }
     /* the group first (grandchildren), then the actor through its pidfd,
      * which cannot hit a recycled pid */
     kill(-c->pid, SIGKILL);
-    pidfd_signal(c->pub.exit_fd, SIGKILL);
+    if (actor_fd >= 0)
+        pidfd_signal(actor_fd, SIGKILL);
     return 0;
 }
 
@@ -1235,44 +1302,45 @@ static const char *signame(int sig)
     return s ? s : "?";
 }
 
-/* The actor has ended (a zombie: its pid and group id cannot be reused
- * until it is reaped). Kill whatever its containment still holds, once.
- * Then collect the actor (a namespace's init finishes its own exit only
- * once every process inside is reaped, the actor included), and return 1
- * when the containment is empty, 0 while it is still emptying (reap is
- * asked again). */
+/* The actor has ended (exit_fd readable). Kill whatever its containment
+ * still holds, once; collect our child (the actor, or its keeper), and
+ * return 1 when the containment is empty, 0 while it is still emptying
+ * (reap is asked again). */
 static int sweep_containment(struct fchild *c)
 {
     struct fstate *st = c->st;
     if (!c->swept) {
-        kill(-c->pid, SIGKILL); /* whatever is left of its group */
+        if (st->contain == CT_PIDNS && c->report_fd >= 0) {
+            int32_t v;
+            if (read(c->report_fd, &v, sizeof v) == (ssize_t)sizeof v) {
+                c->status = v;
+                c->have_status = 1;
+            }
+        }
+        if (!c->a_reaped) /* still a zombie: its pid and group id are not reused yet */
+            kill(-c->pid, SIGKILL); /* whatever is left of its group */
         if (st->contain == CT_PIDNS || st->contain == CT_CGROUP)
-            count_descendants(c, 0);
+            count_descendants(c);
         if (st->contain == CT_PIDNS && c->keeper_fd >= 0)
             pidfd_signal(c->keeper_fd, SIGKILL);
         if (st->contain == CT_CGROUP && c->cg)
             cgroup_write(c->cg, "cgroup.kill", "1");
         c->swept = 1;
     }
+    /* our child: the actor, or its keeper (pidns init, subreaper keeper) */
+    int child_fd = c->keeper_fd >= 0 ? c->keeper_fd : c->pub.exit_fd;
     if (!c->a_reaped) {
+        if (st->contain == CT_PIDNS) {
+            /* the init ends once every process inside has: give it a moment */
+            struct pollfd p = {.fd = child_fd, .events = POLLIN};
+            if (poll(&p, 1, 1) <= 0) /* bounded: 1 ms, then reap is asked again */
+                return 0;
+        }
         memset(&c->si, 0, sizeof c->si);
-        if (waitid((idtype_t)P_PIDFD, (id_t)c->pub.exit_fd, &c->si, WEXITED | WNOHANG) != 0 ||
+        if (waitid((idtype_t)P_PIDFD, (id_t)child_fd, &c->si, WEXITED | WNOHANG) != 0 ||
             c->si.si_pid == 0)
             return 0;
         c->a_reaped = 1;
-    }
-    if (st->contain == CT_PIDNS && c->keeper_fd >= 0) {
-        /* the init ends once every process inside has: give it a moment */
-        struct pollfd p = {.fd = c->keeper_fd, .events = POLLIN};
-        if (poll(&p, 1, 1) <= 0) /* bounded: 1 ms, then reap is asked again */
-            return 0;
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        if (waitid((idtype_t)P_PIDFD, (id_t)c->keeper_fd, &si, WEXITED | WNOHANG) != 0 ||
-            si.si_pid == 0)
-            return 0;
-        close(c->keeper_fd);
-        c->keeper_fd = -1;
     }
     if (st->contain == CT_CGROUP && c->cg && cgroup_populated(c->cg))
         return 0;
@@ -1287,11 +1355,10 @@ static int f_reap(struct tether_child *child, int64_t deadline_ns, struct tether
         reap_late(st);
     int64_t left = deadline_ns - mono_ns();
     struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
-    if (!c->a_reaped && poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0) <= 0)
+    if (!c->swept && poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0) <= 0)
         return TETHER_ETIMEDOUT; /* bounded by the deadline */
     if (!sweep_containment(c))
         return TETHER_ETIMEDOUT;
-    const siginfo_t *si = &c->si;
     c->reaped = 1;
     if (st->contain == CT_SUBREAPER && c->report_fd >= 0) {
         /* the keeper's count, written before it ended */
@@ -1307,21 +1374,35 @@ static int f_reap(struct tether_child *child, int64_t deadline_ns, struct tether
         pthread_mutex_unlock(&st->lock);
         c->cg = NULL;
     }
+    /* how the actor ended: its own status (pidns: as its init reported
+     * it), else that of the process we collected */
+    int exited, code, sig, dumped;
+    if (c->have_status) {
+        exited = WIFEXITED(c->status);
+        code = exited ? WEXITSTATUS(c->status) : 0;
+        sig = exited ? 0 : WTERMSIG(c->status);
+        dumped = !exited && WCOREDUMP(c->status);
+    } else {
+        exited = c->si.si_code == CLD_EXITED;
+        code = exited ? c->si.si_status : 0;
+        sig = exited ? 0 : c->si.si_status;
+        dumped = c->si.si_code == CLD_DUMPED;
+    }
     memset(out, 0, sizeof *out);
     char *msg = c->msg;
     int used = 0;
-    if (si->si_code == CLD_EXITED) {
+    if (exited) {
         out->kind = TETHER_OUTCOME_EXITED;
-        out->code = si->si_status;
+        out->code = code;
         /* no text unless there is something to add (the core appends it to
          * the actor's own word) */
         if (c->descendants)
-            used = snprintf(msg, sizeof c->msg, "exited with status %d", si->si_status);
+            used = snprintf(msg, sizeof c->msg, "exited with status %d", code);
     } else {
         out->kind = TETHER_OUTCOME_KILLED;
-        out->signal = si->si_status;
-        used = snprintf(msg, sizeof c->msg, "killed by signal %d (SIG%s)%s", si->si_status,
-                        signame(si->si_status), si->si_code == CLD_DUMPED ? ", core dumped" : "");
+        out->signal = sig;
+        used = snprintf(msg, sizeof c->msg, "killed by signal %d (SIG%s)%s", sig, signame(sig),
+                        dumped ? ", core dumped" : "");
     }
     if (c->descendants && used >= 0 && (size_t)used < sizeof c->msg)
         snprintf(msg + used, sizeof c->msg - (size_t)used, "; %d descendant%s killed (%s)",
@@ -1354,38 +1435,38 @@ static void f_release(struct tether_child *child)
 {
     struct fchild *c = (struct fchild *)child;
     struct fstate *st = c->st;
-    if (!c->reaped) {
+    int child_fd = c->keeper_fd >= 0 ? c->keeper_fd : c->pub.exit_fd;
+    if (!c->a_reaped) {
         /* Abandoned (a process that SIGKILL did not end in time: stuck in
          * the kernel, or a machine too busy to run its exit). Kill again
-         * and keep its pidfd, so that it is reaped once it ends. */
+         * and keep our child's pidfd, so that it is reaped once it ends. */
         kill(-c->pid, SIGKILL);
+        if (c->actor_fd >= 0)
+            pidfd_signal(c->actor_fd, SIGKILL);
         if (c->cg)
             cgroup_write(c->cg, "cgroup.kill", "1");
-        if (!c->a_reaped) {
-            if (c->keeper_fd >= 0 && st->contain == CT_SUBREAPER)
-                pidfd_signal(c->keeper_fd, SIGKILL); /* the actor */
-            pidfd_signal(c->pub.exit_fd, st->contain == CT_SUBREAPER ? SIGTERM : SIGKILL);
-            keep_late(st, c->pub.exit_fd);
-            c->pub.exit_fd = -1;
-        }
-        if (st->contain == CT_PIDNS && c->keeper_fd >= 0) {
-            pidfd_signal(c->keeper_fd, SIGKILL);
-            keep_late(st, c->keeper_fd);
+        /* a subreaper keeper sweeps on SIGTERM; anything else dies now */
+        pidfd_signal(child_fd, st->contain == CT_SUBREAPER ? SIGTERM : SIGKILL);
+        keep_late(st, child_fd);
+        if (child_fd == c->keeper_fd)
             c->keeper_fd = -1;
-        }
-        if (c->cg) {
-            pthread_mutex_lock(&st->lock);
-            late_cg_push(st, c->cg);
-            pthread_mutex_unlock(&st->lock);
-            c->cg = NULL;
-        }
+        if (child_fd == c->pub.exit_fd) /* subreaper: the same fd */
+            c->pub.exit_fd = -1;
     }
-    if (c->pub.exit_fd >= 0)
+    if (c->cg && !c->a_reaped) {
+        pthread_mutex_lock(&st->lock);
+        late_cg_push(st, c->cg);
+        pthread_mutex_unlock(&st->lock);
+        c->cg = NULL;
+    }
+    if (c->pub.exit_fd >= 0 && c->pub.exit_fd != c->keeper_fd && c->pub.exit_fd != c->report_fd)
         close(c->pub.exit_fd);
     if (c->keeper_fd >= 0)
         close(c->keeper_fd);
     if (c->report_fd >= 0)
         close(c->report_fd);
+    if (c->actor_fd >= 0)
+        close(c->actor_fd);
     free(c->cg);
     free(c);
 }

@@ -381,10 +381,11 @@ static int marked_processes(pid_t self, char *list, size_t n)
             if (fscanf(fp, "%*d (%255[^)]) %c %d", comm, &state, &ppid) == 3 && ppid == self)
                 found = 1;
             /* a forked copy (not exec'ed) keeps the environment it was
-             * exec'ed with, not the mark: it keeps the runner's name */
+             * exec'ed with, not the mark: it keeps the runner's name (a
+             * zombie another parent has to reap is that parent's business) */
             char name[32];
             snprintf(name, sizeof name, "tmark%d", (int)self);
-            if (!strcmp(comm, name))
+            if (!strcmp(comm, name) && state != 'Z')
                 found = 1;
             fclose(fp);
         }
