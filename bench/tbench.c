@@ -721,7 +721,8 @@ static struct tether_config *make_contain_config(const char *mode, const char *m
              o.backend, o.backend, plugin_path, opts);
     struct tether_config *cfg;
     struct tether_error err;
-    if (tether_config_parse(text, strlen(text), "bench.yaml", "/", &cfg, &err)) {
+    /* relative option paths (the exec helper) resolve in the build tree */
+    if (tether_config_parse(text, strlen(text), "bench.yaml", o.builddir, &cfg, &err)) {
         fprintf(stderr, "tbench: config: %s\n%s", err.msg, text);
         exit(2);
     }

@@ -15,14 +15,15 @@
  * group }): what takes down every process the actor started, however it
  * detached (setsid, setpgid, double fork). `auto` picks the strongest that
  * works at open; one asked for by name that does not work is an error.
- *   pidns      a PID namespace per actor. Its PID 1 is a tiny init forked
- *              first (it ignores every signal, so the kernel reaps what
- *              reparents to it); the actor is forked into the namespace
- *              after it (setns semantics of the spawner thread), so it stays
- *              this process's child, with its own exit status. Killing the
- *              init kills everything inside; the init dies with the
- *              spawner thread (parent-death SIGKILL) or when it sees this
- *              process gone (a pidfd of it).
+ *   pidns      a PID namespace per actor. Its PID 1 is a tiny init (our
+ *              child) that starts the actor as its own child, reaps it and
+ *              whatever reparents to it, and reports the actor's pid and
+ *              wait status through a pipe. Killing the init kills
+ *              everything inside; the init dies with the spawner thread
+ *              (parent-death SIGKILL) or when it sees this process gone (a
+ *              pidfd of it). (An actor forked into the namespace as *our*
+ *              child would leave the dying init waiting for our reaper,
+ *              the host's init after a SIGKILL, to collect it.)
  *   cgroup     a cgroup v2 directory per actor under a tether-owned one;
  *              `cgroup.kill` at teardown, removed after.
  *   subreaper  a keeper process (child subreaper, own process group) forks
