@@ -207,6 +207,14 @@ def main():
                    "--budget", str(bu)] + extra
             label = f"{name} {test} {mode}" + (f" N={extra[-1]}" if extra else "")
             run.job(cmd, 4 * bu + 120, label)
+    # containment cost: each mechanism against the process group alone
+    for b in ran:
+        if b["language"] == "c" and b["out_of_process"]:
+            it, bu = run.scale(400, 16)
+            cmd = [tb, "run", "--config", cfg, "--backend", b["name"], "--test", "contain",
+                   "--mode", "pinned", "--builddir", a.builddir, "--srcdir", a.srcdir,
+                   "--iters", str(it), "--budget", str(bu)]
+            run.job(cmd, 4 * bu + 120, f"{b['name']} contain pinned")
     # the sub-interpreter floor: its own process (it initialises Python)
     fs = os.path.join(a.builddir, "bench", "floor_subint")
     if os.path.exists(fs):
@@ -347,10 +355,45 @@ def write_results(run, a, outdir, backends, ran, skipped, elapsed):
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "figures": rows, "peers": peer_rows, "memory": mem_rows,
                    "raw": run.records, "notes": run.notes}, f, indent=1)
+    contain_rows = [r for r in run.records if r["figure"].startswith("contain_") and "median" in r]
     md = render_md(meta, rows, peer_rows, floor_rows, mem_rows, run.notes, skipped)
+    md += render_contain(contain_rows)
     with open(os.path.join(outdir, "RESULTS.md"), "w") as f:
         f.write(md)
     log(f"wrote {outdir}/RESULTS.md and results.json in {elapsed:.0f} s")
+
+
+def render_contain(rows):
+    """The containment table: each mechanism against `group` (the process
+    group alone, the plain fork spawn) in the same run and mode."""
+    if not rows:
+        return ""
+    L = ["## Containment cost (fork backend, pinned; interleaved in one process)\n",
+         "spawn → ready of a trivial actor; teardown = cancel with soft_cancel 0 (hard kill at "
+         "once) of an actor in timed waits → outcome. Ratio against `group` in the same mode "
+         "(target for pidns and cgroup: spawn ≤ 1.3×).\n",
+         "| mode/containment | spawn median | spawn p99 | spawn ratio | teardown median "
+         "| teardown p99 | teardown ratio | n |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    def get(fig, who):
+        for r in rows:
+            if r["figure"] == fig and r["who"] == who:
+                return r
+        return None
+    for who in sorted({r["who"] for r in rows}, key=lambda w: (w.split("/")[0], ["group",
+                      "subreaper", "cgroup", "pidns"].index(w.split("/")[1]) if "/" in w and
+                      w.split("/")[1] in ("group", "subreaper", "cgroup", "pidns") else 9)):
+        sp, td = get("contain_spawn", who), get("contain_teardown", who)
+        base = who.split("/")[0] + "/group"
+        bs, bt = get("contain_spawn", base), get("contain_teardown", base)
+        rs, rt = ratio(sp, bs), ratio(td, bt)
+        if not sp or not td:
+            continue
+        L.append(f"| {who} | {fmt(sp['median'], 'us')} | {fmt(sp['p99'], 'us')} | "
+                 f"{'-' if rs is None else f'{rs:.2f}×'} | {fmt(td['median'], 'us')} | "
+                 f"{fmt(td['p99'], 'us')} | {'-' if rt is None else f'{rt:.2f}×'} | {sp['n']} |")
+    L.append("")
+    return "\n".join(L) + "\n"
 
 
 def cpu_model():

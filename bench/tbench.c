@@ -701,6 +701,105 @@ static int probe(const char *config)
     return 0;
 }
 
+/* ---- containment cost (fork backend) ------------------------------------------------ */
+
+/* The configuration with the backend's options plus mode and containment. */
+static struct tether_config *make_contain_config(const char *mode, const char *mech)
+{
+    char text[8192], opts[2400];
+    size_t n = strlen(option_text);
+    if (n > 2 && !strcmp(option_text + n - 2, " }")) /* ", options: { ... }" */
+        snprintf(opts, sizeof opts, "%.*s, mode: %s, containment: %s }", (int)(n - 2), option_text,
+                 mode, mech);
+    else
+        snprintf(opts, sizeof opts, ", options: { mode: %s, containment: %s }", mode, mech);
+    snprintf(text, sizeof text,
+             "backend: %s\n"
+             "timeouts:\n  spawn: 5.0\n  soft_cancel: 0\n  hard_kill: 2.0\n"
+             "max_frame: 16777216\nevents: null\nbackends:\n"
+             "  %s: { path: \"%s\"%s }\n",
+             o.backend, o.backend, plugin_path, opts);
+    struct tether_config *cfg;
+    struct tether_error err;
+    /* relative option paths (the exec helper) resolve in the build tree */
+    if (tether_config_parse(text, strlen(text), "bench.yaml", o.builddir, &cfg, &err)) {
+        fprintf(stderr, "tbench: config: %s\n%s", err.msg, text);
+        exit(2);
+    }
+    return cfg;
+}
+
+/* spawn -> ready of a trivial actor, and teardown (cancel with soft_cancel
+ * 0, i.e. hard kill at once, -> outcome) of a stuck one, for each
+ * containment, interleaved in one process so that all see the same noise. */
+static void t_contain(void)
+{
+    if (python || !outproc) {
+        emit_note("contain_spawn", o.backend, o.mode, "not measured: not an out-of-process C backend");
+        return;
+    }
+    static const char *const mechs[] = {"group", "subreaper", "cgroup", "pidns"};
+    static const char *const modes[] = {"fork", "exec"};
+    enum { NM = 4 };
+    for (int m = 0; m < 2; m++) {
+        struct tether_config *cfg[NM];
+        tether_supervisor *sup[NM];
+        struct samples sp[NM], td[NM];
+        memset(sp, 0, sizeof sp);
+        memset(td, 0, sizeof td);
+        int ok[NM];
+        for (int k = 0; k < NM; k++) {
+            cfg[k] = make_contain_config(modes[m], mechs[k]);
+            struct tether_error err;
+            ok[k] = tether_supervisor_open(cfg[k], o.backend, &sup[k], &err) == 0;
+            if (!ok[k]) {
+                char who[64];
+                snprintf(who, sizeof who, "%s/%s", modes[m], mechs[k]);
+                emit_note("contain_spawn", who, o.mode, err.msg);
+            }
+        }
+        struct budget b;
+        budget_init(&b, o.iters, 50, o.budget / 2);
+        for (long i = 0; budget_more(&b, i); i++) {
+            for (int k = 0; k < NM; k++) {
+                if (!ok[k])
+                    continue;
+                struct tether_error err;
+                tether_handle *h;
+                int64_t t0 = bnow();
+                if (tether_spawn(sup[k], target("noop"), 0, &h, &err))
+                    fatal_spawn("noop", &err);
+                spush(&sp[k], (bnow() - t0) / 1e3);
+                struct tether_outcome out;
+                if (wait_outcome(h, 5, &out)) {
+                    emit_note("contain_spawn", o.backend, o.mode, "noop did not exit");
+                    _exit(3);
+                }
+                tether_handle_release(h);
+                h = spawn_or_die(sup[k], "timed_waits");
+                t0 = bnow();
+                tether_cancel(h);
+                if (wait_outcome(h, 5, &out)) {
+                    emit_note("contain_teardown", o.backend, o.mode, "no outcome within 5 s");
+                    _exit(3);
+                }
+                spush(&td[k], (bnow() - t0) / 1e3);
+                tether_handle_release(h);
+            }
+        }
+        for (int k = 0; k < NM; k++) {
+            char who[64];
+            snprintf(who, sizeof who, "%s/%s", modes[m], mechs[k]);
+            if (ok[k]) {
+                emit("contain_spawn", who, o.mode, "us", &sp[k]);
+                emit("contain_teardown", who, o.mode, "us", &td[k]);
+                tether_supervisor_close(sup[k], NULL);
+            }
+            tether_config_free(cfg[k]);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "probe"))
@@ -791,6 +890,8 @@ int main(int argc, char **argv)
         t_mem();
     else if (!strcmp(o.test, "mem-floor"))
         t_mem_floor();
+    else if (!strcmp(o.test, "contain"))
+        t_contain();
     else {
         fprintf(stderr, "tbench: unknown test %s\n", o.test);
         return 2;

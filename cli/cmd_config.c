@@ -77,6 +77,18 @@ int cmd_backends(int argc, char **argv)
                    "yes", "yes", b->path); /* spawn is mandatory */
             if (info.note[0])
                 printf("         note: %s\n", info.note);
+            /* what opening it with this configuration decides (e.g. the
+             * fork backend's containment), or why it cannot open */
+            tether_supervisor *sup;
+            if (tether_supervisor_open(cfg, b->name, &sup, &err) == 0) {
+                const char *d = tether_supervisor_backend_detail(sup);
+                if (d)
+                    printf("         %s\n", d);
+                tether_supervisor_close(sup, NULL);
+            } else {
+                printf("         error: %s\n", err.msg);
+                bad = 1;
+            }
             if (strcmp(info.name, b->name) != 0) {
                 printf("         error: plugin calls itself '%s'\n", info.name);
                 bad = 1;
@@ -142,7 +154,9 @@ int cmd_config(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* Spawn the demo's `hello` actor once; seconds to ready, or < 0. */
+/* Spawn the demo's `hello` actor once; seconds to ready, or < 0. Prints
+ * the backend's detail line (e.g. the containment in force), or why it
+ * does not open. */
 static double measure_spawn(const struct tether_config *cfg, const char *backend)
 {
     char buf[4096], target[4200];
@@ -150,8 +164,13 @@ static double measure_spawn(const struct tether_config *cfg, const char *backend
     snprintf(target, sizeof target, "%s:hello", mod);
     tether_supervisor *sup;
     struct tether_error err;
-    if (tether_supervisor_open(cfg, backend, &sup, &err))
+    if (tether_supervisor_open(cfg, backend, &sup, &err)) {
+        printf("  does not open: %s\n", err.msg);
         return -1;
+    }
+    const char *detail = tether_supervisor_backend_detail(sup);
+    if (detail)
+        printf("  %s\n", detail);
     tether_handle *h = NULL;
     int64_t t0 = tether_now_ns();
     int rc = tether_spawn(sup, target, 0, &h, &err);

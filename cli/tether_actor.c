@@ -1,11 +1,15 @@
 /* cli/tether_actor.c - tether-actor: the exec helper of the fork backend's
  * exec mode. Runs one C actor in a fresh process:
- *   tether-actor --channel-fd N --parent PID TARGET
+ *   tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET
+ * PID is its parent as it sees it (0 in a PID namespace of its own). With
+ * --cgroup it first moves itself into that cgroup.procs (the fork
+ * backend's cgroup containment), and will not run the actor outside it.
  * It asks for a parent-death signal that kills its process group (with the
  * getppid() re-check against the race at set-up), then runs the actor
  * runtime on the channel. Not meant to be run by hand. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +20,17 @@
 #include <tether/actor.h>
 #include <tether/backend.h> /* TETHER_PARENT_DEATH_SIGNAL: the fork backend's */
 
+/* cgroup containment: the actor's cgroup.kill (from --cgroup) */
+static char cgroup_kill[4096];
+
 static void on_parent_death(int sig)
 {
     (void)sig;
+    if (cgroup_kill[0]) { /* every process of the actor's cgroup, escaped ones too */
+        int fd = open(cgroup_kill, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && write(fd, "1", 1) == 1)
+            close(fd);
+    }
     kill(0, SIGKILL);
 }
 
@@ -33,25 +45,44 @@ static void orphan_exit(pid_t parent, int orphaned)
     for (int i = 0; i < 50 && getppid() == parent; i++)
         usleep(1000);
     if (getppid() != parent)
-        kill(0, SIGKILL);
+        on_parent_death(0);
 }
 
 int main(int argc, char **argv)
 {
+    const char *cgroup = NULL;
+    if (argc == 8 && !strcmp(argv[5], "--cgroup")) {
+        cgroup = argv[6];
+        argv[5] = argv[7];
+        argc = 6;
+    }
     if (argc != 6 || strcmp(argv[1], "--channel-fd") || strcmp(argv[3], "--parent")) {
-        fprintf(stderr, "usage: tether-actor --channel-fd N --parent PID TARGET\n"
+        fprintf(stderr, "usage: tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET\n"
                         "(the fork backend's exec helper; not meant to be run by hand)\n");
         return 2;
     }
     int fd = atoi(argv[2]);
     pid_t parent = (pid_t)atoi(argv[4]);
+    if (cgroup) {
+        int cg = open(cgroup, O_WRONLY | O_CLOEXEC);
+        if (cg < 0 || write(cg, "0", 1) != 1) {
+            fprintf(stderr, "tether-actor: cannot enter the cgroup %s\n", cgroup);
+            return 125; /* never run the actor uncontained */
+        }
+        close(cg);
+        size_t n = strlen(cgroup); /* ".../cgroup.procs" -> ".../cgroup.kill" */
+        if (n > 5 && n < sizeof cgroup_kill) {
+            memcpy(cgroup_kill, cgroup, n - 5);
+            memcpy(cgroup_kill + n - 5, "kill", 5);
+        }
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_parent_death;
     sigaction(TETHER_PARENT_DEATH_SIGNAL, &sa, NULL);
     prctl(PR_SET_PDEATHSIG, TETHER_PARENT_DEATH_SIGNAL);
     if (getppid() != parent)
-        kill(0, SIGKILL);
+        on_parent_death(0);
     int orphaned = 0;
     int status = tether_actor_main(fd, argv[5], &orphaned);
     orphan_exit(parent, orphaned);

@@ -301,6 +301,38 @@ int crash(tether_actor *self)
     abort();
 }
 
+/* The pid of our child `local` as /proc (the supervisor) names it: they
+ * differ when the actor has a PID namespace of its own. Our children
+ * lists hold /proc's numbers; NSpid's last field is ours. */
+static pid_t visible_pid(pid_t local)
+{
+    char buf[4096];
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[got > 0 ? got : 0] = '\0';
+    for (char *s = buf, *end; *s; s = end) {
+        long kid = strtol(s, &end, 10);
+        if (end == s)
+            break;
+        char st[64], line[256];
+        snprintf(st, sizeof st, "/proc/%ld/status", kid);
+        FILE *fp = fopen(st, "re");
+        while (fp && fgets(line, sizeof line, fp))
+            if (!strncmp(line, "NSpid:", 6)) {
+                char *last = strrchr(line, '\t');
+                if (last && atoi(last + 1) == (int)local) {
+                    fclose(fp);
+                    return (pid_t)kid;
+                }
+            }
+        if (fp)
+            fclose(fp);
+    }
+    return local;
+}
+
 static pid_t grandchild_pid;
 static void kill_grandchild(void *arg)
 {
@@ -320,7 +352,7 @@ int grandchild(tether_actor *self)
     char *argv[] = {"/bin/sleep", "1000", NULL};
     grandchild_pid = start(argv, -1);
     char msg[32];
-    int n = snprintf(msg, sizeof msg, "%d", (int)grandchild_pid);
+    int n = snprintf(msg, sizeof msg, "%d", (int)visible_pid(grandchild_pid));
     tether_send_msg(self, msg, (size_t)n);
     pthread_cleanup_push(kill_grandchild, NULL);
     timed_wait_forever();
@@ -487,4 +519,104 @@ int oversized(tether_actor *self)
     ssize_t w = write(tether_actor_fd(self), hdr, sizeof hdr);
     (void)w;
     return wait_for_cancel(self);
+}
+
+/* ---- orphan.escaped-descendant, orphan.escaped-parent-dies, orphan.fork-storm ---- */
+
+/* This process's pid as /proc names it: the supervisor's view, also from
+ * inside a PID namespace of the actor's own (where getpid() differs). */
+static pid_t proc_pid(void)
+{
+    char buf[32];
+    ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
+    if (n <= 0)
+        return getpid();
+    buf[n] = '\0';
+    return (pid_t)atoi(buf);
+}
+
+/* Starts a grandchild that leaves the process group and the session (double
+ * fork + setsid), closes every fd beyond stdio and ignores every catchable
+ * signal; reports its pid (as the supervisor sees it); never checkpoints. */
+int escaped_descendant(tether_actor *self);
+int escaped_descendant(tether_actor *self)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC))
+        return tether_fail(self, "pipe: %s", strerror(errno));
+    pid_t mid = fork();
+    if (mid == 0) {
+        if (fork() == 0) {
+            setsid();
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = SIG_IGN;
+            for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                    sigaction(sig, &sa, NULL);
+            int32_t me = (int32_t)proc_pid();
+            ssize_t w = write(p[1], &me, sizeof me);
+            (void)w;
+            close_range(3, ~0U, 0); /* a daemon lets go of everything */
+            for (;;)
+                pause();
+        }
+        _exit(0); /* the middle process: its child is orphaned at once */
+    }
+    close(p[1]);
+    if (mid > 0)
+        waitpid(mid, NULL, 0); /* exits at once */
+    int32_t gc = 0;
+    ssize_t got = read(p[0], &gc, sizeof gc); /* written at once, or EOF if it died */
+    close(p[0]);
+    if (got != (ssize_t)sizeof gc)
+        return tether_fail(self, "the escaped grandchild did not report");
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "%d", (int)gc);
+    tether_send_msg(self, msg, (size_t)n);
+    timed_wait_forever();
+    return 0;
+}
+
+/* Forks short-lived children (each exits after ~1 ms) in a tight loop.
+ * Out of process it never checkpoints: the teardown must kill it and every
+ * child born meanwhile. In the supervising process (a thread cannot be
+ * killed) it stops at cancel and reaps its children itself. */
+int fork_storm(tether_actor *self);
+int fork_storm(tether_actor *self)
+{
+    const char *mark = getenv("TETHER_CONFORMANCE_MARK");
+    int in_process = mark && atoi(mark) == (int)proc_pid();
+    enum { LIVE = 64 };
+    pid_t kids[LIVE];
+    int n = 0, said = 0;
+    for (;;) {
+        if (n == LIVE) { /* at most LIVE at once: wait for the oldest (~1 ms) */
+            waitpid(kids[0], NULL, 0);
+            memmove(kids, kids + 1, (LIVE - 1) * sizeof *kids);
+            n--;
+        }
+        pid_t c = fork();
+        if (c == 0) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+        if (c > 0)
+            kids[n++] = c;
+        for (int i = 0; i < n;)
+            if (waitpid(kids[i], NULL, WNOHANG) == kids[i])
+                kids[i] = kids[--n];
+            else
+                i++;
+        if (!said && c > 0) {
+            tether_send_msg(self, "storming", 8);
+            said = 1;
+        }
+        if (in_process && tether_cancelled(self))
+            break;
+    }
+    for (int i = 0; i < n; i++)
+        waitpid(kids[i], NULL, 0); /* each exits within ~1 ms */
+    return TETHER_ECANCELLED;
 }

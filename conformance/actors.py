@@ -233,3 +233,37 @@ def garbage(actor):
 def oversized(actor):
     os.write(tether._channel_fd(), b"\x7f\xff\xff\xff")
     _wait_for_cancel()
+
+
+def escaped_descendant(actor):
+    """As the C actor: a grandchild that leaves the process group and the
+    session and ignores every catchable signal (a shell double fork); never
+    checkpoints. Skipped in process (it would be the supervising process's
+    own grandchild), kept for parity."""
+    import subprocess
+    out = subprocess.run(
+        ["/bin/sh", "-c", "trap '' HUP INT QUIT TERM USR1 USR2; "
+         "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!"],
+        stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    tether.send_bytes(out.stdout.strip())
+    _timed_wait_forever()
+
+
+def fork_storm(actor):
+    """Starts short-lived children (each exits after ~1 ms) in a tight loop,
+    checkpointing between them; at cancel it waits for the ones still
+    running, so none outlives it."""
+    import subprocess
+    procs = []
+    said = False
+    try:
+        while True:
+            procs.append(subprocess.Popen(["/bin/sleep", "0.001"], stdin=subprocess.DEVNULL))
+            procs = [p for p in procs if p.poll() is None]
+            if not said:
+                tether.send_bytes(b"storming")
+                said = True
+            tether.checkpoint()
+    finally:
+        for p in procs:
+            p.wait()

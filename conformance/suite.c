@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -381,6 +382,13 @@ static int marked_processes(pid_t self, char *list, size_t n)
             char comm[256], state;
             int ppid;
             if (fscanf(fp, "%*d (%255[^)]) %c %d", comm, &state, &ppid) == 3 && ppid == self)
+                found = 1;
+            /* a forked copy (not exec'ed) keeps the environment it was
+             * exec'ed with, not the mark: it keeps the runner's name (a
+             * zombie another parent has to reap is that parent's business) */
+            char name[32];
+            snprintf(name, sizeof name, "tmark%d", (int)self);
+            if (!strcmp(comm, name) && state != 'Z')
                 found = 1;
             fclose(fp);
         }
@@ -1509,6 +1517,129 @@ static void sc_oversized(struct suite *s, struct result *r)
 
 /* ---- the catalogue --------------------------------------------------------------------------- */
 
+/* ---- escaped descendants (containment) -------------------------------------------- */
+
+/* The pid an actor reported in its first message, or 0. */
+static pid_t recv_pid(tether_handle *h, struct result *r)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC) != 0) {
+        FAILF(r, "the actor never reported its escaped grandchild");
+        return 0;
+    }
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)len, (char *)buf);
+    free(buf);
+    return (pid_t)atoi(tmp);
+}
+
+static void sc_escaped_descendant(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_OUT_OF_PROCESS)) {
+        SKIPF(r, "in-process backend: the actor's processes are the supervising process's own "
+                 "children, beyond any containment of the actor's");
+        return;
+    }
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "escaped_descendant", r) : NULL;
+    if (h) {
+        pid_t gc = recv_pid(h, r);
+        jitter();
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        tether_cancel(h);
+        struct tether_outcome o;
+        if (outcome(h, bound, &o) < 0)
+            FAILF(r, "no outcome within the bound");
+        else if (!o.message || !strstr(o.message, "descendant"))
+            FAILF(r, "the outcome does not count the descendants killed: %s",
+                  o.message ? o.message : "(no message)");
+        /* gone, not merely orphaned, however it detached */
+        while (gc > 0 && alive(gc) && now_s() - t0 < bound + 0.5)
+            sleep_s(0.005);
+        expect_within(r, now_s() - t0, bound);
+        if (gc > 0 && alive(gc))
+            FAILF(r, "escaped grandchild %d (own session, ignores signals) is still alive", (int)gc);
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+static void sc_escaped_parent_dies(struct suite *s, struct result *r)
+{
+    if (!has(s, TETHER_CAP_OUT_OF_PROCESS)) {
+        SKIPF(r, "in-process backend: the actors die with their supervising process");
+        return;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) {
+        FAILF(r, "pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t mid = fork();
+    if (mid == 0) {
+        /* the supervising process that will die */
+        struct result rr = {0};
+        tether_supervisor *sup = open_sup(s, &rr, NULL);
+        tether_handle *h = sup ? spawn(s, sup, "escaped_descendant", &rr) : NULL;
+        pid_t gc = h ? recv_pid(h, &rr) : 0;
+        if (gc > 0) {
+            char line[32];
+            int n = snprintf(line, sizeof line, "ready %d\n", (int)gc);
+            ssize_t w = write(p[1], line, (size_t)n);
+            (void)w;
+        }
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    if (wait_line(p[0], "ready", 4 * s->B + 2)) {
+        FAILF(r, "the supervising process never got its actor and escaped grandchild ready");
+        kill(mid, SIGKILL);
+        wait_child(mid, 5);
+        close(p[0]);
+        return;
+    }
+    close(p[0]);
+    double t0 = now_s();
+    kill(mid, SIGKILL);
+    wait_child(mid, 5);
+    /* every other process of the run, the escaped one included (it keeps
+     * the run's mark in its environment), must be gone within 1 s */
+    double bound = 1.0;
+    char left[512];
+    while (marked_processes(getpid(), left, sizeof left) > 0 && now_s() - t0 < bound + 0.5)
+        sleep_s(0.01);
+    if (marked_processes(getpid(), left, sizeof left) > 0) {
+        char why[1024];
+        describe_pids(left, why, sizeof why);
+        FAILF(r, "processes left %.3fs after the supervisor died: %s", now_s() - t0, why);
+    }
+    expect_within(r, now_s() - t0, bound);
+}
+
+static void sc_fork_storm(struct suite *s, struct result *r)
+{
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    tether_handle *h = sup ? spawn(s, sup, "fork_storm", r) : NULL;
+    if (h) {
+        void *buf = NULL;
+        size_t len = 0;
+        if (tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC) != 0)
+            FAILF(r, "the actor never started storming");
+        free(buf);
+        sleep_s(0.05); /* mid-storm */
+        double t0 = now_s(), bound = s->S + s->H + e_slack(1);
+        tether_cancel(h);
+        if (outcome(h, bound, NULL) < 0)
+            FAILF(r, "no outcome within the bound");
+        expect_within(r, now_s() - t0, bound);
+        /* the after-scenario check finds any child or zombie left */
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
 static double b_e(const struct suite *s)
 {
     (void)s;
@@ -1561,6 +1692,9 @@ static const struct scenario catalogue[] = {
     {"orphan.stdout-flood", sc_stdout_flood, b_sh},
     {"orphan.spawn-dies", sc_spawn_dies, b_e},
     {"orphan.spawn-hangs", sc_spawn_hangs, b_spawn},
+    {"orphan.escaped-descendant", sc_escaped_descendant, b_sh},
+    {"orphan.escaped-parent-dies", sc_escaped_parent_dies, b_spawn},
+    {"orphan.fork-storm", sc_fork_storm, b_sh},
     {"error.remote", sc_error_remote, b_e},
     {"error.many-fail", sc_many_fail, b_sh},
     {"error.during-cancel", sc_during_cancel, b_e},
@@ -1633,6 +1767,10 @@ static void run_scenario(struct suite *s, const struct scenario *sc)
     char mark[32];
     snprintf(mark, sizeof mark, "%d", (int)getpid());
     setenv(MARK_ENV, mark, 1);
+    /* the mark for what is forked and never exec'ed (marked_processes) */
+    char name[32];
+    snprintf(name, sizeof name, "tmark%d", (int)getpid());
+    prctl(PR_SET_NAME, name);
     setenv("TETHER_CONFIG", s->config, 1);
     setenv("TETHER_BACKEND", s->name, 1);
     setenv("TETHER_CONFORMANCE_ACTORS", s->actors, 1);

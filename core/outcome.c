@@ -10,7 +10,9 @@
  *                             thread|process did not end within hard_kill: abandoned)"
  *   abandoned                 ABANDONED
  *   channel lost              LOST: the loss reason; the reap's signal, code, text
- *   said STOPPED              its word
+ *   said STOPPED              its word; + "; " + the reap's text when the reap
+ *                             says EXITED with one (what the teardown added,
+ *                             e.g. descendants killed: backend.h, reap)
  *   owner aborted, not hard,  CANCELLED "stopped after its channel was closed"
  *     reap says EXITED
  *   hard, reap says KILLED    KILLED with the reap's signal and text
@@ -70,6 +72,11 @@ void tether__outcome_decide(const struct tether__ending *in, struct tether__deci
         d->kind = in->said_kind;
         d->code = in->said_code;
         d->message = in->said_text;
+        if (bo && bo->kind == TETHER_OUTCOME_EXITED && bo->message) {
+            snprintf(buf, buflen, "%s%s%s", in->said_text ? in->said_text : "",
+                     in->said_text ? "; " : "", bo->message);
+            d->message = buf;
+        }
     } else if (bo && in->requested == TETHER__REQ_OWNER_ABORT && !in->hard_killed &&
                bo->kind == TETHER_OUTCOME_EXITED) {
         /* it saw end of stream and stopped by itself, as it should */

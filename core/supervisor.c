@@ -569,6 +569,14 @@ const char *tether_supervisor_backend(tether_supervisor *sup)
     return sup->backend_name;
 }
 
+const char *tether_supervisor_backend_detail(tether_supervisor *sup)
+{
+    const struct tether_backend *vt = sup->plugin->vt;
+    if (vt->size < offsetof(struct tether_backend, detail) + sizeof vt->detail || !vt->detail)
+        return NULL;
+    return vt->detail(sup->bstate);
+}
+
 const struct tether_timeouts *tether_supervisor_timeouts(tether_supervisor *sup)
 {
     return &sup->to;

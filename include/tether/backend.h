@@ -312,7 +312,9 @@ struct tether_backend {
      * release(child): the core copies it before release) when the actor has
      * ended and its resources are collected (process reaped, thread joined);
      * TETHER_ETIMEDOUT when it has not ended by the deadline. The core
-     * decides abandonment, then calls release().
+     * decides abandonment, then calls release(). For an EXITED outcome, a
+     * message is what the teardown adds (e.g. descendants killed): the core
+     * appends it to the actor's own word.
      *
      * How the core calls it: only from the engine thread (or the closing
      * thread), and it never waits in it: `deadline_ns` is tether_now_ns() at
@@ -342,6 +344,12 @@ struct tether_backend {
     /* Optional (may be NULL). One line a user should know before choosing
      * this backend (`tether backends` prints it), e.g. a runtime limit. */
     const char *note;
+
+    /* Optional (may be NULL). How this opened state works on this machine,
+     * in one line (the fork backend: the containment in force, and why the
+     * stronger ones are not), for `tether backends` and `tether config
+     * explain`. Owned by the backend; valid until close(). */
+    const char *(*detail)(void *state);
 };
 /* The loader requires `size` to cover every member up to `release`; it
  * reads a later member only when `size` covers it. */

@@ -129,6 +129,9 @@ const char *tether_supervisor_failure(tether_supervisor *sup);
 /* Backend name and timeouts in force. */
 const char *tether_supervisor_backend(tether_supervisor *sup);
 const struct tether_timeouts *tether_supervisor_timeouts(tether_supervisor *sup);
+/* The backend's own line on how it works here (e.g. the fork backend's
+ * containment in force), or NULL. Valid until the supervisor is closed. */
+const char *tether_supervisor_backend_detail(tether_supervisor *sup);
 
 /* Supervision strategy: one-for-all (default) cancels the siblings of an
  * actor that failed; one-for-one leaves them running. */

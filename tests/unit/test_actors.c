@@ -1,4 +1,5 @@
 /* tests/unit/test_actors.c - actor functions the unit tests spawn. */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -197,3 +198,113 @@ int slow_tls_exit(tether_actor *self)
     pthread_setspecific(slow_key, &slow_once);
     return 0;
 }
+
+/* ---- containment: descendants that try to escape (test_fork) ------------------ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+enum escape_how { ESC_SETSID, ESC_UNSHARE, ESC_CGROUP, ESC_TRACED };
+
+/* This process's pid as /proc names it (the supervisor's view). */
+static pid_t proc_pid(void)
+{
+    char buf[32];
+    ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
+    if (n <= 0)
+        return getpid();
+    buf[n] = '\0';
+    return (pid_t)atoi(buf);
+}
+
+/* Move the calling process to the cgroup2 root (hostile: as root it may). */
+static void leave_cgroup(void)
+{
+    char line[4096], mnt[1024] = "";
+    FILE *fp = fopen("/proc/self/mountinfo", "re");
+    while (fp && fgets(line, sizeof line, fp))
+        if (strstr(line, " - cgroup2 ") && sscanf(line, "%*s %*s %*s %*s %1000s", mnt) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/cgroup.procs", mnt);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = write(fd, "0", 1);
+        (void)w;
+        close(fd);
+    }
+}
+
+/* The grandchild's life: own session, every catchable signal ignored,
+ * reports its pid, lets go of every fd, waits forever. */
+static void escaped_life(int wr, enum escape_how how) __attribute__((noreturn));
+static void escaped_life(int wr, enum escape_how how)
+{
+    setsid();
+    if (how == ESC_CGROUP)
+        leave_cgroup();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL);
+    int32_t me = (int32_t)proc_pid();
+    ssize_t w = write(wr, &me, sizeof me);
+    (void)w;
+    close_range(3, ~0U, 0);
+    for (;;)
+        pause();
+}
+
+/* Starts a descendant that escapes as `how` says, sends its pid (as /proc
+ * names it), then never checkpoints. */
+static int escape(tether_actor *self, enum escape_how how)
+{
+    int p[2];
+    if (pipe(p))
+        return tether_fail(self, "pipe: %s", strerror(errno));
+    if (how == ESC_UNSHARE && unshare(CLONE_NEWPID)) /* our children: a namespace of their own */
+        return tether_fail(self, "unshare: %s", strerror(errno));
+    pid_t mid = fork();
+    if (mid == 0) {
+        if (how == ESC_TRACED || how == ESC_UNSHARE)
+            escaped_life(p[1], how); /* our child: traced below, or PID 1 of its own namespace */
+        if (fork() == 0)
+            escaped_life(p[1], how);
+        _exit(0);
+    }
+    if (mid < 0)
+        return tether_fail(self, "fork: %s", strerror(errno));
+    if (how == ESC_TRACED)
+        ptrace(PTRACE_SEIZE, mid, NULL, NULL);
+    else if (how != ESC_UNSHARE)
+        waitpid(mid, NULL, 0); /* exits at once */
+    int32_t gc = 0;
+    ssize_t got = read(p[0], &gc, sizeof gc); /* written at once */
+    close(p[0]);
+    close(p[1]);
+    if (got != (ssize_t)sizeof gc)
+        return tether_fail(self, "the escaped descendant did not report");
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "%d", (int)gc);
+    tether_send_msg(self, msg, (size_t)n);
+    for (;;) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int escaper(tether_actor *self);
+int escaper(tether_actor *self) { return escape(self, ESC_SETSID); }
+int escaper_unshare(tether_actor *self);
+int escaper_unshare(tether_actor *self) { return escape(self, ESC_UNSHARE); }
+int escaper_cgroup(tether_actor *self);
+int escaper_cgroup(tether_actor *self) { return escape(self, ESC_CGROUP); }
+int escaper_traced(tether_actor *self);
+int escaper_traced(tether_actor *self) { return escape(self, ESC_TRACED); }

@@ -95,6 +95,8 @@ START_TEST(module_segfaulting_while_loading_fails_spawn_exec_mode)
 }
 END_TEST
 
+static int open_contained(const char *mode, const char *containment, struct tether_error *err);
+
 /* EAGAIN from fork: run as an unprivileged user with RLIMIT_NPROC at 0
  * (root is exempt from the limit), in a child of this test. */
 START_TEST(fork_failure_under_rlimit_nproc_is_a_clear_spawn_error)
@@ -106,7 +108,9 @@ START_TEST(fork_failure_under_rlimit_nproc_is_a_clear_spawn_error)
     pid_t pid = fork();
     if (pid == 0) {
         struct tether_error err;
-        if (open_fork("fork", "x", &err) != 0)
+        /* containment group: the one that needs no privilege after setuid
+         * (pidns, chosen at open as root, would fail first, in unshare) */
+        if (open_contained("fork", "group", &err) != 0)
             _exit(10);
         if (setgid(pw->pw_gid) || setuid(pw->pw_uid))
             _exit(11);
@@ -208,6 +212,261 @@ START_TEST(flooding_child_is_bounded_by_backpressure)
 }
 END_TEST
 
+/* ---- containment ------------------------------------------------------------------ */
+
+static int open_contained(const char *mode, const char *containment, struct tether_error *err)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "timeouts: { spawn: 2.0, soft_cancel: 0.3, hard_kill: 0.5 }\n"
+             "backends:\n"
+             "  fork: { path: " TOP_BUILDDIR "/backends/fork/.libs/fork.so,"
+             " options: { mode: %s, helper: " TOP_BUILDDIR "/cli/tether-actor,"
+             " containment: %s } }\n",
+             mode, containment);
+    ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "t.yaml", "/", &cfg, err) == 0, "%s",
+                  err->msg);
+    return tether_supervisor_open(cfg, NULL, &sup, err);
+}
+
+/* alive and not a zombie (a killed orphan is its new parent's to reap) */
+static int alive(pid_t pid)
+{
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return 0;
+    int ok = fscanf(fp, "%*d (%*[^)]) %c", &state) == 1;
+    fclose(fp);
+    return ok && state != 'Z' && state != 'X';
+}
+
+static int gone_within(pid_t pid, double secs)
+{
+    int64_t end = tether_now_ns() + (int64_t)(secs * 1e9);
+    while (alive(pid) && tether_now_ns() < end)
+        usleep(2000);
+    return !alive(pid);
+}
+
+static pid_t recv_pid(tether_handle *h)
+{
+    void *buf;
+    size_t n;
+    ck_assert_int_eq(tether_recv(h, &buf, &n, tether_now_ns() + 3 * SEC), 0);
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)n, (char *)buf);
+    free(buf);
+    return (pid_t)atoi(tmp);
+}
+
+/* Spawn FN under CONTAINMENT, cancel it, and return the escaped
+ * descendant's pid; *msg gets the outcome's text. */
+static pid_t cancel_escaper(const char *mode, const char *containment, const char *fn, char *msg,
+                            size_t n)
+{
+    struct tether_error err;
+    ck_assert_msg(open_contained(mode, containment, &err) == 0, "%s", err.msg);
+    const char *detail = tether_supervisor_backend_detail(sup);
+    ck_assert_ptr_nonnull(detail);
+    char want[64];
+    snprintf(want, sizeof want, "containment: %s", containment);
+    ck_assert_msg(strstr(detail, want), "detail: %s", detail);
+    tether_handle *h;
+    char target[512];
+    snprintf(target, sizeof target, ACTORS ":%s", fn);
+    ck_assert_msg(tether_spawn(sup, target, 0, &h, &err) == 0, "%s", err.msg);
+    pid_t gc = recv_pid(h);
+    ck_assert_int_gt(gc, 0);
+    ck_assert(alive(gc));
+    tether_cancel(h);
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(h, tether_now_ns() + 3 * SEC, &o), 0);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "killed");
+    snprintf(msg, n, "%s", o.message ? o.message : "");
+    tether_handle_release(h);
+    teardown();
+    assert_no_children();
+    return gc;
+}
+
+static void escaped_descendant_is_killed(const char *mode, const char *containment, const char *fn)
+{
+    char msg[256], want[64];
+    pid_t gc = cancel_escaper(mode, containment, fn, msg, sizeof msg);
+    ck_assert_msg(gone_within(gc, 0.1), "%s: %s: escaped descendant %d survived the teardown",
+                  containment, fn, (int)gc);
+    snprintf(want, sizeof want, "1 descendant killed (%s)", containment);
+    ck_assert_msg(strstr(msg, want), "%s: outcome message does not count it: %s", containment, msg);
+}
+
+START_TEST(pidns_kills_an_escaped_descendant_both_modes)
+{
+    escaped_descendant_is_killed("fork", "pidns", "escaper");
+    escaped_descendant_is_killed("exec", "pidns", "escaper");
+}
+END_TEST
+
+START_TEST(cgroup_kills_an_escaped_descendant_both_modes)
+{
+    escaped_descendant_is_killed("fork", "cgroup", "escaper");
+    escaped_descendant_is_killed("exec", "cgroup", "escaper");
+}
+END_TEST
+
+START_TEST(subreaper_kills_an_escaped_descendant_both_modes)
+{
+    escaped_descendant_is_killed("fork", "subreaper", "escaper");
+    escaped_descendant_is_killed("exec", "subreaper", "escaper");
+}
+END_TEST
+
+/* The documented limit of `group`: what leaves the process group survives. */
+START_TEST(group_only_leaves_an_escaped_descendant_running)
+{
+    char msg[256];
+    pid_t gc = cancel_escaper("fork", "group", "escaper", msg, sizeof msg);
+    ck_assert_msg(alive(gc), "group containment killed an escaped descendant: update the docs");
+    kill(gc, SIGKILL);
+    ck_assert(gone_within(gc, 1.0));
+}
+END_TEST
+
+/* Hostile descendants under pidns: a namespace of their own (nested: still
+ * inside), a move out of the actor's cgroup, a tracer. */
+START_TEST(pidns_holds_hostile_descendants)
+{
+    escaped_descendant_is_killed("fork", "pidns", "escaper_unshare");
+    escaped_descendant_is_killed("fork", "pidns", "escaper_cgroup");
+    escaped_descendant_is_killed("fork", "pidns", "escaper_traced");
+}
+END_TEST
+
+START_TEST(subreaper_holds_traced_and_unshared_descendants)
+{
+    escaped_descendant_is_killed("fork", "subreaper", "escaper_traced");
+    escaped_descendant_is_killed("fork", "subreaper", "escaper_unshare");
+}
+END_TEST
+
+/* The documented limit of `cgroup`: a process that may write to another
+ * cgroup's cgroup.procs (root) moves out of reach. */
+START_TEST(cgroup_cannot_hold_a_descendant_that_leaves_it)
+{
+    char msg[256];
+    pid_t gc = cancel_escaper("fork", "cgroup", "escaper_cgroup", msg, sizeof msg);
+    ck_assert_msg(alive(gc), "cgroup containment held a descendant that left it: update the docs");
+    kill(gc, SIGKILL);
+    ck_assert(gone_within(gc, 1.0));
+}
+END_TEST
+
+/* The supervising process is SIGKILLed: every descendant, the escaped one
+ * included, is gone within 1 s. */
+static void parent_death_takes_escaped(const char *mode, const char *containment)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t mid = fork();
+    if (mid == 0) {
+        close(p[0]);
+        struct tether_error err;
+        if (open_contained(mode, containment, &err))
+            _exit(10);
+        tether_handle *h;
+        if (tether_spawn(sup, ACTORS ":escaper", 0, &h, &err))
+            _exit(11);
+        void *buf;
+        size_t n;
+        if (tether_recv(h, &buf, &n, tether_now_ns() + 3 * SEC))
+            _exit(12);
+        int32_t gc = atoi((char *)buf);
+        int32_t actor = (int32_t)tether_handle_pid(h);
+        ssize_t w = write(p[1], &gc, sizeof gc);
+        w = write(p[1], &actor, sizeof actor);
+        (void)w;
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    int32_t gc = 0, actor = 0;
+    ck_assert_int_eq(read(p[0], &gc, sizeof gc), sizeof gc);
+    ck_assert_int_eq(read(p[0], &actor, sizeof actor), sizeof actor);
+    close(p[0]);
+    ck_assert(alive(gc));
+    kill(mid, SIGKILL);
+    ck_assert_int_eq(waitpid(mid, NULL, 0), mid);
+    ck_assert_msg(gone_within(gc, 1.0), "%s/%s: escaped descendant %d outlived its supervisor",
+                  mode, containment, (int)gc);
+    ck_assert(gone_within(actor, 1.0));
+}
+
+START_TEST(parent_death_takes_escaped_descendants_each_mechanism)
+{
+    parent_death_takes_escaped("fork", "pidns");
+    parent_death_takes_escaped("exec", "pidns");
+    parent_death_takes_escaped("fork", "cgroup");
+    parent_death_takes_escaped("exec", "cgroup");
+    parent_death_takes_escaped("fork", "subreaper");
+    parent_death_takes_escaped("exec", "subreaper");
+}
+END_TEST
+
+START_TEST(unknown_containment_is_refused)
+{
+    struct tether_error err;
+    ck_assert_int_eq(open_contained("fork", "jail", &err), TETHER_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "option containment: 'jail' is not auto, pidns"));
+}
+END_TEST
+
+/* As an unprivileged user: pidns and cgroup asked for by name are config
+ * errors naming the option, the mechanism and the kernel's reason; auto
+ * falls back to subreaper and says why. */
+START_TEST(unavailable_containment_is_a_config_error_naming_the_reason)
+{
+    if (geteuid() != 0)
+        return; /* needs root to switch to an unprivileged user */
+    struct passwd *pw = getpwnam("nobody");
+    ck_assert_ptr_nonnull(pw);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(pw->pw_gid) || setuid(pw->pw_uid))
+            _exit(11);
+        struct tether_error err;
+        if (open_contained("fork", "pidns", &err) != TETHER_ECONFIG ||
+            !strstr(err.msg, "option containment: pidns is not available here: "
+                             "unshare(CLONE_NEWPID): Operation not permitted")) {
+            fprintf(stderr, "pidns: %s\n", err.msg);
+            _exit(12);
+        }
+        tether_config_free(cfg);
+        if (open_contained("fork", "cgroup", &err) != TETHER_ECONFIG ||
+            !strstr(err.msg, "option containment: cgroup is not available here: ") ||
+            !strstr(err.msg, "Permission denied")) {
+            fprintf(stderr, "cgroup: %s\n", err.msg);
+            _exit(13);
+        }
+        tether_config_free(cfg);
+        if (open_contained("fork", "auto", &err) != 0) {
+            fprintf(stderr, "auto: %s\n", err.msg);
+            _exit(14);
+        }
+        const char *d = tether_supervisor_backend_detail(sup);
+        if (!d || !strstr(d, "containment: subreaper (auto)") || !strstr(d, "not pidns: unshare") ||
+            !strstr(d, "not cgroup: ")) {
+            fprintf(stderr, "auto detail: %s\n", d ? d : "(null)");
+            _exit(15);
+        }
+        _exit(0);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fork");
@@ -222,6 +481,20 @@ int main(void)
     tcase_add_test(tc, external_kill_is_lost_with_the_signal_and_nothing_is_left);
     tcase_add_test(tc, flooding_child_is_bounded_by_backpressure);
     suite_add_tcase(s, tc);
+    TCase *ct = tcase_create("containment");
+    tcase_add_checked_fixture(ct, NULL, teardown);
+    tcase_set_timeout(ct, 30);
+    tcase_add_test(ct, pidns_kills_an_escaped_descendant_both_modes);
+    tcase_add_test(ct, cgroup_kills_an_escaped_descendant_both_modes);
+    tcase_add_test(ct, subreaper_kills_an_escaped_descendant_both_modes);
+    tcase_add_test(ct, group_only_leaves_an_escaped_descendant_running);
+    tcase_add_test(ct, pidns_holds_hostile_descendants);
+    tcase_add_test(ct, subreaper_holds_traced_and_unshared_descendants);
+    tcase_add_test(ct, cgroup_cannot_hold_a_descendant_that_leaves_it);
+    tcase_add_test(ct, parent_death_takes_escaped_descendants_each_mechanism);
+    tcase_add_test(ct, unknown_containment_is_refused);
+    tcase_add_test(ct, unavailable_containment_is_a_config_error_naming_the_reason);
+    suite_add_tcase(s, ct);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);

@@ -11,6 +11,8 @@
 
 static const struct tether_outcome reap_exit0 = {.kind = K(EXITED), .code = 0};
 static const struct tether_outcome reap_exit3 = {.kind = K(EXITED), .code = 3};
+static const struct tether_outcome reap_exit_msg = {.kind = K(EXITED), .code = 0,
+                                                   .message = "2 descendants killed"};
 static const struct tether_outcome reap_killed = {.kind = K(KILLED), .signal = 9};
 static const struct tether_outcome reap_killed_msg = {.kind = K(KILLED), .signal = 9,
                                                       .message = "SIGKILL to the group"};
@@ -76,6 +78,13 @@ static const struct row rows[] = {
      {.said = 1, .said_kind = K(EXITED), .said_code = 7, .said_text = "done",
       .reaped = &reap_exit0},
      K(EXITED), 7, 0, "done", 0},
+    {"said exited, the teardown adds its text",
+     {.said = 1, .said_kind = K(EXITED), .said_text = "done", .reaped = &reap_exit_msg},
+     K(EXITED), 0, 0, "done; 2 descendants killed", 0},
+    {"said cancelled without text, the teardown adds its text",
+     {.said = 1, .said_kind = K(CANCELLED), .requested = TETHER__REQ_CANCEL,
+      .reaped = &reap_exit_msg},
+     K(CANCELLED), 0, 0, "2 descendants killed", 0},
     {"said failed is a failure even on request",
      {.said = 1, .said_kind = K(FAILED), .said_text = "it broke",
       .requested = TETHER__REQ_CANCEL, .reaped = &reap_exit0},
