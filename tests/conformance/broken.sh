@@ -54,4 +54,35 @@ expect_first broken_nogroup orphan.grandchildren \
 # the template's old bug: the actor dies with the thread that spawned it
 expect broken_callerspawn 'spawn.thread-exits' spawn.thread-exits \
     "when the thread that spawned it exited"
+
+# --timeout-scale X multiplies the watchdogs (here 3 s -> 1.5 s), never the
+# measured bounds; a bad value is a usage error naming it.
+out=$(timeout 60 "$tether" conformance -c "$cfg" --plugin "$lib/broken_spawn.so" \
+      -k cancel.cooperative --timeout-scale 0.5 2>&1)
+if printf '%s\n' "$out" | grep -q "^not ok 1 - cancel.cooperative .*still running after 1.5s"; then
+    echo "ok: --timeout-scale 0.5 halves the watchdog"
+else
+    echo "FAIL: --timeout-scale 0.5 did not halve the watchdog"; fail=1
+    printf '%s\n' "$out" | sed 's/^/    | /'
+fi
+out=$(timeout 60 "$tether" conformance -c "$cfg" -b thread -k cancel.cooperative --timeout-scale 4 2>&1)
+if printf '%s\n' "$out" | grep -qE "^ok 1 - cancel.cooperative [0-9.]+s <= 0.102s"; then
+    echo "ok: --timeout-scale 4 leaves the bound at 0.102s"
+else
+    echo "FAIL: --timeout-scale 4 changed the bound or failed"; fail=1
+    printf '%s\n' "$out" | sed 's/^/    | /'
+fi
+out=$("$tether" conformance --timeout-scale 0 --list 2>&1)
+if [ $? -eq 2 ] && printf '%s\n' "$out" | grep -q "timeout-scale: '0' is not a number"; then
+    echo "ok: --timeout-scale 0 is refused"
+else
+    echo "FAIL: --timeout-scale 0 was not refused as a usage error"; fail=1
+fi
+w1=$("$tether" conformance --help | sed -n 's/^Worst case: .*: \([0-9]*\)s for$/\1/p')
+w2=$("$tether" conformance --timeout-scale 2 --help | sed -n 's/^Worst case: .*: \([0-9]*\)s for$/\1/p')
+if [ -n "$w1" ] && [ -n "$w2" ] && [ "$w2" -gt "$w1" ]; then
+    echo "ok: --help states the worst case: ${w1}s, ${w2}s at scale 2"
+else
+    echo "FAIL: --help does not state a worst case that grows with the scale ('$w1', '$w2')"; fail=1
+fi
 exit $fail
