@@ -2120,7 +2120,7 @@ int cmd_conformance(int argc, char **argv)
             fputs(conf_usage, stdout);
             printf("Worst case: %zu scenarios, each at most its watchdog budget + %.0fs: %.0fs for\n"
                    "one backend at --timeout-scale %g (every scenario hanging); a passing run\n"
-                   "takes 20-60s.\n",
+                   "takes 15-60s.\n",
                    N_SCENARIOS, DRIVER_GRACE, worst_case_s(), timeout_scale);
             return EXIT_OK;
         default:
