@@ -19,13 +19,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The C text of a man page's .nf ... .fi blocks: font requests joined as
 # troff prints them (.B/.I with spaces, .BI/.BR/... alternating without),
-# escapes undone.
+# escapes undone; a block's end and a paragraph break end a statement.
 man2c() {
     awk '
     /^\.nf/ { nf = 1; next }
-    /^\.fi/ { nf = 0; print ""; next }
+    /^\.fi/ { nf = 0; print ";"; next }
     !nf { next }
-    /^\.(PP|sp|br|in|RS|RE)/ { print ""; next }
+    /^\.(PP|sp|br|in|RS|RE)/ { print ";"; next }
     {
         line = $0
         if (line ~ /^\.[A-Z][A-Z]?( |$)/) {
