@@ -207,4 +207,25 @@ for pair in "tether_actor.3 actor.h" "tether_backend.3 backend.h"; do
         exit bad
     }' "$tmp/all" "$tmp/header" "$tmp/page" || status=1
 done
+[ -n "${CHECK_SYNOPSIS_DRIFT:-}" ] && exit $status
+
+# The check must fail on a drift: run it on a copy with two deliberate ones
+# (a prototype's argument and a struct member gone from the pages).
+mkdir -p "$tmp/drift/include/tether" "$tmp/drift/docs"
+cp "$inc"/*.h "$tmp/drift/include/tether/"
+cp "$src/docs/tether_actor.3" "$src/docs/tether_backend.3" "$tmp/drift/docs/"
+sed -i 's/^\.BI "int tether_actor_main(int " channel_fd ", const char \*" target .*$/.BI "int tether_actor_main(int " channel_fd ", const char *" target );/' \
+    "$tmp/drift/docs/tether_actor.3"
+sed -i '/^\.BR "    const char \*note;"/d' "$tmp/drift/docs/tether_backend.3"
+drift=$(CHECK_SYNOPSIS_DRIFT=1 sh "$0" "$tmp/drift" 2>&1)
+if [ $? -ne 1 ] ||
+   ! printf '%s\n' "$drift" | grep -q "tether_actor.3 shows   int tether_actor_main(int channel_fd, const char \*target)" ||
+   ! printf '%s\n' "$drift" | grep -q "struct tether_backend lacks the member   const char \*note"; then
+    echo "FAIL: the check does not catch a deliberate drift:"
+    printf '%s\n' "$drift" | sed 's/^/    | /'
+    status=1
+else
+    echo "ok: a deliberate drift is caught:"
+    printf '%s\n' "$drift" | sed 's/^/    | /'
+fi
 exit $status
