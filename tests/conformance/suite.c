@@ -98,10 +98,10 @@ static double e_slack(unsigned n)
     return 0.100 + 0.002 * n;
 }
 
-/* Seconds to wait for a scenario's setup (many spawns, a nested supervisor)
- * before its trigger: not what is measured, and slow under a sanitizer. */
 static double timeout_scale = 1.0; /* --timeout-scale: watchdogs and setup room only */
 
+/* Seconds to wait for a scenario's setup (many spawns, a nested supervisor)
+ * before its trigger: not what is measured, and slow under a sanitizer. */
 static double setup_wait(const struct suite *s)
 {
     return (8 * s->B + s->S + s->H + 4) * timeout_scale;
