@@ -60,8 +60,10 @@ enum mode { MODE_FORK, MODE_EXEC };
 
 struct request {
     const struct tether_spawn_spec *spec;
+    struct request *next; /* queued after this one */
     pid_t pid;
     int err; /* errno of a failed fork, or 0 */
+    int taken; /* the spawner has started it */
     int done;
 };
 
@@ -73,7 +75,8 @@ struct fstate {
     pthread_t spawner;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
-    struct request *req;
+    struct request *req; /* queue of requests not yet taken, oldest first:
+                          * several program threads may spawn at once */
     int stop;
     unsigned live;
     /* abandoned children (SIGKILL had not ended them by the deadline):
@@ -220,7 +223,8 @@ static void *spawner_main(void *arg)
         if (st->stop)
             break;
         struct request *r = st->req;
-        st->req = NULL;
+        st->req = r->next;
+        r->taken = 1;
         pthread_mutex_unlock(&st->lock);
         r->pid = do_fork(st, r->spec, &r->err);
         pthread_mutex_lock(&st->lock);
@@ -348,7 +352,10 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     if (__atomic_load_n(&st->n_late, __ATOMIC_RELAXED)) /* a hint; reap_late locks */
         reap_late(st);
     pthread_mutex_lock(&st->lock);
-    st->req = &r;
+    struct request **tail = &st->req;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &r;
     pthread_cond_broadcast(&st->cond);
     /* Bounded by the spawn deadline while the request waits its turn; once
      * the spawner has taken it, only the fork (or vfork + exec) in hand
@@ -358,8 +365,12 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
                           (long)(spec->spawn_deadline_ns % 1000000000)};
     while (!r.done) {
         int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-        if (rc == ETIMEDOUT && st->req == &r) {
-            st->req = NULL; /* never started: withdraw it */
+        if (rc == ETIMEDOUT && !r.taken) { /* never started: withdraw it */
+            for (struct request **p = &st->req; *p; p = &(*p)->next)
+                if (*p == &r) {
+                    *p = r.next;
+                    break;
+                }
             break;
         }
         if (rc == ETIMEDOUT) {

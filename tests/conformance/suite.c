@@ -1594,6 +1594,73 @@ static void sc_thread_exits(struct suite *s, struct result *r)
     close_sup(sup, r);
 }
 
+/* spawn.concurrent: 8 program threads call tether_spawn at once. The core
+ * calls a backend's spawn without its lock, so the backend sees them
+ * together; each must return within the core's spawn bound (B + S + H + e)
+ * with a ready actor, and every actor be torn down normally. */
+struct concurrent {
+    struct suite *s;
+    tether_supervisor *sup;
+    tether_handle *h;
+    int rc;
+    char msg[sizeof(((struct tether_error *)0)->msg)];
+};
+
+static void *concurrent_spawner(void *arg)
+{
+    struct concurrent *c = arg;
+    struct tether_error err;
+    char t[PATH_MAX + 64];
+    c->rc = tether_spawn(c->sup, target(c->s, "idle_serving", t, sizeof t), 0, &c->h, &err);
+    if (c->rc)
+        snprintf(c->msg, sizeof c->msg, "%s", err.msg);
+    return NULL;
+}
+
+static void sc_concurrent(struct suite *s, struct result *r)
+{
+    enum { N = 8 };
+    static struct concurrent c[N]; /* static: outlives a spawner that never returns */
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    pthread_t t[N];
+    int started[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct concurrent){s, sup, NULL, 1, ""};
+        started[i] = pthread_create(&t[i], NULL, concurrent_spawner, &c[i]) == 0;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)((s->B + s->S + s->H + 1) * timeout_scale) + 1;
+    int hung = 0;
+    for (int i = 0; i < N; i++) {
+        if (!started[i])
+            FAILF(r, "cannot start spawning thread %d", i + 1);
+        else if (pthread_timedjoin_np(t[i], NULL, &ts) != 0)
+            hung++;
+    }
+    if (hung) {
+        FAIL_LEFT(r, "%d of %d threads spawning at once never returned from tether_spawn (bound %.1fs)",
+              hung, N, s->B + s->S + s->H + e_slack(N));
+        return; /* the watchdog has the rest */
+    }
+    for (int i = 0; i < N; i++)
+        if (started[i] && c[i].rc)
+            FAILF(r, "spawn %d of %d at once: %s", i + 1, N, c[i].msg);
+    double t0 = now_s(), bound = e_slack(N);
+    for (int i = 0; i < N; i++)
+        if (c[i].h)
+            tether_cancel(c[i].h);
+    for (int i = 0; i < N; i++)
+        if (c[i].h)
+            expect_kind(r, "idle_serving", outcome(c[i].h, bound, NULL), "cancelled");
+    expect_within(r, now_s() - t0, bound);
+    for (int i = 0; i < N; i++)
+        tether_handle_release(c[i].h);
+    close_sup(sup, r);
+}
+
 /* ---- the catalogue --------------------------------------------------------------------------- */
 
 static double b_e(const struct suite *s)
@@ -1656,6 +1723,7 @@ static const struct scenario catalogue[] = {
     {"protocol.garbage-frame", sc_garbage, b_sh},
     {"protocol.oversized-frame", sc_oversized, b_sh},
     {"spawn.thread-exits", sc_thread_exits, b_spawn},
+    {"spawn.concurrent", sc_concurrent, b_spawn},
 };
 #define N_SCENARIOS (sizeof catalogue / sizeof catalogue[0])
 
