@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <tether/backend.h>
@@ -63,43 +65,68 @@ int cmd_backends(int argc, char **argv)
     struct tether_config *cfg = cli_load_config("tether backends", config);
     if (!cfg)
         return EXIT_USAGE;
-    printf("%-8s %-4s %-8s %-44s %-5s %-7s %s\n", "NAME", "ABI", "LANGUAGE", "CAPABILITIES",
-           "LOADS", "SPAWNS", "FILE");
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_backends; i++) {
-        const struct tether_backend_config *b = &cfg->backends[i];
+    /* probe every plugin first: the NAME and CAPABILITIES columns are as
+     * wide as their widest entry */
+    size_t n = cfg->n_backends;
+    struct row {
         struct tether_plugin_info info;
         struct tether_error err;
-        if (tether_plugin_probe(b->path, &info, &err) == 0) {
-            char caps[128];
-            tether_caps_format(info.caps, caps, sizeof caps);
-            printf("%-8s %-4u %-8s %-44s %-5s %-7s %s\n", b->name, info.abi, info.language, caps,
-                   "yes", "yes", b->path); /* spawn is mandatory */
-            if (info.note[0])
-                printf("         note: %s\n", info.note);
+        int ok;
+        char caps[128];
+    } *rows = calloc(n ? n : 1, sizeof *rows);
+    if (!rows) {
+        fprintf(stderr, "tether backends: out of memory\n");
+        tether_config_free(cfg);
+        return EXIT_FAIL;
+    }
+    int w = 8, cw = 12;
+    for (size_t i = 0; i < n; i++) {
+        struct row *r = &rows[i];
+        r->ok = tether_plugin_probe(cfg->backends[i].path, &r->info, &r->err) == 0;
+        snprintf(r->caps, sizeof r->caps, "-");
+        if (r->ok)
+            tether_caps_format(r->info.caps, r->caps, sizeof r->caps);
+        if ((int)strlen(cfg->backends[i].name) > w)
+            w = (int)strlen(cfg->backends[i].name);
+        if ((int)strlen(r->caps) > cw)
+            cw = (int)strlen(r->caps);
+    }
+    printf("%-*s %-4s %-8s %-*s %-5s %-7s %s\n", w, "NAME", "ABI", "LANGUAGE", cw, "CAPABILITIES",
+           "LOADS", "SPAWNS", "FILE");
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct tether_backend_config *b = &cfg->backends[i];
+        const struct tether_plugin_info *info = &rows[i].info;
+        if (rows[i].ok) {
+            printf("%-*s %-4u %-8s %-*s %-5s %-7s %s\n", w, b->name, info->abi, info->language, cw,
+                   rows[i].caps, "yes", "yes", b->path); /* spawn is mandatory */
+            if (info->note[0])
+                printf("%*s note: %s\n", w, "", info->note);
             /* what opening it with this configuration decides (e.g. the
              * fork backend's containment), or why it cannot open */
             tether_supervisor *sup;
+            struct tether_error err;
             if (tether_supervisor_open(cfg, b->name, &sup, &err) == 0) {
                 const char *d = tether_supervisor_backend_detail(sup);
                 if (d)
-                    printf("         %s\n", d);
+                    printf("%*s %s\n", w, "", d);
                 tether_supervisor_close(sup, NULL);
             } else {
-                printf("         error: %s\n", err.msg);
+                printf("%*s error: %s\n", w, "", err.msg);
                 bad = 1;
             }
-            if (strcmp(info.name, b->name) != 0) {
-                printf("         error: plugin calls itself '%s'\n", info.name);
+            if (strcmp(info->name, b->name) != 0) {
+                printf("%*s error: plugin calls itself '%s'\n", w, "", info->name);
                 bad = 1;
             }
         } else {
-            printf("%-8s %-4s %-8s %-44s %-5s %-7s %s\n", b->name, "-", "-", "-", "no", "-",
+            printf("%-*s %-4s %-8s %-*s %-5s %-7s %s\n", w, b->name, "-", "-", cw, "-", "no", "-",
                    b->path);
-            printf("         error: %s\n", err.msg);
+            printf("%*s error: %s\n", w, "", rows[i].err.msg);
             bad = 1;
         }
     }
+    free(rows);
     printf("default backend: %s\n", cfg->backend);
     tether_config_free(cfg);
     return bad ? EXIT_FAIL : EXIT_OK;

@@ -1,20 +1,26 @@
-/* cli/tether_actor.c - tether-actor: the exec helper of the fork backend's
- * exec mode. Runs one C actor in a fresh process:
+/* cli/tether_actor.c - tether-actor(1): the exec helper of the fork
+ * backend's exec mode, and of any backend that execs its actors (the
+ * template). Runs one C actor in a fresh process:
  *   tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET
+ * That command line is a stable interface (documented in tether-actor.1).
  * PID is its parent as it sees it (0 in a PID namespace of its own). With
  * --cgroup it first moves itself into that cgroup.procs (the fork
  * backend's cgroup containment), and will not run the actor outside it.
  * It asks for a parent-death signal that kills its process group (with the
  * getppid() re-check against the race at set-up), then runs the actor
- * runtime on the channel. Not meant to be run by hand. */
+ * runtime on the channel. It is started by a backend, with a channel the
+ * supervisor made: run by hand it has no supervisor to talk to. */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <tether/actor.h>
@@ -48,6 +54,21 @@ static void orphan_exit(pid_t parent, int orphaned)
         on_parent_death(0);
 }
 
+#define USAGE                                                                               \
+    "usage: tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET\n"                                \
+    "(the exec helper of tether's process backends; see tether-actor(1))\n"
+
+/* A decimal number in [min, max], or -1. */
+static long number(const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    return v;
+}
+
 int main(int argc, char **argv)
 {
     const char *cgroup = NULL;
@@ -57,16 +78,44 @@ int main(int argc, char **argv)
         argc = 6;
     }
     if (argc != 6 || strcmp(argv[1], "--channel-fd") || strcmp(argv[3], "--parent")) {
-        fprintf(stderr, "usage: tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET\n"
-                        "(the fork backend's exec helper; not meant to be run by hand)\n");
+        fprintf(stderr, USAGE);
         return 2;
     }
-    int fd = atoi(argv[2]);
-    pid_t parent = (pid_t)atoi(argv[4]);
+    long fdl = number(argv[2], 0, INT_MAX), parentl = number(argv[4], 0, INT_MAX);
+    if (fdl < 0) {
+        fprintf(stderr, "tether-actor: --channel-fd: '%s' is not a file descriptor number\n" USAGE,
+                argv[2]);
+        return 2;
+    }
+    if (parentl < 0) {
+        fprintf(stderr, "tether-actor: --parent: '%s' is not a process id\n" USAGE, argv[4]);
+        return 2;
+    }
+    int fd = (int)fdl;
+    pid_t parent = (pid_t)parentl;
+    struct stat st;
+    if (fcntl(fd, F_GETFD) < 0) {
+        fprintf(stderr, "tether-actor: --channel-fd %d: not open (%s); the starting process must "
+                        "pass it without close-on-exec\n", fd, strerror(errno));
+        return 2;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "tether-actor: --channel-fd %d: not a socket (the channel is one end of "
+                        "the supervisor's AF_UNIX socketpair)\n", fd);
+        return 2;
+    }
+    if (getpgrp() != getpid()) {
+        /* its parent-death handler and orphan exit kill its process group:
+         * that group must be the actor's own, never its starter's */
+        fprintf(stderr, "tether-actor: not the leader of its own process group: start it with "
+                        "POSIX_SPAWN_SETPGROUP (pgroup 0) or setpgid(0, 0)\n");
+        return 2;
+    }
     if (cgroup) {
         int cg = open(cgroup, O_WRONLY | O_CLOEXEC);
         if (cg < 0 || write(cg, "0", 1) != 1) {
-            fprintf(stderr, "tether-actor: cannot enter the cgroup %s\n", cgroup);
+            fprintf(stderr, "tether-actor: --cgroup %s: cannot enter it (%s)\n", cgroup,
+                    strerror(errno));
             return 125; /* never run the actor uncontained */
         }
         close(cg);

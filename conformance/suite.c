@@ -77,7 +77,17 @@ struct result {
     double bound;
     char msg[1024];
     unsigned abandoned; /* actors the scenario's supervisors abandoned */
+    /* every failed check, reported most specific first (see fail_rank) */
+    int n_fails, n_more;
+    int rank[8];
+    char fails[8][320];
 };
+
+/* How specific a failed check is: a process left alive (an actor, a
+ * grandchild) names the culprit; a wrong outcome, a parked waiter, a leaked
+ * fd or thread come next, in the order found; a time overrun comes last
+ * (it is often only the consequence of the others). */
+enum fail_rank { RANK_LEFT, RANK_CHECK, RANK_TIME };
 
 struct scenario {
     const char *id;
@@ -92,11 +102,19 @@ static double e_slack(unsigned n)
     return (double)TETHER_SLACK_NS(n) / TETHER_NS_PER_SEC;
 }
 
+static double timeout_scale = 1.0; /* --timeout-scale: watchdogs and setup room only */
+
 /* Seconds to wait for a scenario's setup (many spawns, a nested supervisor)
  * before its trigger: not what is measured, and slow under a sanitizer. */
 static double setup_wait(const struct suite *s)
 {
-    return 8 * s->B + s->S + s->H + 4;
+    return (8 * s->B + s->S + s->H + 4) * timeout_scale;
+}
+
+/* A readiness wait of `secs` (setup, not measured), scaled, as a deadline. */
+static int64_t setup_deadline(double secs)
+{
+    return tether_now_ns() + (int64_t)(secs * timeout_scale * 1e9);
 }
 
 static double now_s(void)
@@ -134,22 +152,32 @@ static void jitter(void)
         sleep_s((double)(rng_next(&rng_state) % ((uint64_t)jitter_ms * 1000 + 1)) / 1e6);
 }
 
-__attribute__((format(printf, 3, 4))) static void set(struct result *r, int status,
+/* Record a result. Every failure is kept (send_result reports them all,
+ * the most specific first); a skip or a note never hides a failure. */
+__attribute__((format(printf, 4, 5))) static void set(struct result *r, int status, int rank,
                                                       const char *fmt, ...)
 {
-    if (r->status == FAIL && status != FAIL)
-        return; /* the first failure stands */
-    if (r->status == FAIL)
-        return;
-    r->status = status;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    if (status == FAIL) {
+        r->status = FAIL;
+        if (r->n_fails < 8) {
+            r->rank[r->n_fails] = rank;
+            vsnprintf(r->fails[r->n_fails], sizeof r->fails[0], fmt, ap);
+            r->n_fails++;
+        } else {
+            r->n_more++;
+        }
+    } else if (r->status != FAIL) {
+        r->status = status;
+        vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    }
     va_end(ap);
 }
 
-#define FAILF(r, ...) set((r), FAIL, __VA_ARGS__)
-#define SKIPF(r, ...) set((r), SKIP, __VA_ARGS__)
+#define FAILF(r, ...) set((r), FAIL, RANK_CHECK, __VA_ARGS__)
+#define FAIL_LEFT(r, ...) set((r), FAIL, RANK_LEFT, __VA_ARGS__)
+#define SKIPF(r, ...) set((r), SKIP, 0, __VA_ARGS__)
 
 static int has(const struct suite *s, uint32_t cap)
 {
@@ -265,7 +293,7 @@ static void expect_within(struct result *r, double elapsed, double bound)
     r->elapsed = elapsed;
     r->bound = bound;
     if (elapsed > bound)
-        FAILF(r, "took %.3fs, bound %.3fs", elapsed, bound);
+        set(r, FAIL, RANK_TIME, "took %.3fs, bound %.3fs", elapsed, bound);
 }
 
 /* Outcomes allowed for an actor that never checkpoints, by capability. */
@@ -743,7 +771,7 @@ static void sc_tree(struct suite *s, struct result *r)
     for (int i = 0; i < 2 && root[i]; i++) {
         void *buf;
         size_t len;
-        if (tether_recv(root[i], &buf, &len, tether_now_ns() + (int64_t)(4 * s->B * SEC)))
+        if (tether_recv(root[i], &buf, &len, setup_deadline(4 * s->B)))
             FAILF(r, "tree %d never reported its 7 actors ready", i);
         else
             free(buf);
@@ -1062,7 +1090,7 @@ static void sc_parent_dies(struct suite *s, struct result *r)
         tether_handle *h = sup ? spawn(s, sup, "parent_dies_idle", &rr) : NULL;
         void *buf;
         size_t len;
-        if (h && tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC) == 0) {
+        if (h && tether_recv(h, &buf, &len, setup_deadline(5)) == 0) {
             ssize_t w = write(p[1], "ready\n", 6);
             (void)w;
         }
@@ -1070,7 +1098,7 @@ static void sc_parent_dies(struct suite *s, struct result *r)
             pause();
     }
     close(p[1]);
-    if (wait_line(p[0], "ready", 4 * s->B + 2)) {
+    if (wait_line(p[0], "ready", (4 * s->B + 2) * timeout_scale)) {
         FAILF(r, "the supervising process never got its actor and grandchild ready");
         kill(mid, SIGKILL);
         wait_child(mid, 5);
@@ -1089,7 +1117,7 @@ static void sc_parent_dies(struct suite *s, struct result *r)
     if (marked_processes(getpid(), left, sizeof left) > 0) {
         char why[1024];
         describe_pids(left, why, sizeof why);
-        FAILF(r, "processes left %.3fs after the supervisor died: %s", now_s() - t0, why);
+        FAIL_LEFT(r, "processes left %.3fs after the supervisor died: %s", now_s() - t0, why);
     }
     expect_within(r, now_s() - t0, bound);
 }
@@ -1102,7 +1130,7 @@ static void sc_grandchildren(struct suite *s, struct result *r)
         void *buf = NULL;
         size_t len = 0;
         pid_t gc = 0;
-        if (tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC) == 0) {
+        if (tether_recv(h, &buf, &len, setup_deadline(5)) == 0) {
             char tmp[32];
             snprintf(tmp, sizeof tmp, "%.*s", (int)len, (char *)buf);
             gc = (pid_t)atoi(tmp);
@@ -1121,7 +1149,7 @@ static void sc_grandchildren(struct suite *s, struct result *r)
         }
         expect_within(r, now_s() - t0, bound);
         if (gc > 0 && alive(gc))
-            FAILF(r, "grandchild %d (sleep 1000) is still alive", (int)gc);
+            FAIL_LEFT(r, "grandchild %d (sleep 1000) is still alive", (int)gc);
         tether_handle_release(h);
     }
     close_sup(sup, r);
@@ -1241,7 +1269,7 @@ static void sc_fd_hygiene(struct suite *s, struct result *r)
         for (int i = 0; i < 2; i++) {
             void *buf;
             size_t len;
-            if (tether_recv(h, &buf, &len, tether_now_ns() + 5 * SEC)) {
+            if (tether_recv(h, &buf, &len, setup_deadline(5))) {
                 FAILF(r, "no fd report from the actor");
                 break;
             }
@@ -1515,6 +1543,135 @@ static void sc_oversized(struct suite *s, struct result *r)
     protocol(s, r, "oversized", "exceeds the maximum");
 }
 
+/* ---- SPAWN: the spawning thread exits ------------------------------------------------------ */
+
+/* spawn.thread-exits: the program thread that spawned an idle actor exits;
+ * 0.5 s later the actor is cancelled. It must have kept running (a child
+ * created directly by that thread, with a parent-death signal armed, is
+ * killed when the thread exits: Linux ties the signal to the thread), and
+ * then be torn down normally. */
+struct thread_exits {
+    struct suite *s;
+    tether_supervisor *sup;
+    struct result *r;
+    tether_handle *h;
+};
+
+static void *thread_exits_spawner(void *arg)
+{
+    struct thread_exits *te = arg;
+    te->h = spawn(te->s, te->sup, "idle_serving", te->r);
+    return NULL; /* the thread exits: its children lose their parent thread */
+}
+
+static void sc_thread_exits(struct suite *s, struct result *r)
+{
+    static struct thread_exits te; /* static: outlives a spawner that never returns */
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    te = (struct thread_exits){s, sup, r, NULL};
+    pthread_t t;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)setup_wait(s) + 1;
+    if (pthread_create(&t, NULL, thread_exits_spawner, &te) != 0) {
+        FAILF(r, "cannot start the spawning thread");
+    } else if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+        FAILF(r, "the spawning thread never returned from tether_spawn");
+        return; /* the watchdog has the rest */
+    }
+    tether_handle *h = te.h;
+    if (h) {
+        sleep_s(0.5); /* the thread has exited: its parent-death signal would be out */
+        jitter();
+        struct tether_outcome o;
+        struct tether_error err;
+        struct tether_value ret;
+        if (tether_wait(h, tether_now_ns(), &o) == 0)
+            FAILF(r, "the actor ended (%s%s%s) when the thread that spawned it exited, before any "
+                     "cancel",
+                  tether_outcome_name(o.kind), o.message ? ": " : "", o.message ? o.message : "");
+        else if (tether_call(h, "ping", ":i", NULL, 0, &ret, tether_now_ns() + 2 * SEC, &err))
+            FAILF(r, "the actor no longer answers after the thread that spawned it exited: %s",
+                  err.msg);
+        double t0 = now_s(), bound = e_slack(1);
+        tether_cancel(h);
+        int k = outcome(h, bound, &o);
+        expect_within(r, now_s() - t0, bound);
+        expect_kind(r, "idle_serving", k, "cancelled");
+        tether_handle_release(h);
+    }
+    close_sup(sup, r);
+}
+
+/* spawn.concurrent: 8 program threads call tether_spawn at once. The core
+ * calls a backend's spawn without its lock, so the backend sees them
+ * together; each must return within the core's spawn bound (B + S + H + e)
+ * with a ready actor, and every actor be torn down normally. */
+struct concurrent {
+    struct suite *s;
+    tether_supervisor *sup;
+    tether_handle *h;
+    int rc;
+    char msg[sizeof(((struct tether_error *)0)->msg)];
+};
+
+static void *concurrent_spawner(void *arg)
+{
+    struct concurrent *c = arg;
+    struct tether_error err;
+    char t[PATH_MAX + 64];
+    c->rc = tether_spawn(c->sup, target(c->s, "idle_serving", t, sizeof t), 0, &c->h, &err);
+    if (c->rc)
+        snprintf(c->msg, sizeof c->msg, "%s", err.msg);
+    return NULL;
+}
+
+static void sc_concurrent(struct suite *s, struct result *r)
+{
+    enum { N = 8 };
+    static struct concurrent c[N]; /* static: outlives a spawner that never returns */
+    tether_supervisor *sup = open_sup(s, r, NULL);
+    if (!sup)
+        return;
+    pthread_t t[N];
+    int started[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct concurrent){s, sup, NULL, 1, ""};
+        started[i] = pthread_create(&t[i], NULL, concurrent_spawner, &c[i]) == 0;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)((s->B + s->S + s->H + 1) * timeout_scale) + 1;
+    int hung = 0;
+    for (int i = 0; i < N; i++) {
+        if (!started[i])
+            FAILF(r, "cannot start spawning thread %d", i + 1);
+        else if (pthread_timedjoin_np(t[i], NULL, &ts) != 0)
+            hung++;
+    }
+    if (hung) {
+        FAIL_LEFT(r, "%d of %d threads spawning at once never returned from tether_spawn (bound %.1fs)",
+              hung, N, s->B + s->S + s->H + e_slack(N));
+        return; /* the watchdog has the rest */
+    }
+    for (int i = 0; i < N; i++)
+        if (started[i] && c[i].rc)
+            FAILF(r, "spawn %d of %d at once: %s", i + 1, N, c[i].msg);
+    double t0 = now_s(), bound = e_slack(N);
+    for (int i = 0; i < N; i++)
+        if (c[i].h)
+            tether_cancel(c[i].h);
+    for (int i = 0; i < N; i++)
+        if (c[i].h)
+            expect_kind(r, "idle_serving", outcome(c[i].h, bound, NULL), "cancelled");
+    expect_within(r, now_s() - t0, bound);
+    for (int i = 0; i < N; i++)
+        tether_handle_release(c[i].h);
+    close_sup(sup, r);
+}
+
 /* ---- the catalogue --------------------------------------------------------------------------- */
 
 /* ---- escaped descendants (containment) -------------------------------------------- */
@@ -1702,24 +1859,69 @@ static const struct scenario catalogue[] = {
     {"spawn.no-such-target", sc_no_such_target, b_e},
     {"protocol.garbage-frame", sc_garbage, b_sh},
     {"protocol.oversized-frame", sc_oversized, b_sh},
+    {"spawn.thread-exits", sc_thread_exits, b_spawn},
+    {"spawn.concurrent", sc_concurrent, b_spawn},
 };
 #define N_SCENARIOS (sizeof catalogue / sizeof catalogue[0])
+
+/* The driver gives a runner its watchdog budget + 3 s, then 2 s to exit
+ * (see run_one): a scenario never takes longer than budget + 5 s. */
+#define DRIVER_GRACE 5.0
+
+/* Seconds the whole catalogue takes when every scenario hangs until its
+ * watchdog: the suite's worst case for one backend (and one --repeat). */
+static double worst_case_s(void)
+{
+    struct suite w;
+    memset(&w, 0, sizeof w);
+    w.S = SUITE_SOFT;
+    w.H = SUITE_HARD;
+    w.B = SUITE_SPAWN;
+    double total = 0;
+    for (size_t i = 0; i < N_SCENARIOS; i++)
+        total += catalogue[i].budget(&w) * timeout_scale + DRIVER_GRACE;
+    return total;
+}
 
 /* ---- the runner (a forked process per scenario) ----------------------------------------------- */
 
 static int result_fd = -1;
 
+/* The result line: "STATUS ELAPSED BOUND ABANDONED MESSAGE"; for a failure
+ * MESSAGE is the most specific failed check, and every other one follows
+ * on a line "also failed: ..." (printed by the driver as a diagnostic). */
 static void send_result(const struct result *r)
 {
     char line[1400];
     static const char *const names[] = {"PASS", "FAIL", "SKIP"};
-    int n = snprintf(line, sizeof line, "%s %.6f %.6f %u %s\n", names[r->status], r->elapsed,
-                     r->bound, r->abandoned, r->msg);
-    for (char *p = line + 4; p < line + n - 1; p++)
-        if (*p == '\n')
-            *p = ' ';
-    ssize_t w = write(result_fd, line, (size_t)n);
-    (void)w;
+    int order[8], n_order = 0;
+    for (int rank = RANK_LEFT; rank <= RANK_TIME; rank++)
+        for (int i = 0; i < r->n_fails; i++)
+            if (r->rank[i] == rank)
+                order[n_order++] = i;
+    for (int k = 0; k == 0 || k < n_order; k++) {
+        int n;
+        if (k == 0)
+            n = snprintf(line, sizeof line, "%s %.6f %.6f %u %s\n", names[r->status], r->elapsed,
+                         r->bound, r->abandoned, n_order ? r->fails[order[0]] : r->msg);
+        else
+            n = snprintf(line, sizeof line, "also failed: %s\n", r->fails[order[k]]);
+        if (n < 0)
+            continue;
+        if ((size_t)n >= sizeof line)
+            n = (int)sizeof line - 1;
+        line[n - 1] = '\n';
+        for (char *p = line; p < line + n - 1; p++)
+            if (*p == '\n')
+                *p = ' ';
+        ssize_t w = write(result_fd, line, (size_t)n);
+        (void)w;
+    }
+    if (r->n_more) {
+        int n = snprintf(line, sizeof line, "also failed: %d more check(s)\n", r->n_more);
+        ssize_t w = write(result_fd, line, (size_t)n);
+        (void)w;
+    }
 }
 
 struct watchdog {
@@ -1774,7 +1976,7 @@ static void run_scenario(struct suite *s, const struct scenario *sc)
     setenv("TETHER_CONFIG", s->config, 1);
     setenv("TETHER_BACKEND", s->name, 1);
     setenv("TETHER_CONFORMANCE_ACTORS", s->actors, 1);
-    struct watchdog wd = {sc->budget(s), sc->id};
+    struct watchdog wd = {sc->budget(s) * timeout_scale, sc->id};
     pthread_t wt;
     pthread_create(&wt, NULL, watchdog_main, &wd);
     int fds0 = count_fds(), threads0 = count_threads();
@@ -1813,8 +2015,11 @@ static void run_scenario(struct suite *s, const struct scenario *sc)
             fd_describe_new(fdbits0, what, sizeof what);
             FAILF(&r, "%d fd(s) leaked in the supervising process: %s", fds - fds0 - fd_allow, what);
         }
-        if (nprocs > 0)
-            FAILF(&r, "processes left behind: %s", procs);
+        if (nprocs > 0) {
+            char why[1024];
+            describe_pids(procs, why, sizeof why);
+            FAIL_LEFT(&r, "processes left behind: %s", why);
+        }
         if (threads > threads0 + (int)r.abandoned)
             FAILF(&r, "%d thread(s) left beyond the %u abandoned", threads - threads0 - (int)r.abandoned,
                   r.abandoned);
@@ -1867,7 +2072,7 @@ static int run_one(struct suite *s, const struct scenario *sc, int num)
         return FAIL;
     }
     fflush(stdout);
-    double budget = sc->budget(s);
+    double budget = sc->budget(s) * timeout_scale;
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
@@ -1877,7 +2082,7 @@ static int run_one(struct suite *s, const struct scenario *sc, int num)
     close(p[1]);
     char buf[65536];
     size_t got = 0;
-    int64_t deadline = tether_now_ns() + (int64_t)((budget + 3) * 1e9);
+    int64_t deadline = tether_now_ns() + (int64_t)((budget + DRIVER_GRACE - 2) * 1e9);
     for (;;) {
         int64_t left = deadline - tether_now_ns();
         if (left <= 0)
@@ -1940,7 +2145,7 @@ static int run_one(struct suite *s, const struct scenario *sc, int num)
 static const char conf_usage[] =
     "usage: tether conformance [-c FILE] (-b NAME | --plugin PATH) [-k GLOB] [--repeat N]\n"
     "                          [--shuffle] [--seed N] [--jitter MS]\n"
-    "                          [-o KEY=VALUE] [--list] [--events FILE]\n"
+    "                          [-o KEY=VALUE] [--list] [--events FILE] [--timeout-scale X]\n"
     "Run every scenario of the conformance catalogue against one backend plugin,\n"
     "each in its own process under a watchdog. Output is TAP; the last line is\n"
     "'N passed, N failed, N skipped'. Exit 0 only when nothing failed.\n"
@@ -1956,6 +2161,10 @@ static const char conf_usage[] =
     "      --list          list the scenario ids and exit\n"
     "      --events FILE   write the lifecycle events of every scenario to FILE\n"
     "  -o, --option KEY=VALUE  set a backend option (e.g. -o mode=exec)\n"
+    "      --timeout-scale X   multiply the watchdogs and the room given to each\n"
+    "                      scenario's setup by X (0.1..100, default 1) for a slow\n"
+    "                      or loaded machine; the measured bounds and the suite's\n"
+    "                      timeouts are not scaled\n"
     "The suite's own timeouts: spawn 2.0s, soft_cancel 0.5s, hard_kill 0.5s.\n"
     "Actors come from $TETHER_CONFORMANCE_DIR (default: the build tree, then the\n"
     "installed copy).\n";
@@ -2041,6 +2250,7 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
         {"option", required_argument, NULL, 'o'},
         {"shuffle", no_argument, NULL, 'S'},      {"seed", required_argument, NULL, 's'},
         {"jitter", required_argument, NULL, 'j'},
+        {"timeout-scale", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *backend = NULL, *plugin = NULL;
@@ -2115,7 +2325,23 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
             jitter_ms = (unsigned)ms;
             break;
         }
-        case 'h': fputs(conf_usage, stdout); return EXIT_OK;
+        case 'T': {
+            char *end;
+            double x = strtod(optarg, &end);
+            if (end == optarg || *end || !(x >= 0.1 && x <= 100)) {
+                usage_error("--timeout-scale: '%s' is not a number from 0.1 to 100", optarg);
+                return EXIT_USAGE;
+            }
+            timeout_scale = x;
+            break;
+        }
+        case 'h':
+            fputs(conf_usage, stdout);
+            printf("Worst case: %zu scenarios, each at most its watchdog budget + %.0fs: %.0fs for\n"
+                   "one backend at --timeout-scale %g (every scenario hanging); a passing run\n"
+                   "takes 15-60s.\n",
+                   N_SCENARIOS, DRIVER_GRACE, worst_case_s(), timeout_scale);
+            return EXIT_OK;
         default:
             usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
             return EXIT_USAGE;
@@ -2220,6 +2446,8 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
         printf("# option %s = %s\n", s.opt_key[i], s.opt_val[i]);
     printf("# timeouts: spawn %.1fs, soft_cancel %.1fs, hard_kill %.1fs; e = 100 ms + 2 ms an actor\n",
            s.B, s.S, s.H);
+    printf("# timeout scale %g (watchdogs, setup room); worst case %.0fs a repeat\n", timeout_scale,
+           worst_case_s());
     /* the runs, in catalogue order or shuffled */
     size_t n_runs = selected * (size_t)repeat, k = 0;
     size_t *order = malloc((n_runs ? n_runs : 1) * sizeof *order);

@@ -91,6 +91,7 @@ static const char *const contain_names[] = {"pidns", "cgroup", "subreaper", "gro
 
 struct request {
     const struct tether_spawn_spec *spec;
+    struct request *next; /* queued after this one */
     const char *cg_procs; /* cgroup: the actor's cgroup.procs */
     int cg_fd;            /* cgroup, fork mode: the same, open for the child */
     pid_t pid;            /* the actor (subreaper: the keeper) */
@@ -98,6 +99,7 @@ struct request {
     int keeper_rd;        /* subreaper: read end of the keeper's report pipe */
     int err;              /* errno of the failed step, or 0 */
     const char *what;     /* the failed step */
+    int taken;            /* the spawner has started it */
     int done;
 };
 
@@ -115,7 +117,8 @@ struct fstate {
     pthread_t spawner;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
-    struct request *req;
+    struct request *req; /* queue of requests not yet taken, oldest first:
+                          * several program threads may spawn at once */
     int stop;
     int probe;      /* 1: the spawner must try pidns first; 2: it did */
     char probe_why[200]; /* empty when pidns works */
@@ -703,7 +706,8 @@ static void *spawner_main(void *arg)
         if (st->stop)
             break;
         struct request *r = st->req;
-        st->req = NULL;
+        st->req = r->next;
+        r->taken = 1;
         pthread_mutex_unlock(&st->lock);
         r->pid = do_spawn(st, r);
         pthread_mutex_lock(&st->lock);
@@ -1131,7 +1135,10 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
         }
     }
     pthread_mutex_lock(&st->lock);
-    st->req = &r;
+    struct request **tail = &st->req;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &r;
     pthread_cond_broadcast(&st->cond);
     /* Bounded by the spawn deadline while the request waits its turn; once
      * the spawner has taken it, only the fork (or vfork + exec) in hand
@@ -1141,8 +1148,12 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
                           (long)(spec->spawn_deadline_ns % 1000000000)};
     while (!r.done) {
         int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-        if (rc == ETIMEDOUT && st->req == &r) {
-            st->req = NULL; /* never started: withdraw it */
+        if (rc == ETIMEDOUT && !r.taken) { /* never started: withdraw it */
+            for (struct request **p = &st->req; *p; p = &(*p)->next)
+                if (*p == &r) {
+                    *p = r.next;
+                    break;
+                }
             break;
         }
         if (rc == ETIMEDOUT) {
