@@ -36,6 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "handle_fd.h" /* HFD hook */
 #include "internal.h"
 #include "wire.h"
 
@@ -45,6 +46,8 @@ static const char *const state_names[] = {"spawning",  "running", "soft-cancel",
                                           "hard-kill", "reaped",  "abandoned"};
 
 #define IS_FINAL(h) ((h)->state == ST_REAPED || (h)->state == ST_ABANDONED)
+/* HFD hook: the handle's pollable fd is readable while recv or wait would not block. */
+#define HFD_SYNC(h) tether__hfd_sync(&(h)->hfd, (h)->inbox != NULL || IS_FINAL(h))
 /* Messages from an actor wait in its inbox until the owner receives them.
  * Past these bounds the engine stops reading that channel (backpressure:
  * the actor's sends block, and a flooding child cannot exhaust the
@@ -109,6 +112,7 @@ struct tether_handle {
     struct pcall *calls;
     uint64_t next_call;
     struct parked *parked;
+    struct tether__hfd hfd; /* HFD hook: tether_handle_fd */
 
     /* backend */
     struct tether_child *child;
@@ -210,6 +214,7 @@ static void set_state(tether_handle *h, int st, int64_t deadline)
     h->state = st;
     h->state_since = tether_now_ns();
     h->deadline = deadline;
+    HFD_SYNC(h); /* HFD hook */
     pthread_cond_broadcast(&h->sup->cond);
 }
 
@@ -598,6 +603,7 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
             h->inbox_tail = &q->next;
             h->inbox_count++;
             h->inbox_bytes += m.len;
+            HFD_SYNC(h); /* HFD hook */
             pthread_cond_broadcast(&h->sup->cond);
         } else {
             free(q);
@@ -941,6 +947,7 @@ static void free_handle(tether_handle *h)
         free(q);
     }
     tether__reader_reset(&h->rd);
+    tether__hfd_close(&h->hfd); /* HFD hook */
     free(h->pend);
     free(h->target);
     free(h->stopped_text);
@@ -1095,6 +1102,7 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
     h->user_ref = 1;
     h->fd = sv[0];
     h->inbox_tail = &h->inbox;
+    tether__hfd_init(&h->hfd); /* HFD hook */
     tether__reader_init(&h->rd, sup->max_frame);
     h->t_spawn = tether_now_ns();
     h->state = ST_SPAWNING;
@@ -1401,6 +1409,7 @@ int tether_recv(tether_handle *h, void **buf, size_t *len, int64_t deadline_ns)
         *buf = q->data;
         *len = q->len;
         free(q);
+        HFD_SYNC(h); /* HFD hook */
         rc = 0;
     } else if (!rc) {
         rc = dead_err(h);
@@ -1506,6 +1515,17 @@ int64_t tether_handle_pid(tether_handle *h)
     int64_t pid = h->child ? h->child->pid : 0;
     pthread_mutex_unlock(&h->sup->lock);
     return pid;
+}
+
+/* HFD hook: the public entry; the mechanism is in handle_fd.c. */
+int tether_handle_fd(tether_handle *h)
+{
+    if (!h)
+        return TETHER_EINVAL;
+    pthread_mutex_lock(&h->sup->lock);
+    int fd = tether__hfd_get(&h->hfd, h->inbox != NULL || IS_FINAL(h));
+    pthread_mutex_unlock(&h->sup->lock);
+    return fd;
 }
 
 const char *tether_handle_state(tether_handle *h)
