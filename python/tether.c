@@ -39,6 +39,8 @@
 /* slack of teardown bounds, as libtether's (100 ms + a little) */
 #define SLACK_NS (200 * 1000000LL)
 #define MAX_ARGS 16
+/* more than a frame's header and message envelope take (length, array, kind, ids) */
+#define FRAME_OVERHEAD 64
 
 typedef struct {
     PyObject *Error, *ConfigError, *LoadError, *SpawnError, *CallError, *Aborted, *Cancelled;
@@ -70,6 +72,7 @@ static PyObject *error_class(modstate *st, int code)
     case TETHER_EREMOTE: return st->CallError;
     case TETHER_ECANCELLED: return st->Cancelled;
     case TETHER_EABORTED:
+    case TETHER_EPROTO: /* the channel was ended for it */
     case TETHER_ELOST:
     case TETHER_ECLOSED: return st->Aborted;
     default: return st->Error;
@@ -78,9 +81,8 @@ static PyObject *error_class(modstate *st, int code)
 
 /* Raise the exception for `code` with `msg` (or the code's description);
  * tether.Error and its subclasses carry .code and .name. Returns NULL. */
-static PyObject *raise_code(modstate *st, int code, const char *msg)
+static PyObject *raise_as(modstate *st, PyObject *cls, int code, const char *msg)
 {
-    PyObject *cls = error_class(st, code);
     if (!msg || !*msg)
         msg = tether_strerror(code);
     PyObject *exc = PyObject_CallFunction(cls, "s", msg);
@@ -102,6 +104,11 @@ static PyObject *raise_code(modstate *st, int code, const char *msg)
     PyErr_SetObject(cls, exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+static PyObject *raise_code(modstate *st, int code, const char *msg)
+{
+    return raise_as(st, error_class(st, code), code, msg);
 }
 
 static PyObject *raise_err(modstate *st, int code, const struct tether_error *err)
@@ -655,7 +662,10 @@ static PyObject *Sup_spawn(SupObject *self, PyObject *args, PyObject *kw)
     if (rc) {
         if (h)
             tether_handle_release(h);
-        raise_err(st, rc, &err);
+        if (rc == TETHER_EINVAL) /* a malformed target: still a spawn that failed */
+            raise_as(st, st->SpawnError, rc, err.msg);
+        else
+            raise_err(st, rc, &err);
         goto out;
     }
     actor = new_actor(self, h, target);
@@ -942,6 +952,16 @@ static PyObject *Actor_call(ActorObject *self, PyObject *args, PyObject *kw)
         goto fail;
     }
     o->nargs = nargs;
+    uint64_t max = self->sup->cfg ? self->sup->cfg->max_frame : 0;
+    size_t total = strlen(func) + strlen(sig) + FRAME_OVERHEAD;
+    for (size_t i = 0; i < nargs; i++)
+        total += o->strs[i] ? strlen(o->strs[i]) + 16 : 16;
+    if (max && total > max) {
+        PyErr_Format(PyExc_ValueError,
+                     "call %s: the arguments (%zu bytes) do not fit in a frame (max_frame is %llu bytes)",
+                     func, total, (unsigned long long)max);
+        goto fail;
+    }
     if (!(o->box = actor_box(self)))
         goto fail;
     if (op_execute(st, o) < 0)
@@ -999,6 +1019,16 @@ static PyObject *Actor_send(ActorObject *self, PyObject *args, PyObject *kw)
         return PyErr_NoMemory();
     }
     memcpy(copy, view.buf, (size_t)view.len);
+    uint64_t max = self->sup->cfg ? self->sup->cfg->max_frame : 0;
+    if (max && (uint64_t)view.len + FRAME_OVERHEAD > max) {
+        PyErr_Format(PyExc_ValueError,
+                     "send: a message of %zd bytes does not fit in a frame (max_frame is %llu bytes)",
+                     view.len, (unsigned long long)max);
+        PyBuffer_Release(&view);
+        op_free(o);
+        free(copy);
+        return NULL;
+    }
     o->buf = copy;
     o->len = (size_t)view.len;
     o->deadline = deadline;
