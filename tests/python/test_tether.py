@@ -409,6 +409,42 @@ class Errors(Base):
             return type(e)
 
 
+SUBINT = os.path.join(BUILD, "backends/subint/.libs/subint.so")
+PY_ACTORS = os.path.join(SRC, "tests/unit/py_actors.py")
+
+
+@unittest.skipUnless(os.path.exists(SUBINT), "subint backend not built (--disable-subint)")
+class PythonActorsOnSubint(unittest.TestCase):
+    """A Python program supervising Python actors: the subint backend uses
+    the interpreter that is already running."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        cfg = write_config(self.tmp.name, backend="subint")
+        with open(cfg, "a") as f:
+            f.write(f"  subint: {{ path: {SUBINT} }}\n")
+        self.sup = tether.Supervisor(config=cfg)
+
+    def tearDown(self):
+        self.sup.close()
+        self.tmp.cleanup()
+
+    def test_messages_and_a_clean_exit(self):
+        a = self.sup.spawn(f"{PY_ACTORS}:echo")
+        a.send(b"\xa3abc")  # MessagePack "abc"
+        self.assertEqual(a.recv(timeout=5), b"\xa3abc")
+        self.assertEqual(a.recv(timeout=5), b"'abc'")
+        self.assertEqual(self.sup.spawn(f"{PY_ACTORS}:exits_7").wait(timeout=5).code, 7)
+
+    def test_outcome_carries_the_exception_and_traceback(self):
+        out = self.sup.spawn(f"{PY_ACTORS}:raises").wait(timeout=5)
+        self.assertEqual(out.kind, "failed")
+        self.assertEqual(out.exception, "ValueError: boom 42")
+        self.assertTrue(out.traceback.startswith("Traceback (most recent call last):"))
+        self.assertIn("_deeper", out.traceback)
+        self.assertIn("boom 42", self.sup.failure)
+
+
 class WaiterRelease(unittest.TestCase):
     """Four Python threads parked in recv, call, send and wait on an actor
     that never reads and never checkpoints are all released within the
