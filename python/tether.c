@@ -85,7 +85,10 @@ static PyObject *raise_as(modstate *st, PyObject *cls, int code, const char *msg
 {
     if (!msg || !*msg)
         msg = tether_strerror(code);
-    PyObject *exc = PyObject_CallFunction(cls, "s", msg);
+    /* messages may quote paths or remote text that is not UTF-8 */
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    PyObject *exc = text ? PyObject_CallOneArg(cls, text) : NULL;
+    Py_XDECREF(text);
     if (!exc)
         return NULL;
     if (PyObject_IsSubclass(cls, st->Error) == 1) {
@@ -1249,12 +1252,6 @@ static int Actor_traverse(ActorObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int Actor_clear(ActorObject *self)
-{
-    Py_CLEAR(self->sup);
-    return 0;
-}
-
 static PyObject *Actor_new(PyTypeObject *t, PyObject *a, PyObject *k)
 {
     PyErr_SetString(PyExc_TypeError, "actors are made by Supervisor.spawn()");
@@ -1299,7 +1296,6 @@ static PyType_Slot Actor_slots[] = {
     {Py_tp_new, Actor_new},
     {Py_tp_dealloc, Actor_dealloc},
     {Py_tp_traverse, Actor_traverse},
-    {Py_tp_clear, Actor_clear},
     {Py_tp_methods, Actor_methods},
     {Py_tp_getset, Actor_getset},
     {Py_tp_repr, Actor_repr},
