@@ -69,6 +69,7 @@ void tether__chan_init(tether_handle *h, int fd, uint64_t max_frame)
     h->ch.fd = fd;
     h->ch.inbox_tail = &h->ch.inbox;
     tether__reader_init(&h->ch.rd, max_frame);
+    tether__hfd_init(&h->hfd);
 }
 
 void tether__chan_free(tether_handle *h)
@@ -86,6 +87,7 @@ void tether__chan_free(tether_handle *h)
     tether__reader_reset(&ch->rd);
     free(ch->pend);
     ch->pend = NULL;
+    tether__hfd_close(&h->hfd);
 }
 
 int tether__chan_aborted(const tether_handle *h)
@@ -233,6 +235,7 @@ static void on_message(tether_handle *h, const struct tether__msg *m, int draini
     ch->inbox_tail = &q->next;
     ch->inbox_count++;
     ch->inbox_bytes += m->len;
+    TETHER__HFD_SYNC(h);
     pthread_cond_broadcast(&h->sup->cond);
 }
 
@@ -448,6 +451,7 @@ int tether_recv(tether_handle *h, void **buf, size_t *len, int64_t deadline_ns)
         *buf = q->data;
         *len = q->len;
         free(q);
+        TETHER__HFD_SYNC(h);
         rc = 0;
     } else if (!rc) {
         rc = dead_err(h);

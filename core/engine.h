@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "handle_fd.h" /* tether_handle_fd */
 #include "internal.h"
 #include "wire.h"
 
@@ -200,6 +201,7 @@ struct tether_handle {
     struct tether_outcome out;
     char *out_msg;
     int64_t t_ready, t_cancel, t_hard, t_end; /* 0: not (yet) */
+    struct tether__hfd hfd; /* tether_handle_fd (handle_fd.c) */
 };
 
 struct tether_supervisor {
@@ -248,6 +250,10 @@ int64_t tether__secs_ns(double s);
 void tether__free_handle(tether_handle *h);
 #define TETHER__IS_FINAL(h)                                                                      \
     ((h)->state == TETHER__ST_REAPED || (h)->state == TETHER__ST_ABANDONED)
+/* The handle's pollable fd is readable while recv or wait would not block:
+ * kept in step wherever the inbox or the state changes. */
+#define TETHER__HFD_READABLE(h) ((h)->ch.inbox != NULL || TETHER__IS_FINAL(h))
+#define TETHER__HFD_SYNC(h) tether__hfd_sync(&(h)->hfd, TETHER__HFD_READABLE(h))
 
 /* channel.c */
 void tether__chan_init(tether_handle *h, int fd, uint64_t max_frame);

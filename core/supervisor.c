@@ -649,3 +649,14 @@ void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
     fflush(fp);
     pthread_mutex_unlock(&sup->lock);
 }
+
+/* The mechanism is in handle_fd.c. */
+int tether_handle_fd(tether_handle *h)
+{
+    if (!h)
+        return TETHER_EINVAL;
+    pthread_mutex_lock(&h->sup->lock);
+    int fd = tether__hfd_get(&h->hfd, TETHER__HFD_READABLE(h));
+    pthread_mutex_unlock(&h->sup->lock);
+    return fd;
+}

@@ -180,6 +180,7 @@ static void set_state(tether_handle *h, int st, int64_t deadline)
     h->state = st;
     h->state_since = tether_now_ns();
     h->deadline = deadline;
+    TETHER__HFD_SYNC(h);
     pthread_cond_broadcast(&h->sup->cond);
 }
 

@@ -5,6 +5,8 @@ set -eu
 # man-db: make installcheck reads every installed man page with man -l
 PKGS="build-essential autoconf automake libtool pkg-config autoconf-archive
       libffi-dev libyaml-dev libmsgpack-dev check python3-dev man-db"
+# python3-trio: the tether Python package's trio example (tests/python)
+PKGS="$PKGS python3-trio"
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (apt-get needs it)" >&2
     exit 1

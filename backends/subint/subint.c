@@ -569,18 +569,21 @@ static void py_init(void)
      * abandoned drivers run our code. */
     if (dladdr((void *)&py_init, &di) && di.dli_fname)
         dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    if (Py_IsInitialized()) {
+        /* the host runs Python already (a Python program using the tether
+         * package): use it; its Py* symbols are global already, and it may
+         * be a python3 that links libpython statically, so there may be no
+         * libpython to dlopen. (It must not hold the GIL while it waits
+         * for actors.) */
+        py_main = PyInterpreterState_Main();
+        py_ok = 1;
+        return;
+    }
     /* Extension modules (lib-dynload) expect the Py* symbols in the
      * global namespace; we arrived RTLD_LOCAL. */
     if (!dladdr((void *)&Py_InitializeEx, &di) || !di.dli_fname ||
         !dlopen(di.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
         snprintf(py_err, sizeof py_err, "cannot make libpython global: %s", dlerror());
-        return;
-    }
-    if (Py_IsInitialized()) {
-        /* the host runs Python already: use it (it must not hold the GIL
-         * while it waits for actors) */
-        py_main = PyInterpreterState_Main();
-        py_ok = 1;
         return;
     }
     PyConfig cfg;

@@ -181,6 +181,13 @@ int tether_call(tether_handle *h, const char *func, const char *sig,
 
 uint64_t tether_handle_id(tether_handle *h);
 int64_t tether_handle_pid(tether_handle *h);
+/* A file descriptor for event loops: it polls readable (POLLIN) while the
+ * actor has a message waiting (tether_recv would return one at once) or has
+ * ended (tether_wait would return at once), and not otherwise. Only poll it:
+ * never read, write or close it. Created on first call (later calls return
+ * the same fd); owned by the handle and closed by tether_handle_release.
+ * Returns the fd, or TETHER_ESYS when no fd could be created. */
+int tether_handle_fd(tether_handle *h);
 /* Current state name ("running", "soft-cancel", ...). Static string. */
 const char *tether_handle_state(tether_handle *h);
 

@@ -6,6 +6,7 @@
  * fast (timings live in bench/ and in the conformance suite). */
 #include <check.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,41 @@ START_TEST(messages_round_trip)
     struct tether_outcome o = cancel_and_wait(h);
     ck_assert_str_eq(tether_outcome_name(o.kind), "cancelled");
     tether_handle_release(h);
+}
+END_TEST
+
+static int fd_readable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* tether_handle_fd: readable exactly while a message waits or once ended. */
+START_TEST(handle_fd_polls_readable_for_a_message_and_at_the_end)
+{
+    tether_handle *h = spawn("echo_messages");
+    int fd = tether_handle_fd(h);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(tether_handle_fd(h), fd);
+    ck_assert(!fd_readable(fd, 50));
+    ck_assert_int_eq(tether_send(h, "a", 1, tether_now_ns() + SEC), 0);
+    ck_assert_int_eq(tether_send(h, "b", 1, tether_now_ns() + SEC), 0);
+    ck_assert(fd_readable(fd, 3000));
+    void *buf;
+    size_t len;
+    for (int i = 0; i < 2; i++) {
+        /* both echoes arrive; the fd stays readable until the last is taken */
+        ck_assert_int_eq(tether_recv(h, &buf, &len, tether_now_ns() + 3 * SEC), 0);
+        free(buf);
+    }
+    ck_assert(!fd_readable(fd, 50));
+    tether_cancel(h);
+    ck_assert(fd_readable(fd, 3000)); /* ended */
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(h, tether_now_ns(), &o), 0);
+    ck_assert(fd_readable(fd, 0)); /* and stays so */
+    tether_handle_release(h);
+    ck_assert_int_eq(tether_handle_fd(NULL), TETHER_EINVAL);
 }
 END_TEST
 
@@ -542,6 +578,7 @@ static Suite *supervisor_suite(void)
     tcase_add_test(tc, cancel_racing_exit_gives_exactly_one_outcome);
     tcase_add_test(tc, spawn_of_missing_module_fails_naming_it);
     tcase_add_test(tc, messages_round_trip);
+    tcase_add_test(tc, handle_fd_polls_readable_for_a_message_and_at_the_end);
     tcase_add_test(tc, messages_sent_before_the_end_are_still_delivered);
     tcase_add_test(tc, backend_clock_helpers_use_the_tether_clock);
     suite_add_tcase(s, tc);
