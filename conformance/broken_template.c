@@ -26,7 +26,7 @@ static int broken_kill(pid_t pid, int sig)
 #define kill broken_kill
 #endif
 
-#include "../../examples/backend-template/template.c"
+#include "../examples/backend-template/template.c"
 
 #ifdef BROKEN_NOGROUP
 #undef kill

@@ -10,7 +10,7 @@ backend: thread
 backends:
   thread: { path: $top/backends/thread/.libs/thread.so }
   fork: { path: $top/backends/fork/.libs/fork.so }
-  broken-nogroup: { path: $top/tests/conformance/.libs/broken_nogroup.so }
+  broken-nogroup: { path: $top/conformance/.libs/broken_nogroup.so }
 YAML
 out=$("$top/cli/tether" backends -c "$tmp/backends.yaml")
 status=$?
