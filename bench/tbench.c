@@ -706,13 +706,20 @@ static int probe(const char *config)
 /* The configuration with the backend's options plus mode and containment. */
 static struct tether_config *make_contain_config(const char *mode, const char *mech)
 {
-    char text[8192], opts[2400];
-    size_t n = strlen(option_text);
-    if (n > 2 && !strcmp(option_text + n - 2, " }")) /* ", options: { ... }" */
-        snprintf(opts, sizeof opts, "%.*s, mode: %s, containment: %s }", (int)(n - 2), option_text,
-                 mode, mech);
-    else
-        snprintf(opts, sizeof opts, ", options: { mode: %s, containment: %s }", mode, mech);
+    char text[8192], opts[2400], kept[2100] = "";
+    /* the configuration's options but mode and containment ("k: \"v\"" items) */
+    const char *p = strchr(option_text, '{');
+    size_t used = 0;
+    while (p && (p = strpbrk(p + 1, "abcdefghijklmnopqrstuvwxyz"))) {
+        const char *q = strchr(p, '"');
+        q = q ? strchr(q + 1, '"') : NULL;
+        if (!q)
+            break;
+        if (strncmp(p, "mode:", 5) && strncmp(p, "containment:", 12) && used < sizeof kept)
+            used += (size_t)snprintf(kept + used, sizeof kept - used, "%.*s, ", (int)(q - p + 1), p);
+        p = q;
+    }
+    snprintf(opts, sizeof opts, ", options: { %smode: %s, containment: %s }", kept, mode, mech);
     snprintf(text, sizeof text,
              "backend: %s\n"
              "timeouts:\n  spawn: 5.0\n  soft_cancel: 0\n  hard_kill: 2.0\n"
