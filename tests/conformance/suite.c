@@ -1815,7 +1815,8 @@ static const char conf_usage[] =
     "      --list          list the scenario ids and exit\n"
     "      --events FILE   write the lifecycle events of every scenario to FILE\n"
     "  -o, --option KEY=VALUE  set a backend option (e.g. -o mode=exec)\n"
-    "The suite's own timeouts: spawn 2.0s, soft_cancel 0.5s, hard_kill 0.5s.\n"
+    "The suite's own timeouts: spawn 2.0s (or the backend's own, when its section\n"
+    "sets a larger one), soft_cancel 0.5s, hard_kill 0.5s.\n"
     "Actors come from $TETHER_CONFORMANCE_DIR (default: the build tree, then the\n"
     "installed copy).\n";
 
@@ -1893,6 +1894,7 @@ int cmd_conformance(int argc, char **argv)
     };
     const char *config = NULL, *backend = NULL, *plugin = NULL;
     int repeat = 1, list = 0, shuffle = 0, have_seed = 0, c;
+    double spawn_override = 0;
     const char *globs[16];
     int n_globs = 0;
     uint64_t seed = 0;
@@ -2002,6 +2004,10 @@ int cmd_conformance(int argc, char **argv)
             return EXIT_USAGE;
         }
         snprintf(s.plugin, sizeof s.plugin, "%s", bc->path);
+        /* a backend whose section sets a larger spawn timeout (slurm: srun
+         * is slower to start) gets it as B; the formulas stay the same */
+        if (bc->timeouts.spawn != cfg->timeouts.spawn && bc->timeouts.spawn > SUITE_SPAWN)
+            spawn_override = bc->timeouts.spawn;
         for (size_t i = 0; i < bc->n_options; i++)
             add_option(&s, bc->options[i].key, strlen(bc->options[i].key), bc->options[i].value,
                        cfg->dir);
@@ -2024,7 +2030,7 @@ int cmd_conformance(int argc, char **argv)
     s.python = strcmp(s.info.language, "python") == 0;
     s.S = SUITE_SOFT;
     s.H = SUITE_HARD;
-    s.B = SUITE_SPAWN;
+    s.B = spawn_override > SUITE_SPAWN ? spawn_override : SUITE_SPAWN;
     const char *actor_file = s.python ? "actors.py" : "conformance_actors.so";
     char dir[PATH_MAX - 64];
     if (s.info.caps & TETHER_CAP_NO_SPAWN) {
