@@ -155,6 +155,10 @@ static int channel_stdio(const char *target)
         _exit(status & 0xff);
     }
     close(sp[1]);
+    /* a pump writing to a socket whose actor has ended, or to a stdout srun
+     * has closed, gets EPIPE and stops; SIGPIPE would kill the helper before
+     * the actor's last frames (its stopped message) are passed on */
+    signal(SIGPIPE, SIG_IGN);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
         dup2(null, 0);
