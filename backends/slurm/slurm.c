@@ -8,14 +8,13 @@
  *
  * Teardown, mapped onto Slurm's own guarantees:
  *   soft cancel  the core's CANCEL frame (nothing to add);
- *   hard kill    SIGTERM to srun, on which srun SIGKILLs the step at once
- *                and exits only once the step is gone (so that "reaped"
- *                means "no process of the step left"); and, from the
- *                backend's killer thread, `scancel --signal=KILL JOB.STEP`
- *                for a step whose srun cannot do it (JOB.STEP is immediate;
- *                `scancel JOB` is graceful and takes KillWait);
- *   abandon      SIGKILL of srun: srun's own helper process (its
- *                "shepherd") then kills the step.
+ *   hard kill    SIGKILL of srun: srun's own helper process (its
+ *                "shepherd") then SIGKILLs the step, in ~0.1 s; and, from
+ *                the backend's killer thread, `scancel --signal=KILL
+ *                JOB.STEP` for a step whose shepherd cannot do it (JOB.STEP
+ *                is immediate; `scancel JOB` is graceful, takes KillWait).
+ *                The actor is reaped when srun is: its step's processes
+ *                end within ~0.1 s after that, not before.
  * Slurm's cgroup process tracking (ProctrackType=proctrack/cgroup) kills
  * every process of the step, however it detached.
  *
@@ -765,10 +764,14 @@ static int s_hard_kill(struct tether_child *child)
     struct schild *c = (struct schild *)child;
     if (c->reaped)
         return 0;
-    /* srun SIGKILLs the step at once and exits once it is gone */
-    syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGTERM, NULL, 0);
-    /* and scancel JOB.STEP, for a step whose srun cannot (queued: it is a
-     * round trip to the controller, never done on the caller's thread) */
+    /* SIGKILL of srun (not of its process group): its shepherd process
+     * then SIGKILLs the step, in ~0.1 s. (SIGTERM would make srun kill the
+     * step and wait for it, but under load that wait outlasts hard_kill
+     * and the actor would be abandoned instead of killed.) */
+    syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
+    /* and scancel --signal=KILL JOB.STEP, for a step whose shepherd cannot
+     * (queued: it is a round trip to the controller, never done on the
+     * caller's thread) */
     struct sstate *st = c->st;
     char *name = strdup(c->name);
     pthread_mutex_lock(&st->lock);
@@ -838,8 +841,8 @@ static void s_release(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
     if (!c->reaped) {
-        /* Abandoned: srun did not end within hard_kill (a controller that
-         * does not answer). SIGKILL it: its shepherd kills the step; the
+        /* Abandoned: srun did not end within hard_kill after a SIGKILL
+         * (stuck in the kernel). Again; its shepherd kills the step; the
          * queued scancel and InactiveLimit are the backstops. Keep its
          * pidfd, so that it is reaped once it ends. */
         syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);

@@ -1559,7 +1559,7 @@ static const struct scenario catalogue[] = {
     {"orphan.spawn-dies", sc_spawn_dies, b_e},
     {"orphan.spawn-hangs", sc_spawn_hangs, b_spawn},
     {"error.remote", sc_error_remote, b_e},
-    {"error.many-fail", sc_many_fail, b_sh},
+    {"error.many-fail", sc_many_fail, b_long}, /* setup: 16 spawns */
     {"error.during-cancel", sc_during_cancel, b_e},
     {"error.bad-call", sc_bad_call, b_e},
     {"spawn.no-such-target", sc_no_such_target, b_e},
