@@ -1506,14 +1506,20 @@ static void sc_oversized(struct suite *s, struct result *r)
 
 /* ---- the catalogue --------------------------------------------------------------------------- */
 
+/* The watchdog's room for a scenario's spawns when the backend's spawn
+ * timeout is larger than the suite's (slurm: srun takes a few hundred ms,
+ * seconds on a loaded machine); 0 for the others. */
+static double slow_spawns(const struct suite *s)
+{
+    return s->B > SUITE_SPAWN ? 2 * s->B : 0;
+}
 static double b_e(const struct suite *s)
 {
-    (void)s;
-    return 3;
+    return 3 + slow_spawns(s);
 }
 static double b_sh(const struct suite *s)
 {
-    return s->S + s->H + 4;
+    return s->S + s->H + 4 + slow_spawns(s);
 }
 static double b_spawn(const struct suite *s)
 {
