@@ -194,6 +194,11 @@ def main():
         if not b.get("loads"):
             skipped.append((name, f"does not load: {b.get('why', '')}"))
             continue
+        if name == "slurm":
+            # Slurm job steps: a few hundred ms a spawn, so not the common
+            # plan (its N=1000 rounds); bench/slurm.py below, beside its
+            # Slurm floors, when a controller answers
+            continue
         py = b["language"] == "python"
         ran.append(b)
         for test, mode, iters, budget, extra in PLAN:
@@ -230,6 +235,13 @@ def main():
         it, bu = run.scale(iters, budget)
         cmd = [py3, os.path.join(peers_dir, script[0])] + script[1:] + [mode, str(it), str(bu)]
         run.job(cmd, 4 * bu + 120, "peer " + " ".join(script) + f" {mode}")
+    if any(b["name"] == "slurm" and b.get("loads") for b in backends) and (not a.only or a.only == "slurm"):
+        sl = [py3, os.path.join(a.srcdir, "bench", "slurm.py"), "--builddir", a.builddir,
+              "--srcdir", a.srcdir, "--out", outdir] + (["--quick"] if a.quick else [])
+        try:
+            subprocess.run(sl, timeout=900)
+        except (OSError, subprocess.SubprocessError) as e:
+            run.notes.append(f"slurm: bench/slurm.py failed: {e}")
     elapsed = time.monotonic() - run.t0
     write_results(run, a, outdir, backends, ran, skipped, elapsed)
 

@@ -37,5 +37,6 @@ int cmd_doc(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_reap(int argc, char **argv);
 
 #endif

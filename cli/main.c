@@ -34,6 +34,7 @@ static const char usage_text[] =
     "  demo [-c FILE] [-b NAME]            the tour: three actors, calls, a bounded teardown\n"
     "  conformance [-c FILE] (-b NAME | --plugin PATH) [-k GLOB] [--repeat N] [--list]\n"
     "                                      run the conformance suite against a backend\n"
+    "  reap [-c FILE] [-b NAME] [--dry-run]  cancel the Slurm jobs of supervisors that are gone\n"
     "\n"
     "TARGET is path/module.so:function. FILE defaults to $TETHER_CONFIG, then\n"
     "./plugins.yaml, then the installed plugins.yaml; $TETHER_BACKEND picks the\n"
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
         {"backends", cmd_backends}, {"config", cmd_config}, {"run", cmd_run},
         {"call", cmd_call},         {"demo", cmd_demo},         {"conformance", cmd_conformance},
         {"doc", cmd_doc},
+        {"reap", cmd_reap},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name))

@@ -9,18 +9,35 @@
  * It asks for a parent-death signal that kills its process group (with the
  * getppid() re-check against the race at set-up), then runs the actor
  * runtime on the channel. It is started by a backend, with a channel the
- * supervisor made: run by hand it has no supervisor to talk to. */
+ * supervisor made: run by hand it has no supervisor to talk to.
+ *
+ *   tether-actor --channel-stdio TARGET
+ *       the slurm backend's mode (a job step started by srun -u): the
+ *       channel arrives as stdin (bytes from the supervisor) and stdout
+ *       (bytes to it), two different files on the node (a pipe and a pty).
+ *       The helper forks the actor onto one end of a socketpair (as fd 3;
+ *       its stdin becomes /dev/null, its stdout goes to stderr, so that a
+ *       printf of the actor cannot corrupt the channel), pumps bytes
+ *       between stdio and the other end, and exits as the actor did: its
+ *       exit status, or 128 + the signal that killed it (what srun reports
+ *       for a task killed by a signal). End of stdin is end of channel for
+ *       the actor (it then cancels itself). */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tether/actor.h>
@@ -55,7 +72,8 @@ static void orphan_exit(pid_t parent, int orphaned)
 }
 
 #define USAGE                                                                               \
-    "usage: tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET\n"                                \
+    "usage: tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET\n"                \
+    "       tether-actor --channel-stdio TARGET\n"                                              \
     "(the exec helper of tether's process backends; see tether-actor(1))\n"
 
 /* A decimal number in [min, max], or -1. */
@@ -69,8 +87,140 @@ static long number(const char *s, long min, long max)
     return v;
 }
 
+/* ---- --channel-stdio ------------------------------------------------------- */
+
+struct pump {
+    int from, to;
+    int shut_to; /* at end of `from`: shutdown(to, SHUT_WR) instead of close */
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One direction. Blocking reads and writes: each direction has its own
+ * thread, so a full pipe on one side never stalls the other. Ends at end
+ * of `from` or at an error on either side (the step then ends with the
+ * actor, or Slurm kills it). */
+static void *pump_main(void *arg)
+{
+    struct pump *p = arg;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = read(p->from, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || write_all(p->to, buf, (size_t)r) != 0)
+            break;
+    }
+    if (p->shut_to)
+        shutdown(p->to, SHUT_WR); /* end of channel: the actor cancels itself */
+    else
+        close(p->to);
+    return NULL;
+}
+
+static int channel_stdio(const char *target)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        perror("tether-actor: socketpair");
+        return 70;
+    }
+    /* stdin and stdout carry the channel: keep them out of the actor */
+    int in = fcntl(0, F_DUPFD_CLOEXEC, CHANNEL_FD + 1);
+    int out = fcntl(1, F_DUPFD_CLOEXEC, CHANNEL_FD + 1);
+    if (in < 0 || out < 0) {
+        perror("tether-actor: stdio");
+        return 70;
+    }
+    if (isatty(out)) {
+        /* srun -u gives the task a pty as stdout: make it pass bytes as
+         * they are (no \n -> \r\n) */
+        struct termios t;
+        if (tcgetattr(out, &t) == 0) {
+            cfmakeraw(&t);
+            tcsetattr(out, TCSANOW, &t);
+        }
+    }
+    pid_t helper = getpid();
+    pid_t pid = fork(); /* single-threaded so far: a plain fork is safe */
+    if (pid < 0) {
+        perror("tether-actor: fork");
+        return 70;
+    }
+    if (pid == 0) {
+        /* the actor: the channel as fd 3, stdin from /dev/null, stdout to
+         * stderr; dies with the helper */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != helper)
+            _exit(70);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, 0);
+        dup2(2, 1);
+        dup3(sp[1], CHANNEL_FD, O_CLOEXEC);
+        close_range(CHANNEL_FD + 1, ~0U, 0);
+        int orphaned = 0;
+        int status = tether_actor_main(CHANNEL_FD, target, &orphaned);
+        fflush(NULL);
+        _exit(status & 0xff);
+    }
+    close(sp[1]);
+    /* a pump writing to a socket whose actor has ended, or to a stdout srun
+     * has closed, gets EPIPE and stops; SIGPIPE would kill the helper before
+     * the actor's last frames (its stopped message) are passed on */
+    signal(SIGPIPE, SIG_IGN);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        close(null);
+    }
+    int sock_out = dup(sp[0]); /* each pump owns the fd it closes */
+    struct pump down = {.from = in, .to = sp[0], .shut_to = 1};
+    struct pump up = {.from = sock_out, .to = out, .shut_to = 0};
+    pthread_t td, tu;
+    int have_down = pthread_create(&td, NULL, pump_main, &down) == 0;
+    int have_up = sock_out >= 0 && pthread_create(&tu, NULL, pump_main, &up) == 0;
+    if (!have_down || !have_up) {
+        fprintf(stderr, "tether-actor: cannot start the channel pumps\n");
+        kill(pid, SIGKILL);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ; /* ends: the actor is our child, and SIGKILLed above if unpumped */
+    /* pass on what the actor wrote last (its stopped message), at most 2 s:
+     * a grandchild that kept the channel open must not hold the step */
+    if (have_up) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 2;
+        pthread_timedjoin_np(tu, NULL, &ts);
+    }
+    if (WIFSIGNALED(st))
+        _exit(128 + WTERMSIG(st));
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 70);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--channel-stdio"))
+        return channel_stdio(argv[2]);
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
     const char *cgroup = NULL;
     if (argc == 8 && !strcmp(argv[5], "--cgroup")) {
         cgroup = argv[6];

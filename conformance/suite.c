@@ -1797,14 +1797,20 @@ static void sc_fork_storm(struct suite *s, struct result *r)
     close_sup(sup, r);
 }
 
+/* The watchdog's room for a scenario's spawns when the backend's spawn
+ * timeout is larger than the suite's (slurm: srun takes a few hundred ms,
+ * seconds on a loaded machine); 0 for the others. */
+static double slow_spawns(const struct suite *s)
+{
+    return s->B > SUITE_SPAWN ? 2 * s->B : 0;
+}
 static double b_e(const struct suite *s)
 {
-    (void)s;
-    return 3;
+    return 3 + slow_spawns(s);
 }
 static double b_sh(const struct suite *s)
 {
-    return s->S + s->H + 4;
+    return s->S + s->H + 4 + slow_spawns(s);
 }
 static double b_spawn(const struct suite *s)
 {
@@ -1853,7 +1859,7 @@ static const struct scenario catalogue[] = {
     {"orphan.escaped-parent-dies", sc_escaped_parent_dies, b_spawn},
     {"orphan.fork-storm", sc_fork_storm, b_sh},
     {"error.remote", sc_error_remote, b_e},
-    {"error.many-fail", sc_many_fail, b_sh},
+    {"error.many-fail", sc_many_fail, b_long}, /* setup: 16 spawns */
     {"error.during-cancel", sc_during_cancel, b_e},
     {"error.bad-call", sc_bad_call, b_e},
     {"spawn.no-such-target", sc_no_such_target, b_e},
@@ -2165,7 +2171,9 @@ static const char conf_usage[] =
     "                      scenario's setup by X (0.1..100, default 1) for a slow\n"
     "                      or loaded machine; the measured bounds and the suite's\n"
     "                      timeouts are not scaled\n"
-    "The suite's own timeouts: spawn 2.0s, soft_cancel 0.5s, hard_kill 0.5s.\n"
+
+    "The suite's own timeouts: spawn 2.0s (or the backend's own, when its section\n"
+    "sets a larger one), soft_cancel 0.5s, hard_kill 0.5s.\n"
     "Actors come from $TETHER_CONFORMANCE_DIR (default: the build tree, then the\n"
     "installed copy).\n";
 
@@ -2255,6 +2263,7 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
     };
     const char *config = NULL, *backend = NULL, *plugin = NULL;
     int repeat = 1, list = 0, shuffle = 0, have_seed = 0, c;
+    double spawn_override = 0;
     const char *globs[16];
     int n_globs = 0;
     uint64_t seed = 0;
@@ -2379,6 +2388,10 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
             return EXIT_USAGE;
         }
         snprintf(s.plugin, sizeof s.plugin, "%s", bc->path);
+        /* a backend whose section sets a larger spawn timeout (slurm: srun
+         * is slower to start) gets it as B; the formulas stay the same */
+        if (bc->timeouts.spawn != cfg->timeouts.spawn && bc->timeouts.spawn > SUITE_SPAWN)
+            spawn_override = bc->timeouts.spawn;
         for (size_t i = 0; i < bc->n_options; i++)
             add_option(&s, bc->options[i].key, strlen(bc->options[i].key), bc->options[i].value,
                        cfg->dir);
@@ -2401,7 +2414,7 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
     s.python = strcmp(s.info.language, "python") == 0;
     s.S = SUITE_SOFT;
     s.H = SUITE_HARD;
-    s.B = SUITE_SPAWN;
+    s.B = spawn_override > SUITE_SPAWN ? spawn_override : SUITE_SPAWN;
     const char *actor_file = s.python ? "actors.py" : "conformance_actors.so";
     char dir[PATH_MAX - 64];
     if (find_actor_dir(dir, sizeof dir, cfg->dir, actor_file) != 0) {
