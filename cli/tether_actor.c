@@ -87,6 +87,9 @@ static long number(const char *s, long min, long max)
     return v;
 }
 
+/* --channel-stdio: the actor's end of the channel, in the actor process */
+#define CHANNEL_FD 3
+
 /* ---- --channel-stdio ------------------------------------------------------- */
 
 struct pump {
