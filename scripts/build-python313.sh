@@ -99,19 +99,23 @@ timeout 900 nice make -j2 -s > make.log 2>&1 || { tail -n 40 make.log; die "teth
 say "tether built against $("$prefix/bin/python3.13" -V) ($(elapsed))"
 
 status=0
-# Unit tests (the default GIL mode on 3.13 is own GIL), then the conformance
-# suite on subint in each GIL mode.
-timeout 900 make -j2 check TESTS="$(cd "$root" && ls tests/unit/test_* 2>/dev/null |
-    grep -v '\.[a-z]*$' | tr '\n' ' ')" > unit.log 2>&1 || status=$?
+# The unit tests (with the default GIL mode: own GIL on 3.13), then the
+# conformance suite on subint in each GIL mode.
+units=$(cd "$root" && ls tests/unit/test_*.c | sed 's/\.c$//' | tr '\n' ' ')
+timeout 1200 make -j2 check TESTS="$units" > unit.log 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then
-    tail -n 60 unit.log
-    for log in tests/unit/*.log; do grep -q '^FAIL\|^ERROR' "$log" 2>/dev/null && tail -n 40 "$log"; done
+    for log in tests/unit/*.log; do
+        grep -qE '^(FAIL|ERROR)' "$log" 2>/dev/null && { echo "==== $log"; tail -n 40 "$log"; }
+    done
 fi
-say "unit tests: $(grep -E '^# (PASS|FAIL|ERROR|SKIP)' unit.log | tr '\n' ' ') ($(elapsed))"
+n() { sed -n "s/^# $1: *//p" test-suite.log | head -n 1; }
+say "unit tests: $(n PASS) passed, $(( $(n FAIL) + $(n ERROR) )) failed, $(n SKIP) skipped ($(elapsed))"
+export abs_top_builddir="$build" abs_top_srcdir="$root"
 for gil in true false; do
     log=conformance-own_gil-$gil.log
-    TETHER_SUBINT_OWN_GIL=$gil timeout 900 sh tests/conformance/subint.sh > "$log" 2>&1 ||
-        { status=1; tail -n 60 "$log"; }
-    say "conformance subint own_gil=$gil: $(tail -n 3 "$log" | grep -i 'passed' | tail -n 1) ($(elapsed))"
+    timeout 900 sh "$root/tests/conformance/suite.sh" subint -o own_gil=$gil > "$log" 2>&1 ||
+        { status=1; grep -A8 '^not ok' "$log" | head -n 60; }
+    say "conformance subint own_gil=$gil: $(tail -n 1 "$log") ($(elapsed))"
 done
+[ "$status" -eq 0 ] && say "passed ($(elapsed))" || say "FAILED ($(elapsed)): $build/*.log"
 exit "$status"

@@ -160,6 +160,7 @@ struct schild {
     /* under g_lock */
     int starting; /* counted in g_starting */
     int running;  /* counted in g_running */
+    int running_abandoned; /* and in g_running_abandoned */
 
     struct subint_run run; /* the driver's; see subint.h */
 };
@@ -169,6 +170,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned g_waiters;  /* our threads waiting for the GIL */
 static unsigned g_starting; /* drivers not ready yet (their imports wait for the GIL too) */
 static unsigned g_running;  /* drivers running actor code */
+static unsigned g_running_abandoned; /* of which abandoned ones */
 #if PY_VERSION_HEX < 0x030C0000
 static int g_monitor; /* the monitor thread runs (3.11) */
 #endif
@@ -236,7 +238,10 @@ static void *monitor_main(void *arg)
     for (;;) {
         nap_ns(MONITOR_NS);
         pthread_mutex_lock(&g_lock);
-        if (g_waiters == 0 && g_starting == 0 && g_running < 2) {
+        /* abandoned actors alone need no fairness between them: nothing
+         * waits for them, and a new spawn (g_starting) restarts it */
+        if (g_waiters == 0 && g_starting == 0 &&
+            (g_running < 2 || g_running == g_running_abandoned)) {
             g_monitor = 0;
             pthread_mutex_unlock(&g_lock);
             return NULL;
@@ -295,6 +300,10 @@ static void running_set(struct schild *c, int on)
             g_running++;
         else
             g_running--;
+        if (!on && c->running_abandoned) {
+            c->running_abandoned = 0;
+            g_running_abandoned--;
+        }
         if (g_running >= 2)
             monitor_start_locked();
     }
@@ -848,6 +857,12 @@ static void s_release(struct tether_child *child)
         c->abandoned = 1;
         c->t_abandoned = now_ns();
         atomic_fetch_add(&c->st->abandoned_running, 1);
+        pthread_mutex_lock(&g_lock); /* order: c->m, then g_lock (never the reverse) */
+        if (c->running && !c->running_abandoned) {
+            c->running_abandoned = 1;
+            g_running_abandoned++;
+        }
+        pthread_mutex_unlock(&g_lock);
     }
     /* Nobody polls the exit fd again (the core is done, the driver skips
      * it once abandoned or has written it already): close it now rather
