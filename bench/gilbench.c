@@ -39,12 +39,15 @@ static char t_count[4200], t_noop[4200], t_spin[4200];
 static long count_n = 30000000;
 static int rounds = 10;
 
-static void note(const char *figure, const char *fmt, const char *detail)
+/* A note record: `what` then `detail` (quotes and backslashes dropped). */
+static void note(const char *figure, const char *what, const char *detail)
 {
     printf("R {\"figure\": \"%s\", \"who\": \"subint own_gil=%s\", \"mode\": \"unpinned\", "
-           "\"note\": \"",
-           figure, own_gil);
-    printf(fmt, detail);
+           "\"note\": \"%s",
+           figure, own_gil, what);
+    for (const char *p = detail; *p; p++)
+        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            putchar(*p);
     printf("\"}\n");
     fflush(stdout);
 }
@@ -59,7 +62,7 @@ static double count_round(tether_supervisor *sup, int k)
     int ok = 1;
     for (int i = 0; i < k && ok; i++)
         if (tether_spawn(sup, t_count, 0, &h[i], &err) != 0) {
-            note("gil_parallel", "spawn failed: %s", err.msg);
+            note("gil_parallel", "spawn failed: ", err.msg);
             ok = 0;
         }
     char go[32];
@@ -67,13 +70,13 @@ static double count_round(tether_supervisor *sup, int k)
     int64_t t0 = now_ns(), deadline = t0 + 120 * 1000000000LL;
     for (int i = 0; i < k && ok; i++)
         if (tether_send(h[i], go, (size_t)len, deadline) != 0) {
-            note("gil_parallel", "%s", "send failed");
+            note("gil_parallel", "send failed", "");
             ok = 0;
         }
     for (int i = 0; i < k && ok; i++) {
         struct tether_outcome out;
         if (tether_wait(h[i], deadline, &out) != 0 || out.kind != TETHER_OUTCOME_EXITED) {
-            note("gil_parallel", "%s", "a counting actor did not end normally within 120 s");
+            note("gil_parallel", "a counting actor did not end normally within 120 s", "");
             ok = 0;
         }
     }
@@ -113,7 +116,7 @@ static void spawn_figure(tether_supervisor *sup, int beside)
     struct tether_error err;
     tether_handle *spinner = NULL;
     if (beside && tether_spawn(sup, t_spin, 0, &spinner, &err) != 0) {
-        note("gil_spawn", "the spinner did not start: %s", err.msg);
+        note("gil_spawn", "the spinner did not start: ", err.msg);
         if (spinner)
             tether_handle_release(spinner);
         return;
@@ -131,7 +134,7 @@ static void spawn_figure(tether_supervisor *sup, int beside)
             struct tether_outcome out;
             tether_wait(h, now_ns() + 10 * 1000000000LL, &out);
         } else {
-            note("gil_spawn", "spawn failed: %s", err.msg);
+            note("gil_spawn", "spawn failed: ", err.msg);
         }
         if (h)
             tether_handle_release(h);
@@ -192,7 +195,7 @@ int main(int argc, char **argv)
     tether_supervisor *sup = NULL;
     if (tether_supervisor_open(cfg, "subint", &sup, &err) != 0) {
         /* e.g. own_gil: true on a plugin built for CPython 3.11 */
-        note("gil_parallel", "not run: %s", err.msg);
+        note("gil_parallel", "not run: ", err.msg);
         fprintf(stderr, "gilbench own_gil=%s: not run: %s\n", own_gil, err.msg);
         tether_config_free(cfg);
         return 0;
