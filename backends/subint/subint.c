@@ -1,8 +1,8 @@
 /* backends/subint - Python actors in CPython sub-interpreters, each on a
  * dedicated driver pthread in the supervisor's process.
  *
- * See ../shared/notes/cpython-3.11-subinterpreters.md for the measured facts
- * this file is built on. In short, on 3.11:
+ * See ../shared/notes/cpython-3.11-subinterpreters.md (and -3.13-3.14.md)
+ * for the measured facts this file is built on. In short, on 3.11:
  *
  * interpreter  Python is initialised once per process (or the host's is
  *              used), then the initialising thread releases the GIL for
@@ -45,6 +45,12 @@
  * exit         Py_FinalizeEx is never called (it aborts with live
  *              sub-interpreters and would wait for abandoned ones); the
  *              process may exit with abandoned drivers running.
+ *
+ * own GIL     on CPython 3.12+ each actor's interpreter gets its own GIL
+ *              by default (options own_gil: false shares one; 3.11 has
+ *              only the shared mode): see new_interpreter(). The hand-off
+ *              above is unchanged: since 3.12 a thread-state swap releases
+ *              and takes each interpreter's own GIL. docs/subint.md.
  *
  * Every wait of this file has a deadline except the GIL waits of the
  * backend's own threads (driver, helpers): those are never supervisor
