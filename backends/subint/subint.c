@@ -451,7 +451,10 @@ static void end_interpreter(struct schild *c, PyThreadState *ts)
         subint_gil_take(saved);
     }
     /* 3.11 returns from Py_EndInterpreter with the GIL held and no thread
-     * state: a main-interpreter one, made now, releases it afterwards. */
+     * state: a main-interpreter one, made now, releases it afterwards.
+     * 3.12+ returns holding no GIL (an own one is freed with its
+     * interpreter): the swap below then takes the main GIL, and the
+     * delete releases it, the same ending in both modes. */
     PyThreadState *release = PyThreadState_New(py_main);
     if (!release) {
         pthread_mutex_lock(&c->m);
