@@ -4,6 +4,7 @@ Python backends such as subint), the twins of bench_actors.c:
     noop   returns at once (spawn + exit + reap cycle)
     pump   "S<count> <size>" -> sends count messages of size bytes;
            "A" -> replies "k"; anything else is consumed; ends on cancel
+    count  gilbench: counts to the N it receives, in Python (CPU-bound)
 
 Written against the built-in `tether` module of DESIGN.md (send/recv,
 checkpoint, tether.Cancelled). The subint backend did not exist when this
@@ -31,3 +32,14 @@ def pump(*_args):
                 tether.send(out)
         elif msg == b"A":
             tether.send(b"k")
+
+
+def count(*_args):
+    """gilbench: receives N, counts to N in a Python loop (CPU only, no
+    tether call), says "done" and returns."""
+    n = int(tether.recv_bytes(timeout=60))
+    i = 0
+    while i < n:
+        i += 1
+    tether.send_bytes(b"done")
+    return 0

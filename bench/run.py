@@ -242,8 +242,48 @@ def main():
             subprocess.run(sl, timeout=900)
         except (OSError, subprocess.SubprocessError) as e:
             run.notes.append(f"slurm: bench/slurm.py failed: {e}")
+    gil_bench(run, a, backends)
     elapsed = time.monotonic() - run.t0
     write_results(run, a, outdir, backends, ran, skipped, elapsed)
+
+
+def plugin_python(so):
+    """The python executable beside the libpython the subint plugin links
+    (a private prefix such as scripts/build-python313.sh's), else None."""
+    try:
+        out = subprocess.run(["ldd", so], stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libpython3.") and len(parts) >= 3:
+            lib = parts[2]
+            ver = parts[0][len("libpython"):].split(".so")[0]  # "3.13"
+            prefix = os.path.dirname(os.path.dirname(lib))
+            for cand in (os.path.join(prefix, "bin", "python" + ver), "/usr/bin/python" + ver):
+                if os.access(cand, os.X_OK):
+                    return cand
+    return None
+
+
+def gil_bench(run, a, backends):
+    """Two CPU-bound Python actors with a GIL each vs one shared GIL, and a
+    spawn beside a spinning actor (bench/gilbench), then CPython's own
+    sub-interpreter APIs as peers where they exist (3.14)."""
+    gb = os.path.join(a.builddir, "bench", "gilbench")
+    sub = [b for b in backends if b["name"] == "subint" and b.get("loads")]
+    if not os.path.exists(gb) or not sub or (a.only and a.only != "subint"):
+        return
+    so = os.path.join(a.builddir, "backends", "subint", ".libs", "subint.so")
+    count = "3000000" if a.quick else "30000000"
+    rounds = "3" if a.quick else "10"
+    for gil in ("false", "true"):
+        run.job([gb, "--plugin", so, "--srcdir", a.srcdir, "--own-gil", gil, "--count", count,
+                 "--rounds", rounds], 600, f"gilbench subint own_gil={gil}")
+    py = plugin_python(so)
+    if py:
+        run.job([py, os.path.join(a.srcdir, "bench", "peers", "interp_peer.py"), count, rounds],
+                600, f"peer interp_peer.py ({py})")
 
 
 def ratio(x, y):
@@ -368,7 +408,7 @@ def write_results(run, a, outdir, backends, ran, skipped, elapsed):
         json.dump({"meta": meta, "figures": rows, "peers": peer_rows, "memory": mem_rows,
                    "raw": run.records, "notes": run.notes}, f, indent=1)
     contain_rows = [r for r in run.records if r["figure"].startswith("contain_") and "median" in r]
-    md = render_md(meta, rows, peer_rows, floor_rows, mem_rows, run.notes, skipped)
+    md = render_md(meta, rows, peer_rows, floor_rows, mem_rows, run.notes, skipped, run.records)
     md += render_contain(contain_rows)
     with open(os.path.join(outdir, "RESULTS.md"), "w") as f:
         f.write(md)
@@ -431,7 +471,7 @@ def yes(met):
     return "—" if met is None else ("met" if met else "**missed**")
 
 
-def render_md(meta, rows, peer_rows, floor_rows, mem_rows, notes, skipped):
+def render_md(meta, rows, peer_rows, floor_rows, mem_rows, notes, skipped, rows_raw=()):
     L = []
     L.append("# tether benchmarks\n")
     L.append(f"Run {meta['date']} on {meta['cpus']} × {meta['cpu_model']}, Linux {meta['kernel']}; "
@@ -505,6 +545,24 @@ def render_md(meta, rows, peer_rows, floor_rows, mem_rows, notes, skipped):
                  f"{(str(round(r['children_pss_kib'] / 1024, 1)) + ' MiB') if r['children'] else '-'}"
                  f" | {r['memavail_drop_kib'] / 1024:.1f} MiB |")
     L.append("")
+    gil = [r for r in rows_raw if r["figure"].startswith("gil_")]
+    if gil:
+        L.append("## GIL: parallel Python actors (bench/gilbench, bench/peers/interp_peer.py)\n")
+        L.append("Two actors counting to N in a Python loop at once vs one alone (speed-up = "
+                 "2 × one ÷ two: 2 is fully parallel, 1 is serialised), and spawn → ready of a "
+                 "trivial actor alone and beside an actor spinning on the CPU.\n")
+        L.append("| figure | who | mode | result |")
+        L.append("|---|---|---|---|")
+        for r in gil:
+            if "note" in r:
+                res = r["note"]
+            elif "speedup" in r:
+                res = (f"N={r['count']}: one {r['one_s']:.3f} s, two {r['two_s']:.3f} s, "
+                       f"speed-up {r['speedup']:.2f}")
+            else:
+                res = f"median {r['median']:.1f} ms, p99 {r['p99']:.1f} ms (n={r['n']})"
+            L.append(f"| {r['figure']} | {r['who']} | {r['mode']} | {res} |")
+        L.append("")
     if notes:
         L.append("## Notes from this run\n")
         for n in notes:

@@ -219,6 +219,12 @@ static void explain_backend(const struct tether_config *cfg, const struct tether
         (*warnings)++;
         return;
     }
+    /* the runtime the plugin is built for (subint: the Python, the GIL
+     * mode) and the options that choose among its modes */
+    if (info.note[0])
+        printf("  note: %s\n", info.note);
+    for (size_t j = 0; j < b->n_options; j++)
+        printf("  option %s = %s\n", b->options[j].key, b->options[j].value);
     int can_kill = (info.caps & TETHER_CAP_CAN_KILL) != 0;
     int inproc = !(info.caps & TETHER_CAP_OUT_OF_PROCESS);
     const char *force = can_kill ? "SIGKILL to the actor's process group: always ends it"

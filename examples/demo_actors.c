@@ -67,12 +67,13 @@ int stuck(tether_actor *self)
     }
 }
 
+static volatile unsigned long spin_sink;
+
 int spin(tether_actor *self)
 {
     (void)self;
-    volatile unsigned long n = 0;
     for (;;)
-        n++;
+        spin_sink++; /* a global: gcc 16 flags a local set but never read */
 }
 
 int hello(tether_actor *self)

@@ -248,6 +248,102 @@ static PyObject *m_channel_fd(PyObject *mod, PyObject *unused)
 
 /* ---- serving calls ------------------------------------------------------------ */
 
+/* Failure texts are formatted here, in C, as the `traceback` module would
+ * (format_exception_only, format_exception with its chained exceptions):
+ * importing `traceback` costs a fresh interpreter ~47 ms on CPython 3.14
+ * (it pulls _colorize, dataclasses, inspect), ~10 ms on 3.11, and failures
+ * (a bad call, a failing actor, each of 16 siblings failing at once) would
+ * pay it in every interpreter, inside the soft-cancel slack. Only `io`
+ * (imported at start-up) and PyTraceBack_Print are used. */
+
+/* "module.Type: message" (builtins without module) plus its __notes__, as
+ * traceback.format_exception_only; a new str, or NULL with an exception. */
+static PyObject *exc_summary(PyObject *value)
+{
+    PyObject *type = (PyObject *)Py_TYPE(value);
+    PyObject *qual = PyObject_GetAttrString(type, "__qualname__");
+    PyObject *modn = PyObject_GetAttrString(type, "__module__");
+    PyErr_Clear();
+    PyObject *name;
+    if (qual && modn && PyUnicode_Check(modn) &&
+        PyUnicode_CompareWithASCIIString(modn, "builtins") != 0 &&
+        PyUnicode_CompareWithASCIIString(modn, "__main__") != 0)
+        name = PyUnicode_FromFormat("%U.%S", modn, qual);
+    else if (qual)
+        name = PyObject_Str(qual);
+    else
+        name = PyUnicode_FromString(Py_TYPE(value)->tp_name);
+    Py_XDECREF(qual);
+    Py_XDECREF(modn);
+    if (!name)
+        return NULL;
+    PyObject *msg = PyObject_Str(value);
+    if (!msg) {
+        PyErr_Clear();
+        msg = PyUnicode_FromString("<exception str() failed>");
+    }
+    PyObject *out = msg && PyUnicode_GET_LENGTH(msg) ? PyUnicode_FromFormat("%U: %U", name, msg)
+                    : msg                            ? Py_NewRef(name)
+                                                     : NULL;
+    Py_XDECREF(msg);
+    Py_DECREF(name);
+    PyObject *notes = out ? PyObject_GetAttrString(value, "__notes__") : NULL;
+    PyErr_Clear();
+    if (notes && PyList_Check(notes)) {
+        for (Py_ssize_t i = 0; out && i < PyList_GET_SIZE(notes); i++) {
+            PyObject *note = PyObject_Str(PyList_GET_ITEM(notes, i));
+            PyObject *longer = note ? PyUnicode_FromFormat("%U\n%U", out, note) : NULL;
+            Py_XDECREF(note);
+            Py_SETREF(out, longer);
+        }
+    }
+    Py_XDECREF(notes);
+    return out;
+}
+
+/* Write exc's chain, oldest first, then exc: each traceback (Python's own
+ * C printer) and summary. `seen` guards against cycles and bounds depth. */
+#define CHAIN_MAX 32
+static void write_chain(PyObject *buf, PyObject *exc, PyObject **seen, int *nseen)
+{
+    seen[(*nseen)++] = exc;
+    PyObject *cause = PyException_GetCause(exc);
+    PyObject *ctx = PyException_GetContext(exc);
+    PyObject *sup = PyObject_GetAttrString(exc, "__suppress_context__");
+    int suppress = sup && PyObject_IsTrue(sup) == 1;
+    Py_XDECREF(sup);
+    PyErr_Clear();
+    PyObject *prev = NULL;
+    const char *sep = NULL;
+    if (cause && PyExceptionInstance_Check(cause)) {
+        prev = cause;
+        sep = "\nThe above exception was the direct cause of the following exception:\n\n";
+    } else if (ctx && !suppress && PyExceptionInstance_Check(ctx)) {
+        prev = ctx;
+        sep = "\nDuring handling of the above exception, another exception occurred:\n\n";
+    }
+    for (int i = 0; prev && i < *nseen; i++)
+        if (seen[i] == prev)
+            prev = NULL;
+    if (prev && *nseen < CHAIN_MAX) {
+        write_chain(buf, prev, seen, nseen);
+        PyFile_WriteString(sep, buf);
+    }
+    Py_XDECREF(cause);
+    Py_XDECREF(ctx);
+    PyObject *tb = PyException_GetTraceback(exc);
+    if (tb && PyTraceBack_Check(tb))
+        PyTraceBack_Print(tb, buf);
+    Py_XDECREF(tb);
+    PyObject *sum = exc_summary(exc);
+    if (sum) {
+        PyFile_WriteObject(sum, buf, Py_PRINT_RAW);
+        PyFile_WriteString("\n", buf);
+    }
+    Py_XDECREF(sum);
+    PyErr_Clear();
+}
+
 /* "Type: message" of the current exception (fetched and cleared), or with
  * the traceback after it. malloc'ed; never NULL unless out of memory. */
 static char *exc_text(int with_traceback)
@@ -258,23 +354,31 @@ static char *exc_text(int with_traceback)
     if (value && tb)
         PyException_SetTraceback(value, tb);
     char *out = NULL;
-    PyObject *mod = PyImport_ImportModule("traceback");
-    PyObject *only = mod && type ? PyObject_CallMethod(mod, "format_exception_only", "OO", type,
-                                                       value ? value : Py_None)
-                                 : NULL;
-    PyObject *full = mod && type && with_traceback
-                         ? PyObject_CallMethod(mod, "format_exception", "OOO", type,
-                                               value ? value : Py_None, tb ? tb : Py_None)
-                         : NULL;
-    PyObject *empty = PyUnicode_FromString("");
-    PyObject *a = only && empty ? PyUnicode_Join(empty, only) : NULL;
-    PyObject *b = full && empty ? PyUnicode_Join(empty, full) : NULL;
+    int exc = value && PyExceptionInstance_Check(value);
+    PyObject *a = exc ? exc_summary(value) : NULL;
+    PyErr_Clear();
+    PyObject *b = NULL;
+    if (exc && with_traceback) {
+        PyObject *io = PyImport_ImportModule("io"); /* imported at start-up */
+        PyObject *buf = io ? PyObject_CallMethod(io, "StringIO", NULL) : NULL;
+        if (buf) {
+            PyObject *seen[CHAIN_MAX];
+            int nseen = 0;
+            write_chain(buf, value, seen, &nseen);
+            b = PyObject_CallMethod(buf, "getvalue", NULL);
+        }
+        Py_XDECREF(buf);
+        Py_XDECREF(io);
+        PyErr_Clear();
+    }
     const char *sa = a ? PyUnicode_AsUTF8(a) : NULL;
-    const char *sb = b ? PyUnicode_AsUTF8(b) : NULL;
+    const char *sb = b && PyUnicode_Check(b) ? PyUnicode_AsUTF8(b) : NULL;
     if (!sa) {
         PyErr_Clear();
         sa = type ? ((PyTypeObject *)type)->tp_name : "unknown error";
     }
+    if (!sb)
+        PyErr_Clear();
     /* summary first (it survives truncation), then the traceback; a long
      * traceback keeps its last 8 KiB, where the failing frames are */
     size_t la = strlen(sa), lb = sb ? strlen(sb) : 0;
@@ -299,10 +403,6 @@ static char *exc_text(int with_traceback)
     PyErr_Clear();
     Py_XDECREF(a);
     Py_XDECREF(b);
-    Py_XDECREF(empty);
-    Py_XDECREF(only);
-    Py_XDECREF(full);
-    Py_XDECREF(mod);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
@@ -588,8 +688,15 @@ static void m_free(void *mod)
     m_clear((PyObject *)mod);
 }
 
+/* Per-interpreter state only (the module object's, no static Python
+ * objects; the C state it points to is the driver's): safe in a
+ * sub-interpreter with its own GIL (PEP 684). Without this slot an own-GIL
+ * interpreter refuses the module. */
 static PyModuleDef_Slot slots[] = {
     {Py_mod_exec, m_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
     {0, NULL},
 };
 

@@ -1,8 +1,8 @@
 /* backends/subint - Python actors in CPython sub-interpreters, each on a
  * dedicated driver pthread in the supervisor's process.
  *
- * See ../shared/notes/cpython-3.11-subinterpreters.md for the measured facts
- * this file is built on. In short, on 3.11:
+ * See ../shared/notes/cpython-3.11-subinterpreters.md (and -3.13-3.14.md)
+ * for the measured facts this file is built on. In short, on 3.11:
  *
  * interpreter  Python is initialised once per process (or the host's is
  *              used), then the initialising thread releases the GIL for
@@ -46,6 +46,12 @@
  *              sub-interpreters and would wait for abandoned ones); the
  *              process may exit with abandoned drivers running.
  *
+ * own GIL     on CPython 3.12+ each actor's interpreter gets its own GIL
+ *              by default (options own_gil: false shares one; 3.11 has
+ *              only the shared mode): see new_interpreter(). The hand-off
+ *              above is unchanged: since 3.12 a thread-state swap releases
+ *              and takes each interpreter's own GIL. docs/subint.md.
+ *
  * Every wait of this file has a deadline except the GIL waits of the
  * backend's own threads (driver, helpers): those are never supervisor
  * threads, and on 3.11 the monitor above keeps them from starving. */
@@ -85,10 +91,21 @@
  * driver holding it at each sample gets a nudge. */
 #define MONITOR_NS (2 * 1000000LL)
 
+/* `tether backends` and `tether config explain` print this (< 256 bytes):
+ * the Python the plugin is built for and its GIL modes. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define OWN_GIL_DEFAULT 1
+#define GIL_NOTE                                                                        \
+    "CPython " PY_VERSION ": each actor's sub-interpreter has its own GIL (actors run in " \
+    "parallel) unless options own_gil: false (one shared GIL); a blocking call cannot be " \
+    "interrupted (such an actor is abandoned)"
+#else
+#define OWN_GIL_DEFAULT 0
 #define GIL_NOTE                                                                   \
     "CPython " PY_VERSION ": all sub-interpreters share one GIL (a CPU-bound actor " \
-    "slows its siblings); a blocking call cannot be interrupted (such an actor is "  \
-    "abandoned)"
+    "slows its siblings; own GIL needs 3.12+); a blocking call cannot be interrupted " \
+    "(such an actor is abandoned)"
+#endif
 
 static int64_t now_ns(void)
 {
@@ -111,6 +128,7 @@ static void nap_ns(int64_t ns)
 struct sstate {
     const struct tether_backend_host *host;
     int64_t grace_ns; /* CANCEL frame -> injected Cancelled: soft_cancel / 2, <= 0.5 s */
+    int own_gil;      /* each actor's interpreter has its own GIL (3.12+) */
     atomic_uint abandoned_running;
     atomic_uint live; /* children not yet freed */
 };
@@ -149,6 +167,7 @@ struct schild {
     /* under g_lock */
     int starting; /* counted in g_starting */
     int running;  /* counted in g_running */
+    int running_abandoned; /* and in g_running_abandoned */
 
     struct subint_run run; /* the driver's; see subint.h */
 };
@@ -158,7 +177,10 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned g_waiters;  /* our threads waiting for the GIL */
 static unsigned g_starting; /* drivers not ready yet (their imports wait for the GIL too) */
 static unsigned g_running;  /* drivers running actor code */
-static int g_monitor;       /* the monitor thread runs (3.11) */
+static unsigned g_running_abandoned; /* of which abandoned ones */
+#if PY_VERSION_HEX < 0x030C0000
+static int g_monitor; /* the monitor thread runs (3.11) */
+#endif
 
 static pthread_once_t py_once = PTHREAD_ONCE_INIT;
 static int py_ok;
@@ -223,7 +245,10 @@ static void *monitor_main(void *arg)
     for (;;) {
         nap_ns(MONITOR_NS);
         pthread_mutex_lock(&g_lock);
-        if (g_waiters == 0 && g_starting == 0 && g_running < 2) {
+        /* abandoned actors alone need no fairness between them: nothing
+         * waits for them, and a new spawn (g_starting) restarts it */
+        if (g_waiters == 0 && g_starting == 0 &&
+            (g_running < 2 || g_running == g_running_abandoned)) {
             g_monitor = 0;
             pthread_mutex_unlock(&g_lock);
             return NULL;
@@ -282,6 +307,10 @@ static void running_set(struct schild *c, int on)
             g_running++;
         else
             g_running--;
+        if (!on && c->running_abandoned) {
+            c->running_abandoned = 0;
+            g_running_abandoned--;
+        }
         if (g_running >= 2)
             monitor_start_locked();
     }
@@ -423,7 +452,10 @@ static void end_interpreter(struct schild *c, PyThreadState *ts)
         subint_gil_take(saved);
     }
     /* 3.11 returns from Py_EndInterpreter with the GIL held and no thread
-     * state: a main-interpreter one, made now, releases it afterwards. */
+     * state: a main-interpreter one, made now, releases it afterwards.
+     * 3.12+ returns holding no GIL (an own one is freed with its
+     * interpreter): the swap below then takes the main GIL, and the
+     * delete releases it, the same ending in both modes. */
     PyThreadState *release = PyThreadState_New(py_main);
     if (!release) {
         pthread_mutex_lock(&c->m);
@@ -444,6 +476,52 @@ static void end_interpreter(struct schild *c, PyThreadState *ts)
     PyThreadState_DeleteCurrent();
 }
 
+/* Create the actor's interpreter, with the main interpreter's GIL held by
+ * the caller's thread state. Returns its first thread state, current (and
+ * holding that interpreter's GIL), or NULL with `why`.
+ *
+ * Own GIL (3.12+, PEP 684): its own GIL and allocator, as PEP 684 requires,
+ * so only extension modules that declare per-interpreter GIL support import
+ * there (single-phase init ones refuse to load with ImportError). os.fork()
+ * is refused (forking a process that runs other interpreters' threads is
+ * unsafe: notes); exec, subprocess and threads work; daemon threads are
+ * allowed, as on 3.11: an interpreter one still runs in at the end is left
+ * alive (end_interpreter), never ended. Shared: Py_NewInterpreter()'s
+ * legacy configuration, as on 3.11. Since 3.12 PyThreadState_Swap releases
+ * and takes each interpreter's own GIL, so the hand-off in run_actor holds
+ * for both modes. */
+static PyThreadState *new_interpreter(int own_gil, char *why, size_t n)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (own_gil) {
+        PyInterpreterConfig cfg = {
+            .use_main_obmalloc = 0,
+            .allow_fork = 0,
+            .allow_exec = 1,
+            .allow_threads = 1,
+            .allow_daemon_threads = 1,
+            .check_multi_interp_extensions = 1,
+            .gil = PyInterpreterConfig_OWN_GIL,
+        };
+        PyThreadState *ts = NULL;
+        PyStatus s = Py_NewInterpreterFromConfig(&ts, &cfg);
+        if (PyStatus_Exception(s) || !ts) {
+            snprintf(why, n, "cannot create a sub-interpreter with its own GIL: %s%s%s",
+                     s.func ? s.func : "", s.func ? ": " : "",
+                     s.err_msg ? s.err_msg : "Py_NewInterpreterFromConfig failed");
+            return NULL;
+        }
+        return ts;
+    }
+#else
+    (void)own_gil;
+#endif
+    PyThreadState *ts = Py_NewInterpreter();
+    if (!ts)
+        snprintf(why, n, "Py_NewInterpreter failed");
+    return ts;
+}
+
 static void run_actor(struct schild *c, struct tether_actor *a)
 {
     const struct tether_backend_host *host = c->host;
@@ -461,12 +539,13 @@ static void run_actor(struct schild *c, struct tether_actor *a)
         host->actor_finish(a, TETHER_OUTCOME_CANCELLED, 0, NULL);
         return;
     }
-    PyThreadState *first = Py_NewInterpreter();
+    char why[200];
+    PyThreadState *first = new_interpreter(c->st->own_gil, why, sizeof why);
     if (!first) {
         PyThreadState_Swap(mts);
         PyThreadState_Clear(mts);
         PyThreadState_DeleteCurrent();
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "Py_NewInterpreter failed");
+        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, why);
         return;
     }
     PyInterpreterState *interp = PyThreadState_GetInterpreter(first);
@@ -618,15 +697,29 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
                  host->size, (size_t)HOST_NEEDS);
         return err->code = TETHER_ELOAD;
     }
+    int own_gil = OWN_GIL_DEFAULT;
     for (size_t i = 0; i < opts->count; i++) {
         const struct tether_option *o = &opts->items[i];
         if (strcmp(o->key, "own_gil") == 0) {
-            if (strcmp(o->value, "false") == 0)
+            if (strcmp(o->value, "false") == 0) {
+                own_gil = 0;
                 continue;
-            snprintf(err->msg, sizeof err->msg,
-                     "option own_gil: needs CPython 3.12 or later; this plugin is built for "
-                     "CPython %s, where every sub-interpreter shares one GIL",
-                     PY_VERSION);
+            }
+            if (strcmp(o->value, "true") != 0)
+                snprintf(err->msg, sizeof err->msg,
+                         "option own_gil: '%s' is not true or false", o->value);
+#if PY_VERSION_HEX >= 0x030C0000
+            else {
+                own_gil = 1;
+                continue;
+            }
+#else
+            else
+                snprintf(err->msg, sizeof err->msg,
+                         "option own_gil: needs CPython 3.12 or later; this plugin is built for "
+                         "CPython %s, where every sub-interpreter shares one GIL",
+                         PY_VERSION);
+#endif
         } else {
             snprintf(err->msg, sizeof err->msg,
                      "unknown option '%s' (the subint backend knows own_gil)", o->key);
@@ -642,6 +735,7 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
     if (!st)
         return TETHER_ENOMEM;
     st->host = host;
+    st->own_gil = own_gil;
     /* Half the soft period for the actor to stop by itself (or to finish
      * what it was doing: siblings that fail at the same moment must report
      * their failure, not an injected Cancelled, even when 16 of them queue
@@ -757,6 +851,12 @@ static void s_release(struct tether_child *child)
         c->abandoned = 1;
         c->t_abandoned = now_ns();
         atomic_fetch_add(&c->st->abandoned_running, 1);
+        pthread_mutex_lock(&g_lock); /* order: c->m, then g_lock (never the reverse) */
+        if (c->running && !c->running_abandoned) {
+            c->running_abandoned = 1;
+            g_running_abandoned++;
+        }
+        pthread_mutex_unlock(&g_lock);
     }
     /* Nobody polls the exit fd again (the core is done, the driver skips
      * it once abandoned or has written it already): close it now rather

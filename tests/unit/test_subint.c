@@ -304,6 +304,100 @@ START_TEST(tether_calls_from_other_threads_are_refused)
 }
 END_TEST
 
+START_TEST(chained_exceptions_reach_the_outcome)
+{
+    tether_handle *h = spawn("chained");
+    struct tether_outcome o = wait_outcome(h);
+    ck_assert_int_eq(o.kind, TETHER_OUTCOME_FAILED);
+    /* the summary first, then the chain oldest first, as `traceback` does */
+    ck_assert_msg(strncmp(o.message, "ValueError: outer 43\n", 21) == 0, "%s", o.message);
+    const char *inner = strstr(o.message, "KeyError: 'inner'");
+    const char *during = strstr(o.message, "During handling of the above exception");
+    const char *outer = strstr(o.message + 21, "ValueError: outer 43");
+    ck_assert_msg(inner && during && outer && inner < during && during < outer, "%s", o.message);
+    ck_assert_msg(strstr(o.message, "in chained"), "%s", o.message);
+    tether_handle_release(h);
+}
+END_TEST
+
+START_TEST(failure_texts_do_not_import_traceback)
+{
+    tether_handle *h = spawn("echo");
+    ck_assert_int_eq(tether_send(h, "\xc0", 1, tether_now_ns() + SEC), 0);
+    free(recv_text(h));
+    free(recv_text(h));
+    struct tether_value ret;
+    struct tether_error err;
+    ck_assert_int_eq(call(h, "raise_in_call", ":v", NULL, 0, &ret, &err), TETHER_EBADCALL);
+    ck_assert_msg(strstr(err.msg, "LookupError: call failed 44"), "%s", err.msg);
+    ck_assert_int_eq(call(h, "traceback_loaded", ":i", NULL, 0, &ret, &err), 0);
+    ck_assert_msg(ret.v.i == 0, "a failed call imported the traceback module");
+    tether_cancel(h);
+    ck_assert_int_eq(wait_outcome(h).kind, TETHER_OUTCOME_CANCELLED);
+    tether_handle_release(h);
+}
+END_TEST
+
+/* The plugin's CPython minor version, from its note ("CPython 3.13.5: ..."). */
+static int plugin_minor(void)
+{
+    struct tether_plugin_info info;
+    struct tether_error err;
+    ck_assert_msg(tether_plugin_probe(TOP_BUILDDIR "/backends/subint/.libs/subint.so", &info,
+                                      &err) == 0, "%s", err.msg);
+    int major = 0, minor = 0;
+    ck_assert_msg(sscanf(info.note, "CPython %d.%d", &major, &minor) == 2 && major == 3,
+                  "note: %s", info.note);
+    return minor;
+}
+
+static int open_with_own_gil(const char *value, struct tether_error *err)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "backend: subint\n"
+             "timeouts: { spawn: 5.0, soft_cancel: 0.5, hard_kill: 0.5 }\n"
+             "backends:\n"
+             "  subint: { path: " TOP_BUILDDIR "/backends/subint/.libs/subint.so, "
+             "options: { own_gil: %s } }\n",
+             value);
+    struct tether_config *c;
+    ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "own.yaml", "/", &c, err) == 0, "%s",
+                  err->msg);
+    tether_supervisor *s;
+    int rc = tether_supervisor_open(c, NULL, &s, err);
+    if (rc == 0) {
+        /* an actor runs in this mode, and its exit status comes back */
+        tether_handle *h;
+        char target[512];
+        snprintf(target, sizeof target, "%s:exits_7", PY_ACTORS);
+        ck_assert_msg(tether_spawn(s, target, 0, &h, err) == 0, "%s", err->msg);
+        struct tether_outcome o;
+        ck_assert_int_eq(tether_wait(h, tether_now_ns() + 5 * SEC, &o), 0);
+        ck_assert_int_eq(o.kind, TETHER_OUTCOME_EXITED);
+        ck_assert_int_eq(o.code, 7);
+        tether_handle_release(h);
+        tether_supervisor_close(s, NULL);
+    }
+    tether_config_free(c);
+    return rc;
+}
+
+START_TEST(own_gil_option_by_python_version)
+{
+    struct tether_error err;
+    ck_assert_int_eq(open_with_own_gil("maybe", &err), TETHER_ECONFIG);
+    ck_assert_msg(strstr(err.msg, "own_gil: 'maybe' is not true or false"), "%s", err.msg);
+    ck_assert_msg(open_with_own_gil("false", &err) == 0, "%s", err.msg);
+    if (plugin_minor() >= 12) {
+        ck_assert_msg(open_with_own_gil("true", &err) == 0, "%s", err.msg);
+    } else {
+        ck_assert_int_eq(open_with_own_gil("true", &err), TETHER_ECONFIG);
+        ck_assert_msg(strstr(err.msg, "needs CPython 3.12 or later"), "%s", err.msg);
+    }
+}
+END_TEST
+
 static Suite *subint_suite(void)
 {
     Suite *s = suite_create("subint");
@@ -321,6 +415,9 @@ static Suite *subint_suite(void)
     tcase_add_test(tc, interpreter_ends_after_a_short_leftover_thread);
     tcase_add_test(tc, endless_daemon_thread_leaves_the_interpreter_alive_without_abort);
     tcase_add_test(tc, tether_calls_from_other_threads_are_refused);
+    tcase_add_test(tc, chained_exceptions_reach_the_outcome);
+    tcase_add_test(tc, failure_texts_do_not_import_traceback);
+    tcase_add_test(tc, own_gil_option_by_python_version);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("starvation");
     tcase_add_checked_fixture(st, setup, teardown);

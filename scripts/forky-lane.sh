@@ -1,0 +1,130 @@
+#!/bin/sh
+# CI lane: the whole project on the next Debian (forky: gcc 16, glibc 2.42+,
+# CPython 3.14 with a GIL per sub-interpreter), from Debian's binary packages.
+# A forky root is made with debootstrap, the build dependencies are installed
+# inside it, and the source tree is configured with --enable-werror and must
+# pass `make check` there.
+#
+#   sh scripts/forky-lane.sh           # make the root (or reuse it), make check inside
+#   sh scripts/forky-lane.sh --root    # only make (or reuse) the root
+#
+# Environment:
+#   TETHER_CI_CACHE  where the root is kept (default /var/cache/tether-ci; the
+#                    root is $TETHER_CI_CACHE/forky-root, ~5-8 min to make on a
+#                    fresh machine, reused while its stamp matches this script's
+#                    package list).
+#   DEBIAN_MIRROR    the archive (default http://deb.debian.org/debian).
+#
+# Run as root (debootstrap, chroot, mount). Every step is bounded with
+# timeout(1); the mounts are undone and any process still running in the root
+# is killed on exit. Needs: debootstrap (scripts/install-deps.sh).
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cache=${TETHER_CI_CACHE:-/var/cache/tether-ci}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+chr=$cache/forky-root
+only_root=0
+[ "${1:-}" = "--root" ] && only_root=1
+# forky's names: msgpack-c's -dev package is libmsgpack-c-dev (msgpack-c.pc)
+PKGS="build-essential autoconf automake libtool pkg-config autoconf-archive
+      libffi-dev libyaml-dev libmsgpack-c-dev check python3.14-dev"
+stamp="forky $(echo $PKGS)"
+
+say() { echo "forky-lane: $*"; }
+die() { echo "forky-lane: $*" >&2; exit 1; }
+t0=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - t0 )) s"; }
+[ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, chroot and mount need it)"
+command -v debootstrap >/dev/null || die "debootstrap not installed (scripts/install-deps.sh)"
+
+mounted=""
+cleanup() {
+    # processes this lane started inside the root (a timed-out make check)
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$chr" ] && kill -9 "${p#/proc/}" 2>/dev/null
+    done
+    for m in $mounted; do umount -l "$chr/$m" 2>/dev/null || true; done
+    mounted=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mnt() {  # mnt TYPE-OR-BIND SOURCE DIR
+    mkdir -p "$chr/$3"
+    if [ "$1" = bind ]; then mount --bind "$2" "$chr/$3"; else mount -t "$1" "$2" "$chr/$3"; fi
+    mounted="$3 $mounted"
+}
+in_root() {  # in_root SECONDS COMMAND...: bounded, in a clean environment
+    secs=$1; shift
+    timeout "$secs" chroot "$chr" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+make_root() {
+    rm -rf "$chr" "$chr.new"
+    mkdir -p "$cache"
+    # Debian 12's debootstrap has no forky script: sid's works for it.
+    say "debootstrap forky into $chr.new"
+    timeout 1200 nice debootstrap --variant=minbase forky "$chr.new" "$mirror" \
+        /usr/share/debootstrap/scripts/sid > "$cache/forky-debootstrap.log" 2>&1 ||
+        { tail -n 30 "$cache/forky-debootstrap.log"; rm -rf "$chr.new"; die "debootstrap failed"; }
+    mv "$chr.new" "$chr"
+    say "root made ($(elapsed))"
+}
+
+install_deps() {
+    cp /etc/resolv.conf "$chr/etc/resolv.conf"
+    # The archive served here may be older than forky's Release file allows.
+    echo 'Acquire::Check-Valid-Until "false";' > "$chr/etc/apt/apt.conf.d/99tether-ci"
+    in_root 600 apt-get -qq update || die "apt-get update in the forky root failed"
+    # shellcheck disable=SC2086
+    in_root 1200 apt-get install -y -qq --no-install-recommends $PKGS \
+        > "$cache/forky-apt.log" 2>&1 ||
+        { tail -n 30 "$cache/forky-apt.log"; die "installing the build deps in the forky root failed"; }
+    in_root 120 apt-get clean
+    echo "$stamp" > "$chr/.tether-stamp"
+    say "build deps installed ($(elapsed))"
+}
+
+if [ -f "$chr/.tether-stamp" ] && [ "$(cat "$chr/.tether-stamp")" = "$stamp" ]; then
+    say "reusing $chr"
+else
+    make_root
+fi
+mnt proc proc proc
+mnt sysfs sysfs sys
+mnt bind /dev dev
+mnt bind /dev/pts dev/pts
+mnt tmpfs tmpfs dev/shm
+[ -f "$chr/.tether-stamp" ] && [ "$(cat "$chr/.tether-stamp")" = "$stamp" ] || install_deps
+say "$(in_root 30 gcc --version | head -n 1); glibc $(in_root 30 ldd --version | head -n 1 | awk '{print $NF}'); $(in_root 30 python3.14 -V)"
+[ "$only_root" -eq 0 ] || exit 0
+
+# The project's tracked files (as they are in the work tree) into /src.
+rm -rf "$chr/src" && mkdir -p "$chr/src"
+git ls-files -z | tar -C "$root" --null -T - -cf - | tar -C "$chr/src" -xf -
+# configure finds Python through python3-embed; forky's python3-dev may
+# point at another minor version, so name 3.14's explicitly.
+status=0
+timeout 2400 chroot "$chr" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    LANG=C.UTF-8 /bin/sh -c '
+    set -e; cd /src
+    ./autogen.sh > autogen.log 2>&1 || { tail -n 20 autogen.log; exit 1; }
+    ./configure -q --enable-werror \
+        PYTHON_CFLAGS="$(pkg-config --cflags python-3.14-embed)" \
+        PYTHON_LIBS="$(pkg-config --libs python-3.14-embed)"
+    nice make -j2 -s
+    nice make -j2 check' > "$cache/forky-check.log" 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then
+    tail -n 60 "$cache/forky-check.log"
+    for log in $(find "$chr/src/tests" -name '*.log'); do
+        grep -qE '^(FAIL|ERROR)' "$log" 2>/dev/null && { echo "==== $log"; tail -n 60 "$log"; }
+    done
+fi
+tl=$chr/src/test-suite.log
+if [ -f "$tl" ]; then
+    n() { sed -n "s/^# $1: *//p" "$tl" | head -n 1; }
+    say "make check: $(n PASS) passed, $(( $(n FAIL) + $(n ERROR) )) failed, $(n SKIP) skipped ($(elapsed))"
+fi
+[ "$status" -eq 0 ] && say "passed ($(elapsed))" || say "FAILED ($(elapsed)): $cache/forky-check.log"
+exit "$status"
