@@ -19,14 +19,4 @@ case $ping in
              "bring one up with scripts/slurm-up.sh"
         exit 77 ;;
 esac
-# error.many-fail is a KNOWN FAILURE on slurm, left out here and said so:
-# 16 actors failing at once take 0.25-0.35 s to report (an outcome waits for
-# srun, which waits for Slurm to complete the job step), past the bound of
-# 0.132 s. docs/slurm.md ("Known limits") sketches the fix (one allocation
-# per supervisor, or the exit status in-band). Every other scenario runs.
-if [ $# -eq 0 ]; then
-    echo "# KNOWN FAILURE, not run: error.many-fail on slurm (0.25-0.35 s > 0.132 s; docs/slurm.md)"
-    set -- -k 'cancel.*' -k 'orphan.*' -k error.remote -k error.during-cancel -k error.bad-call \
-        -k 'spawn.*' -k 'protocol.*'
-fi
 exec "$(dirname "$0")/suite.sh" slurm "$@"
