@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     }
     snprintf(t_count, sizeof t_count, "%s/bench/bench_actors.py:count", srcdir);
     snprintf(t_noop, sizeof t_noop, "%s/bench/bench_actors.py:noop", srcdir);
-    snprintf(t_spin, sizeof t_spin, "%s/tests/conformance/actors.py:busy_loop", srcdir);
+    snprintf(t_spin, sizeof t_spin, "%s/conformance/actors.py:busy_loop", srcdir);
     char text[5000];
     int len = snprintf(text, sizeof text,
                        "backend: subint\n"

@@ -1,4 +1,4 @@
-/* tests/conformance/broken_template.c - the backend template
+/* conformance/broken_template.c - the backend template
  * (examples/backend-template/template.c, compiled in as is) with one bug
  * each, to prove the conformance suite catches it and says what it is:
  *   BROKEN_NOGROUP        hard_kill (and reap, release) miss the process

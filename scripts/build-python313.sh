@@ -121,7 +121,7 @@ say "unit tests: $(n PASS) passed, $(( $(n FAIL) + $(n ERROR) )) failed, $(n SKI
 export abs_top_builddir="$build" abs_top_srcdir="$root"
 for gil in true false; do
     log=conformance-own_gil-$gil.log
-    timeout 900 sh "$root/tests/conformance/suite.sh" subint -o own_gil=$gil > "$log" 2>&1 ||
+    timeout 900 sh "$root/conformance/suite.sh" subint -o own_gil=$gil > "$log" 2>&1 ||
         { status=1; grep -A8 '^not ok' "$log" | head -n 60; }
     say "conformance subint own_gil=$gil: $(tail -n 1 "$log") ($(elapsed))"
 done

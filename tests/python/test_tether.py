@@ -538,7 +538,7 @@ class CtrlC(unittest.TestCase):
 
     def test_ctrl_c_during_spawn(self):
         # its constructor never returns: the ready handshake never comes
-        hangs = os.path.join(BUILD, "tests/conformance/.libs/ctor_hangs.so") + ":idle"
+        hangs = os.path.join(BUILD, "conformance/.libs/ctor_hangs.so") + ":idle"
         self.interrupt(f"sup.spawn({hangs!r})")
 
     def test_ctrl_c_during_send(self):
