@@ -106,8 +106,15 @@ class SupervisorAPI(Base):
         a = self.spawn("never_reads")
         t = threading.Thread(target=lambda: self.assertRaises(tether.Aborted, a.recv))
         t.start()
-        time.sleep(0.2)
-        text = self.sup.dump()
+        # recv waits in slices (so that Ctrl-C is seen): between two of them
+        # the thread is not parked, and a dump taken then shows no waiter.
+        # Take dumps until one catches it (bounded).
+        deadline = time.monotonic() + BOUND
+        while True:
+            time.sleep(0.05)
+            text = self.sup.dump()
+            if "in recv" in text or time.monotonic() > deadline:
+                break
         self.assertIn("tether hang dump", text)
         self.assertIn("never_reads", text)
         self.assertIn("in recv", text)
