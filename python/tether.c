@@ -491,7 +491,12 @@ static PyObject *sup_do_close(SupObject *self)
     }
     self->closing = 1;
     tether_supervisor *sup = self->sup;
-    tether_supervisor_cancel_all(sup); /* never blocks */
+    /* Threads of ours inside spawn/dump: cancel first so that they return
+     * (never blocks). Otherwise close cancels by itself, and its report
+     * then counts the actors it tore down (a cancel_all first let quick
+     * actors end before close saw them: a report of 0 actors). */
+    if (self->inflight > 0)
+        tether_supervisor_cancel_all(sup);
     /* Let threads inside spawn/dump leave before libtether frees the
      * supervisor. Bounded: after cancel_all each returns within spawn +
      * soft_cancel + hard_kill + slack; past that bound everything is
