@@ -112,8 +112,9 @@ int cmd_backends(int argc, char **argv)
                     printf("%*s %s\n", w, "", d);
                 tether_supervisor_close(sup, NULL);
             } else {
-                printf("%*s error: %s\n", w, "", err.msg);
-                bad = 1;
+                /* it loads, but cannot open here (e.g. slurm without a
+                 * reachable controller): said, not a failure of the list */
+                printf("%*s cannot open here: %s\n", w, "", err.msg);
             }
             if (strcmp(info->name, b->name) != 0) {
                 printf("%*s error: plugin calls itself '%s'\n", w, "", info->name);
