@@ -39,7 +39,12 @@ if [ -n "${STRESS_BACKENDS:-}" ]; then
     backends=$STRESS_BACKENDS
 else
     # NAME ABI LANGUAGE CAPABILITIES LOADS SPAWNS FILE
-    backends=$("$tether" backends -c "$cfg" | awk '$2 ~ /^[0-9]+$/ && $6 == "yes" { print $1 }')
+    # (a backend that loads but "cannot open here", e.g. slurm without a
+    # controller, is left out)
+    backends=$("$tether" backends -c "$cfg" | awk '
+        $2 ~ /^[0-9]+$/ { if (p != "") print p; p = ($6 == "yes") ? $1 : ""; next }
+        /cannot open here/ { p = "" }
+        END { if (p != "") print p }')
 fi
 runs=""
 for b in $backends; do
