@@ -60,7 +60,7 @@ int pump(tether_actor *self)
     }
 }
 
-static volatile unsigned long spin_sink;
+static _Thread_local volatile unsigned long spin_sink; /* per thread: no race */
 
 int spin(tether_actor *self)
 {

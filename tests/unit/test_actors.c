@@ -75,7 +75,7 @@ int timed_waits(tether_actor *self)
     }
 }
 
-static volatile uint64_t spin_sink;
+static _Thread_local volatile uint64_t spin_sink; /* per thread: no race */
 
 int busy_loop(tether_actor *self)
 {
