@@ -575,6 +575,11 @@ static void init_main(struct fstate *st, struct request *r, int wr)
                 w = write(wr, &s32, sizeof s32);
                 reported = 1;
             }
+        /* No timeout on purpose: this process is the namespace's init and
+         * its only job is to live exactly as long as the namespace. It ends
+         * at our SIGKILL (teardown), or when p[0] (the supervisor's side)
+         * reports the supervisor gone; every child it must reap raises
+         * SIGCHLD on the signalfd p[1]. Not a supervisor thread. */
         if (poll(p, 2, -1) > 0) {
             if (p[0].revents)
                 _exit(0);
