@@ -381,7 +381,10 @@ static void parent_death_takes_escaped(const char *mode, const char *containment
         size_t n;
         if (tether_recv(h, &buf, &n, tether_now_ns() + 3 * SEC))
             _exit(12);
-        int32_t gc = atoi((char *)buf);
+        /* a message is not NUL-terminated: copy it before parsing */
+        char num[32];
+        snprintf(num, sizeof num, "%.*s", (int)(n < sizeof num ? n : sizeof num - 1), (char *)buf);
+        int32_t gc = atoi(num);
         int32_t actor = (int32_t)tether_handle_pid(h);
         ssize_t w = write(p[1], &gc, sizeof gc);
         w = write(p[1], &actor, sizeof actor);
