@@ -63,7 +63,7 @@ int pump(tether_actor *self)
 
 /* A relaxed atomic: several busy actors spin at once (a plain shared counter
  * is a data race, which the TSan build reports), and not _Thread_local: the
- * static TLS of a dlopen'ed module crashes LeakSanitizer's exit-time tracer
+ * thread-local storage of a dlopen'ed module crashed LeakSanitizer's exit-time tracer
  * when the thread spinning on it is abandoned (gcc 12 libasan). */
 static _Atomic unsigned long spin_sink;
 
