@@ -626,7 +626,8 @@ static void driver_exit(struct schild *c)
 static void *driver_main(void *arg)
 {
     struct schild *c = arg;
-    c->pub.thread_id = (uint64_t)syscall(SYS_gettid);
+    /* atomic: the core reads it for a dump from another thread (TETHER__CHILD_TID) */
+    __atomic_store_n(&c->pub.thread_id, (uint64_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     struct tether_actor *a = c->host->actor_attach(c->channel_fd, &c->cancel_flag);
     c->channel_fd = -1;
     starting_begin(c);
