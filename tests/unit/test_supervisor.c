@@ -243,6 +243,32 @@ START_TEST(messages_round_trip)
 }
 END_TEST
 
+/* A message over max_frame is refused before anything is sent (the actor
+ * would take the frame for a protocol error); the channel stays usable. */
+START_TEST(send_over_max_frame_is_refused_and_the_channel_stays_usable)
+{
+    teardown();
+    open_with("0.3", "0.3", "max_frame: 4096\n");
+    tether_handle *h = spawn("echo_messages");
+    static char big[8192];
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(tether_send(h, big, 4096, tether_now_ns() + SEC), TETHER_ETOOBIG);
+    ck_assert_int_eq(tether_send(h, big, sizeof big, tether_now_ns() + SEC), TETHER_ETOOBIG);
+    ck_assert_str_eq(tether_err_name(TETHER_ETOOBIG), "TETHER_ETOOBIG");
+    ck_assert(strstr(tether_strerror(TETHER_ETOOBIG), "max_frame") != NULL);
+    /* the largest that fits: body = 2 + bin16 header (3) + data */
+    ck_assert_int_eq(tether_send(h, big, 4096 - 5, tether_now_ns() + SEC), 0);
+    void *buf;
+    size_t len;
+    ck_assert_int_eq(tether_recv(h, &buf, &len, tether_now_ns() + 3 * SEC), 0);
+    ck_assert_uint_eq(len, 4096 - 5);
+    free(buf);
+    struct tether_outcome o = cancel_and_wait(h);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "cancelled");
+    tether_handle_release(h);
+}
+END_TEST
+
 static int fd_readable(int fd, int ms)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -578,6 +604,7 @@ static Suite *supervisor_suite(void)
     tcase_add_test(tc, cancel_racing_exit_gives_exactly_one_outcome);
     tcase_add_test(tc, spawn_of_missing_module_fails_naming_it);
     tcase_add_test(tc, messages_round_trip);
+    tcase_add_test(tc, send_over_max_frame_is_refused_and_the_channel_stays_usable);
     tcase_add_test(tc, handle_fd_polls_readable_for_a_message_and_at_the_end);
     tcase_add_test(tc, messages_sent_before_the_end_are_still_delivered);
     tcase_add_test(tc, backend_clock_helpers_use_the_tether_clock);
