@@ -53,10 +53,12 @@ PEERS = [
     (["subint_peer.py"], "pinned", 400, 4),
 ]
 
-TARGETS = {  # figure: (limit, what)
-    "spawn_ready": 1.5,
-    "call_rtt": 1.5,
-    "cancel_coop": 2.0,
+TARGETS = {  # figure: limit on the ratio (issue #17; write_results applies them)
+    "spawn_ready": 1.3,  # 1.1 for a Python backend (floor: a bare sub-interpreter + handshake)
+    "call_rtt": 1.2,
+    "cancel_coop": 1.5,
+    "tput_64k_in": 2.0,  # rates: floor / tether, i.e. >= 0.5x the floor's bandwidth
+    "tput_64k_out": 2.0,
 }
 
 
@@ -320,25 +322,27 @@ def write_results(run, a, outdir, backends, ran, skipped, elapsed):
         name, outp, py = b["name"], b["out_of_process"], b["language"] == "python"
         fl_spawn = "floor-subint" if py else ("floor-fork" if outp else "floor-thread")
         for mode in ("pinned", "split"):
-            for fig, lab, tgt in (("spawn_ready", "spawn → ready", 1.5),
+            # targets of issue #17 (same-run ratios, recorded, never asserted)
+            for fig, lab, tgt in (("spawn_ready", "spawn → ready", 1.1 if py else 1.3),
                                   ("spawn_cycle", "spawn + exit + reap", None)):
                 r = run.find(fig, name, mode)
                 f = run.find(fig, fl_spawn, mode)
                 add(lab, name, mode, r, f, fl_spawn, "us", tgt)
             fl = "floor-cancel-msg-proc" if outp else "floor-cancel-msg-thread"
             add("cancel (cooperative) → outcome", name, mode, run.find("cancel_coop", name, mode),
-                run.find("cancel_coop", fl, mode), fl, "us", 2.0)
+                run.find("cancel_coop", fl, mode), fl, "us", 1.5)
             fl = "floor-pingpong-proc" if outp else "floor-pingpong-thread"
             add("call round trip (small args)", name, mode, run.find("call_rtt", name, mode),
-                run.find("call_rtt", fl, mode), fl, "us", 1.5)
+                run.find("call_rtt", fl, mode), fl, "us", 1.2)
             fl = "floor-stream-proc" if outp else "floor-stream-thread"
-            for fig, lab in (("tput_small_in", "64 B msgs actor → sup"),
-                             ("tput_small_out", "64 B msgs sup → actor"),
-                             ("tput_64k_in", "64 KiB msgs actor → sup"),
-                             ("tput_64k_out", "64 KiB msgs sup → actor")):
+            # 64 KiB: >= 0.5x the floor's bandwidth, i.e. floor / tether <= 2
+            for fig, lab, tgt in (("tput_small_in", "64 B msgs actor → sup", None),
+                                  ("tput_small_out", "64 B msgs sup → actor", None),
+                                  ("tput_64k_in", "64 KiB msgs actor → sup", 2.0),
+                                  ("tput_64k_out", "64 KiB msgs sup → actor", 2.0)):
                 r = run.find(fig, name, mode)
                 add(lab, name, mode, r, run.find(fig, fl, mode), fl,
-                    r["unit"] if r else "", None, higher_better=True)
+                    r["unit"] if r else "", tgt, higher_better=True)
         for kind, lab in (("timed_waits", "timed waits"), ("blocked_syscall", "blocked read"),
                           ("spin", "busy loop")):
             r = run.find(f"stuck_{kind}", name, "unpinned")
