@@ -214,6 +214,7 @@ def main():
                    "--budget", str(bu)] + extra
             label = f"{name} {test} {mode}" + (f" N={extra[-1]}" if extra else "")
             run.job(cmd, 4 * bu + 120, label)
+        tput_no_trim(run, a, tb, cfg, name)
     # containment cost: each mechanism against the process group alone
     for b in ran:
         if b["language"] == "c" and b["out_of_process"]:
@@ -266,6 +267,25 @@ def plugin_python(so):
                 if os.access(cand, os.X_OK):
                     return cand
     return None
+
+
+NO_TRIM = "pinned, no trim"
+
+
+def tput_no_trim(run, a, tb, cfg, name):
+    """The 64 KiB figures again with glibc's heap trimming off: a received
+    message is a buffer the caller frees, and glibc hands freed pages back
+    to the kernel once 128 KiB pile up at the top of a heap, so the next
+    batch takes a page fault every 4 KiB (costly in a VM). This run shows
+    what tether's own data path costs apart from that allocator policy."""
+    it, bu = run.scale(400, 8)
+    env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.trim_threshold=268435456")
+    cmd = [tb, "run", "--config", cfg, "--backend", name, "--test", "tput", "--mode", "pinned",
+           "--builddir", a.builddir, "--srcdir", a.srcdir, "--iters", str(it), "--budget", str(bu)]
+    first = len(run.records)
+    run.job(cmd, 4 * bu + 120, f"{name} tput pinned (GLIBC_TUNABLES trim_threshold 256 MiB)", env)
+    for r in run.records[first:]:
+        r["mode"] = NO_TRIM
 
 
 def gil_bench(run, a, backends):
@@ -334,6 +354,7 @@ def write_results(run, a, outdir, backends, ran, skipped, elapsed):
             fl = "floor-pingpong-proc" if outp else "floor-pingpong-thread"
             add("call round trip (small args)", name, mode, run.find("call_rtt", name, mode),
                 run.find("call_rtt", fl, mode), fl, "us", 1.2)
+        for mode in ("pinned", "split", NO_TRIM):
             fl = "floor-stream-proc" if outp else "floor-stream-thread"
             # 64 KiB: >= 0.5x the floor's bandwidth, i.e. floor / tether <= 2
             for fig, lab, tgt in (("tput_small_in", "64 B msgs actor → sup", None),
