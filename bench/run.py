@@ -183,6 +183,7 @@ def main():
     a.builddir = os.path.abspath(a.builddir)
     a.srcdir = os.path.abspath(a.srcdir)
     outdir = a.out or os.path.join(a.srcdir, "bench")
+    os.makedirs(outdir, exist_ok=True)
     run = Run(a)
     cfg = make_config(a)
     tb = os.path.join(a.builddir, "bench", "tbench")
