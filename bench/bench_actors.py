@@ -6,10 +6,10 @@ Python backends such as subint), the twins of bench_actors.c:
            "A" -> replies "k"; anything else is consumed; ends on cancel
     count  gilbench: counts to the N it receives, in Python (CPU-bound)
 
-Written against the built-in `tether` module of DESIGN.md (send/recv,
-checkpoint, tether.Cancelled). The subint backend did not exist when this
-was written: if its API differs, adjust here (the benchmark reports a
-failed spawn or batch as a note, it does not hang).
+Written against the subint backend's built-in `tether` module. The C side
+(tbench) sends and expects raw bytes, so pump uses send_bytes/recv_bytes:
+send/recv would MessagePack-encode them (the batch then came back with the
+wrong sizes: "tether batch failed").
 """
 import tether
 
@@ -21,17 +21,15 @@ def noop(*_args):
 def pump(*_args):
     out = b""
     while True:
-        msg = tether.recv()
-        if isinstance(msg, str):
-            msg = msg.encode()
+        msg = tether.recv_bytes()
         if msg[:1] == b"S":
             count, size = (int(x) for x in msg[1:].split())
             if len(out) != size:
                 out = b"x" * size
             for _ in range(count):
-                tether.send(out)
+                tether.send_bytes(out)
         elif msg == b"A":
-            tether.send(b"k")
+            tether.send_bytes(b"k")
 
 
 def count(*_args):

@@ -53,10 +53,12 @@ PEERS = [
     (["subint_peer.py"], "pinned", 400, 4),
 ]
 
-TARGETS = {  # figure: (limit, what)
-    "spawn_ready": 1.5,
-    "call_rtt": 1.5,
-    "cancel_coop": 2.0,
+TARGETS = {  # figure: limit on the ratio (issue #17; write_results applies them)
+    "spawn_ready": 1.3,  # 1.1 for a Python backend (floor: a bare sub-interpreter + handshake)
+    "call_rtt": 1.2,
+    "cancel_coop": 1.5,
+    "tput_64k_in": 2.0,  # rates: floor / tether, i.e. >= 0.5x the floor's bandwidth
+    "tput_64k_out": 2.0,
 }
 
 
@@ -181,6 +183,7 @@ def main():
     a.builddir = os.path.abspath(a.builddir)
     a.srcdir = os.path.abspath(a.srcdir)
     outdir = a.out or os.path.join(a.srcdir, "bench")
+    os.makedirs(outdir, exist_ok=True)
     run = Run(a)
     cfg = make_config(a)
     tb = os.path.join(a.builddir, "bench", "tbench")
@@ -212,6 +215,7 @@ def main():
                    "--budget", str(bu)] + extra
             label = f"{name} {test} {mode}" + (f" N={extra[-1]}" if extra else "")
             run.job(cmd, 4 * bu + 120, label)
+        tput_no_trim(run, a, tb, cfg, name)
     # containment cost: each mechanism against the process group alone
     for b in ran:
         if b["language"] == "c" and b["out_of_process"]:
@@ -264,6 +268,25 @@ def plugin_python(so):
                 if os.access(cand, os.X_OK):
                     return cand
     return None
+
+
+NO_TRIM = "pinned, no trim"
+
+
+def tput_no_trim(run, a, tb, cfg, name):
+    """The 64 KiB figures again with glibc's heap trimming off: a received
+    message is a buffer the caller frees, and glibc hands freed pages back
+    to the kernel once 128 KiB pile up at the top of a heap, so the next
+    batch takes a page fault every 4 KiB (costly in a VM). This run shows
+    what tether's own data path costs apart from that allocator policy."""
+    it, bu = run.scale(400, 8)
+    env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.trim_threshold=268435456")
+    cmd = [tb, "run", "--config", cfg, "--backend", name, "--test", "tput", "--mode", "pinned",
+           "--builddir", a.builddir, "--srcdir", a.srcdir, "--iters", str(it), "--budget", str(bu)]
+    first = len(run.records)
+    run.job(cmd, 4 * bu + 120, f"{name} tput pinned (GLIBC_TUNABLES trim_threshold 256 MiB)", env)
+    for r in run.records[first:]:
+        r["mode"] = NO_TRIM
 
 
 def gil_bench(run, a, backends):
@@ -320,25 +343,28 @@ def write_results(run, a, outdir, backends, ran, skipped, elapsed):
         name, outp, py = b["name"], b["out_of_process"], b["language"] == "python"
         fl_spawn = "floor-subint" if py else ("floor-fork" if outp else "floor-thread")
         for mode in ("pinned", "split"):
-            for fig, lab, tgt in (("spawn_ready", "spawn → ready", 1.5),
+            # targets of issue #17 (same-run ratios, recorded, never asserted)
+            for fig, lab, tgt in (("spawn_ready", "spawn → ready", 1.1 if py else 1.3),
                                   ("spawn_cycle", "spawn + exit + reap", None)):
                 r = run.find(fig, name, mode)
                 f = run.find(fig, fl_spawn, mode)
                 add(lab, name, mode, r, f, fl_spawn, "us", tgt)
             fl = "floor-cancel-msg-proc" if outp else "floor-cancel-msg-thread"
             add("cancel (cooperative) → outcome", name, mode, run.find("cancel_coop", name, mode),
-                run.find("cancel_coop", fl, mode), fl, "us", 2.0)
+                run.find("cancel_coop", fl, mode), fl, "us", 1.5)
             fl = "floor-pingpong-proc" if outp else "floor-pingpong-thread"
             add("call round trip (small args)", name, mode, run.find("call_rtt", name, mode),
-                run.find("call_rtt", fl, mode), fl, "us", 1.5)
+                run.find("call_rtt", fl, mode), fl, "us", 1.2)
+        for mode in ("pinned", "split", NO_TRIM):
             fl = "floor-stream-proc" if outp else "floor-stream-thread"
-            for fig, lab in (("tput_small_in", "64 B msgs actor → sup"),
-                             ("tput_small_out", "64 B msgs sup → actor"),
-                             ("tput_64k_in", "64 KiB msgs actor → sup"),
-                             ("tput_64k_out", "64 KiB msgs sup → actor")):
+            # 64 KiB: >= 0.5x the floor's bandwidth, i.e. floor / tether <= 2
+            for fig, lab, tgt in (("tput_small_in", "64 B msgs actor → sup", None),
+                                  ("tput_small_out", "64 B msgs sup → actor", None),
+                                  ("tput_64k_in", "64 KiB msgs actor → sup", 2.0),
+                                  ("tput_64k_out", "64 KiB msgs sup → actor", 2.0)):
                 r = run.find(fig, name, mode)
                 add(lab, name, mode, r, run.find(fig, fl, mode), fl,
-                    r["unit"] if r else "", None, higher_better=True)
+                    r["unit"] if r else "", tgt, higher_better=True)
         for kind, lab in (("timed_waits", "timed waits"), ("blocked_syscall", "blocked read"),
                           ("spin", "busy loop")):
             r = run.find(f"stuck_{kind}", name, "unpinned")

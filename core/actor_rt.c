@@ -42,6 +42,7 @@ struct tether_actor {
     int eof;
     struct tether__reader rd;
     struct inmsg *msgs, **msgs_tail; /* MESSAGE frames */
+    size_t msgs_bytes;                 /* their data */
     struct inmsg *calls, **calls_tail; /* CALL frames */
     struct inmsg *cur_call; /* handed out by next_call, freed at the next one */
     char *fail;
@@ -68,6 +69,8 @@ static struct inmsg *queue_pop(struct inmsg **head, struct inmsg ***tail)
     return q;
 }
 
+static int on_data(void *ctx, void *data, size_t len);
+
 static int on_frame(void *ctx, const uint8_t *body, size_t len)
 {
     tether_actor *self = ctx;
@@ -83,9 +86,15 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
     case TETHER__MSG_CANCEL:
         self->cancelled = 1;
         break;
-    case TETHER__MSG_MESSAGE:
-        queue_push(&self->msgs, &self->msgs_tail, q);
-        return 0;
+    case TETHER__MSG_MESSAGE: { /* one the fast path did not take: own its data */
+        void *data = malloc(q->m.len ? q->m.len : 1);
+        if (data && q->m.len)
+            memcpy(data, q->m.data, q->m.len);
+        size_t n = q->m.len;
+        tether__msg_free(&q->m);
+        free(q);
+        return data ? on_data(self, data, n) : TETHER_ENOMEM;
+    }
     case TETHER__MSG_CALL:
         queue_push(&self->calls, &self->calls_tail, q);
         return 0;
@@ -97,9 +106,29 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
     return 0;
 }
 
+/* A MESSAGE's data in a buffer of its own: queued as it is, handed to
+ * tether_recv_msg's caller without a copy. */
+static int on_data(void *ctx, void *data, size_t len)
+{
+    tether_actor *self = ctx;
+    struct inmsg *q = calloc(1, sizeof *q);
+    if (!q) {
+        free(data);
+        return TETHER_ENOMEM;
+    }
+    q->m.kind = TETHER__MSG_MESSAGE;
+    q->m.data = data;
+    q->m.len = len;
+    q->m.mem = data;
+    self->msgs_bytes += len;
+    queue_push(&self->msgs, &self->msgs_tail, q);
+    return 0;
+}
+
 /* Read what is available, waiting at most timeout_ms (-1: until something
- * arrives or the supervisor goes). */
-static void pump(tether_actor *self, int timeout_ms)
+ * arrives or the supervisor goes), and stop early once `ahead` bytes of
+ * messages are queued (0: no limit). */
+static void pump_ahead(tether_actor *self, int timeout_ms, size_t ahead)
 {
     if (self->eof)
         return;
@@ -107,26 +136,27 @@ static void pump(tether_actor *self, int timeout_ms)
     int n = poll(&p, 1, timeout_ms);
     if (n <= 0)
         return;
-    uint8_t buf[65536];
-    for (int rounds = 0; rounds < 64; rounds++) {
-        ssize_t r = recv(self->fd, buf, sizeof buf, MSG_DONTWAIT);
+    for (int rounds = 0; rounds < 64 && !(ahead && self->msgs_bytes >= ahead); rounds++) {
+        char why[256];
+        int rc = 0;
+        ssize_t r = tether__reader_recv(&self->rd, self->fd, on_frame, self, &rc, why, sizeof why);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (r <= 0) {
-            /* End of stream or error: the supervisor's side is gone. */
-            self->eof = 1;
-            self->cancelled = 1;
-            return;
-        }
-        char why[256];
-        if (tether__reader_push(&self->rd, buf, (size_t)r, on_frame, self, why, sizeof why)) {
+        if (r <= 0 || rc) {
+            /* End of stream, an error, or a stream that no longer parses:
+             * the supervisor's side is gone (or must be treated so). */
             self->eof = 1;
             self->cancelled = 1;
             return;
         }
     }
+}
+
+static void pump(tether_actor *self, int timeout_ms)
+{
+    pump_ahead(self, timeout_ms, 0);
 }
 
 static int is_cancelled(tether_actor *self)
@@ -141,10 +171,17 @@ static int is_cancelled(tether_actor *self)
  * supervisor reads or shuts its end (EPIPE). */
 static void frame_cleanup(void *arg)
 {
-    tether__frame_free(arg);
+    tether__out_free(arg);
 }
 
-static int send_frame_ex(tether_actor *self, struct tether__frame *f, int final);
+static int send_out(tether_actor *self, struct tether__out *o, int final);
+
+static int send_frame_ex(tether_actor *self, struct tether__frame *f, int final)
+{
+    struct tether__out o;
+    tether__out_frame(&o, f);
+    return send_out(self, &o, final);
+}
 
 static int send_frame(tether_actor *self, struct tether__frame *f)
 {
@@ -153,14 +190,14 @@ static int send_frame(tether_actor *self, struct tether__frame *f)
 
 /* `final`: the stopped message, which waits for room even after a cancel
  * (the supervisor reads on during a teardown). */
-static int send_frame_ex(tether_actor *self, struct tether__frame *f, int final)
+static int send_out(tether_actor *self, struct tether__out *f, int final)
 {
-    size_t off = 0;
+    size_t off = 0, total = tether__out_len(f);
     int rc = 0;
-    /* a hard kill can cancel the thread in send() or poll() below */
+    /* a hard kill can cancel the thread in sendmsg() or poll() below */
     pthread_cleanup_push(frame_cleanup, f);
-    while (off < f->len) {
-        ssize_t w = send(self->fd, f->buf + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (off < total) {
+        ssize_t w = tether__out_send(self->fd, f, off);
         if (w > 0) {
             off += (size_t)w;
             continue;
@@ -240,10 +277,14 @@ int tether_wait_fd(tether_actor *self, int fd, short events, double seconds)
 
 int tether_send_msg(tether_actor *self, const void *buf, size_t len)
 {
-    struct tether__frame f;
-    if (tether__encode_message(&f, buf, len))
-        return TETHER_ENOMEM;
-    return send_frame(self, &f);
+    if (!buf && len)
+        return TETHER_EINVAL;
+    /* the supervisor would end the actor for a frame over its bound */
+    if (tether__message_body_len(len) > TETHER__DEFAULT_MAX_FRAME)
+        return TETHER_ETOOBIG;
+    struct tether__out o;
+    tether__out_message(&o, buf, len); /* written from buf: no copy */
+    return send_out(self, &o, 0);
 }
 
 int tether_recv_msg(tether_actor *self, void **buf, size_t *len, double seconds)
@@ -252,20 +293,25 @@ int tether_recv_msg(tether_actor *self, void **buf, size_t *len, double seconds)
     for (;;) {
         struct inmsg *q = queue_pop(&self->msgs, &self->msgs_tail);
         if (q) {
-            *buf = malloc(q->m.len ? q->m.len : 1);
-            if (*buf)
-                memcpy(*buf, q->m.data, q->m.len);
+            /* the buffer the data was read into is the caller's now */
+            *buf = q->m.mem;
             *len = q->m.len;
-            tether__msg_free(&q->m);
+            self->msgs_bytes -= q->m.len;
             free(q);
-            return *buf ? 0 : TETHER_ENOMEM;
+            return 0;
         }
         if (is_cancelled(self))
             return TETHER_ECANCELLED;
         int ms = deadline == TETHER_NEVER ? -1 : tether__poll_ms(deadline);
         if (ms == 0)
             return TETHER_ETIMEDOUT;
-        pump(self, ms);
+        /* Read ahead at most 64 KiB of messages: the caller frees each
+         * before the next is read, so the allocator hands the same memory
+         * back instead of growing the heap by megabytes and returning the
+         * pages to the kernel (a page fault every 4 KiB on the next batch).
+         * checkpoint and sleep read on without a limit (a CANCEL behind
+         * unreceived messages still gets through). */
+        pump_ahead(self, ms, 65536);
     }
 }
 
@@ -495,6 +541,7 @@ tether_actor *tether__actor_attach(int channel_fd, tether_cancel_flag *cancel_fl
     self->msgs_tail = &self->msgs;
     self->calls_tail = &self->calls;
     tether__reader_init(&self->rd, TETHER__DEFAULT_MAX_FRAME);
+    self->rd.on_data = on_data;
     return self;
 }
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "wire.h"
 
@@ -437,6 +439,79 @@ void tether__msg_free(struct tether__msg *m)
     m->mem = NULL;
 }
 
+/* ---- writing without a copy ------------------------------------------------ */
+
+/* A MESSAGE body is [5, bin]: fixarray(2), 5, then the bin header. */
+static size_t bin_head(uint8_t *p, size_t len)
+{
+    p[0] = 0x92;
+    p[1] = TETHER__MSG_MESSAGE;
+    if (len < 256) {
+        p[2] = 0xc4;
+        p[3] = (uint8_t)len;
+        return 4;
+    }
+    if (len < 65536) {
+        p[2] = 0xc5;
+        p[3] = (uint8_t)(len >> 8);
+        p[4] = (uint8_t)len;
+        return 5;
+    }
+    p[2] = 0xc6;
+    for (int i = 0; i < 4; i++)
+        p[3 + i] = (uint8_t)(len >> (24 - 8 * i));
+    return 7;
+}
+
+uint64_t tether__message_body_len(size_t len)
+{
+    uint8_t tmp[8];
+    return (uint64_t)len + bin_head(tmp, len > UINT32_MAX ? UINT32_MAX : len);
+}
+
+void tether__out_message(struct tether__out *o, const void *data, size_t len)
+{
+    size_t pre = bin_head(o->head + 4, len);
+    uint32_t body = (uint32_t)(pre + len); /* the caller checked max_frame */
+    for (int i = 0; i < 4; i++)
+        o->head[i] = (uint8_t)(body >> (24 - 8 * i));
+    o->head_len = 4 + pre;
+    o->data = data;
+    o->data_len = len;
+    o->owned = NULL;
+}
+
+void tether__out_frame(struct tether__out *o, struct tether__frame *f)
+{
+    o->head_len = 0;
+    o->data = f->buf;
+    o->data_len = f->len;
+    o->owned = f->buf;
+    f->buf = NULL;
+    f->len = 0;
+}
+
+void tether__out_free(struct tether__out *o)
+{
+    free(o->owned);
+    o->owned = NULL;
+    o->data = NULL;
+    o->data_len = 0;
+}
+
+ssize_t tether__out_send(int fd, const struct tether__out *o, size_t off)
+{
+    struct iovec iov[2];
+    int n = 0;
+    if (off < o->head_len)
+        iov[n++] = (struct iovec){(void *)(o->head + off), o->head_len - off};
+    size_t doff = off > o->head_len ? off - o->head_len : 0;
+    if (doff < o->data_len)
+        iov[n++] = (struct iovec){(void *)(o->data + doff), o->data_len - doff};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    return sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* ---- incremental reader ---------------------------------------------------- */
 
 void tether__reader_init(struct tether__reader *r, uint64_t max_frame)
@@ -449,7 +524,91 @@ void tether__reader_reset(struct tether__reader *r)
 {
     free(r->body);
     uint64_t max = r->max;
+    tether__data_cb on_data = r->on_data;
     tether__reader_init(r, max);
+    r->on_data = on_data;
+}
+
+/* A frame of `len` bytes is wholly read: hand it on. */
+static int deliver(struct tether__reader *r, tether__frame_cb on_frame, void *ctx)
+{
+    uint8_t *body = r->body;
+    size_t len = r->body_len;
+    int is_data = r->is_data;
+    r->big = len >= 16384;
+    r->body = NULL;
+    r->hdr_got = r->pre_got = r->pre_want = 0;
+    r->body_len = r->body_got = 0;
+    r->is_data = 0;
+    if (is_data)
+        return r->on_data(ctx, body, len); /* it owns the data now */
+    int rc = on_frame(ctx, body, len);
+    free(body);
+    return rc;
+}
+
+/* Start reading a body: the whole body, or (with `data`) the data only. */
+static int start_body(struct tether__reader *r, size_t len, int data, char *why, size_t whylen)
+{
+    r->body = malloc(len ? len : 1);
+    if (!r->body)
+        BAD("out of memory for a frame of %zu bytes", len);
+    r->body_len = len;
+    r->body_got = 0;
+    r->is_data = data;
+    return 0;
+}
+
+/* The first bytes of a body are in r->pre: a MESSAGE whose bin fills the
+ * frame reads its data into its own buffer; anything else the whole body.
+ * Returns 1 while more of the prefix is needed. */
+static int classify(struct tether__reader *r, size_t frame, char *why, size_t whylen)
+{
+    const uint8_t *p = r->pre;
+    if (r->pre_got == 3 && p[0] == 0x92 && p[1] == TETHER__MSG_MESSAGE && p[2] >= 0xc4 &&
+        p[2] <= 0xc6) {
+        size_t want = 3 + (p[2] == 0xc4 ? 1 : p[2] == 0xc5 ? 2 : 4);
+        if (want <= frame && want > r->pre_want) {
+            r->pre_want = want;
+            return 1;
+        }
+    }
+    if (r->pre_got > 3 && r->pre_got == r->pre_want) {
+        uint64_t n = 0;
+        for (size_t i = 3; i < r->pre_got; i++)
+            n = n << 8 | p[i];
+        if (n == frame - r->pre_got)
+            return start_body(r, (size_t)n, 1, why, whylen);
+    }
+    /* not the fast path: the whole body, the prefix first */
+    int rc = start_body(r, frame, 0, why, whylen);
+    if (rc)
+        return rc;
+    memcpy(r->body, r->pre, r->pre_got);
+    r->body_got = r->pre_got;
+    return 0;
+}
+
+static uint32_t frame_len(const struct tether__reader *r)
+{
+    return (uint32_t)r->hdr[0] << 24 | (uint32_t)r->hdr[1] << 16 | (uint32_t)r->hdr[2] << 8 |
+           r->hdr[3];
+}
+
+/* The 4-byte header is complete: check the length before any allocation
+ * (a hostile length costs nothing). */
+static int start_frame(struct tether__reader *r, char *why, size_t whylen)
+{
+    uint32_t len = frame_len(r);
+    if (len == 0)
+        BAD("empty frame");
+    if (len > r->max)
+        BAD("frame of %u bytes exceeds the maximum of %llu", len, (unsigned long long)r->max);
+    if (r->on_data && len >= 3) {
+        r->pre_want = 3;
+        return 0;
+    }
+    return start_body(r, len, 0, why, whylen);
 }
 
 int tether__reader_push(struct tether__reader *r, const uint8_t *p, size_t n,
@@ -464,37 +623,65 @@ int tether__reader_push(struct tether__reader *r, const uint8_t *p, size_t n,
             n -= take;
             if (r->hdr_got < 4)
                 return 0;
-            uint32_t len = (uint32_t)r->hdr[0] << 24 | (uint32_t)r->hdr[1] << 16 |
-                           (uint32_t)r->hdr[2] << 8 | r->hdr[3];
-            if (len == 0)
-                BAD("empty frame");
-            /* Checked before any allocation: a hostile length costs nothing. */
-            if (len > r->max)
-                BAD("frame of %u bytes exceeds the maximum of %llu", len,
-                    (unsigned long long)r->max);
-            r->body = malloc(len);
-            if (!r->body)
-                BAD("out of memory for a frame of %u bytes", len);
-            r->body_len = len;
-            r->body_got = 0;
+            int rc = start_frame(r, why, whylen);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!r->body) { /* reading a body's prefix */
+            size_t take = r->pre_want - r->pre_got < n ? r->pre_want - r->pre_got : n;
+            memcpy(r->pre + r->pre_got, p, take);
+            r->pre_got += take;
+            p += take;
+            n -= take;
+            if (r->pre_got < r->pre_want)
+                return 0;
+            int rc = classify(r, frame_len(r), why, whylen);
+            if (rc == 1)
+                continue;
+            if (rc)
+                return rc;
         }
         size_t want = r->body_len - r->body_got;
         size_t take = want < n ? want : n;
-        memcpy(r->body + r->body_got, p, take);
+        if (take)
+            memcpy(r->body + r->body_got, p, take);
         r->body_got += take;
         p += take;
         n -= take;
         if (r->body_got < r->body_len)
             return 0;
-        uint8_t *body = r->body;
-        size_t len = r->body_len;
-        r->body = NULL;
-        r->hdr_got = 0;
-        r->body_len = r->body_got = 0;
-        int rc = on_frame(ctx, body, len);
-        free(body);
+        int rc = deliver(r, on_frame, ctx);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+ssize_t tether__reader_recv(struct tether__reader *r, int fd, tether__frame_cb on_frame,
+                            void *ctx, int *rc, char *why, size_t whylen)
+{
+    uint8_t stage[65536];
+    struct iovec iov[2];
+    int n = 0;
+    size_t direct = 0;
+    *rc = 0;
+    if (r->body && r->body_len - r->body_got >= 1024) {
+        direct = r->body_len - r->body_got;
+        iov[n++] = (struct iovec){r->body + r->body_got, direct};
+    }
+    /* after a large body, the next header in a small bite: the body that
+     * follows it is then read in place, not copied from here */
+    iov[n++] = (struct iovec){stage, direct || r->big ? 512 : sizeof stage};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t got = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (got <= 0)
+        return got;
+    size_t in_place = (size_t)got < direct ? (size_t)got : direct;
+    r->body_got += in_place;
+    if (direct && r->body_got == r->body_len)
+        *rc = deliver(r, on_frame, ctx);
+    if (!*rc && (size_t)got > in_place)
+        *rc = tether__reader_push(r, stage, (size_t)got - in_place, on_frame, ctx, why, whylen);
+    return got;
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <tether/common.h>
 
@@ -66,22 +67,59 @@ int tether__msg_decode(const uint8_t *body, size_t len, struct tether__msg *m, c
                        size_t whylen);
 void tether__msg_free(struct tether__msg *m);
 
+/* One frame to write: `head` (a MESSAGE frame's header, built here) then
+ * `data` (the caller's bytes, or a whole encoded frame), written with one
+ * sendmsg and no copy. `owned` (an encoded frame) is freed by out_free. */
+struct tether__out {
+    uint8_t head[12];
+    size_t head_len;
+    const uint8_t *data;
+    size_t data_len;
+    uint8_t *owned;
+};
+/* Body size of the MESSAGE frame for `len` bytes of data (what max_frame
+ * is checked against). */
+uint64_t tether__message_body_len(size_t len);
+void tether__out_message(struct tether__out *o, const void *data, size_t len);
+void tether__out_frame(struct tether__out *o, struct tether__frame *f); /* takes f over */
+void tether__out_free(struct tether__out *o);
+static inline size_t tether__out_len(const struct tether__out *o)
+{
+    return o->head_len + o->data_len;
+}
+/* sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT) of what is left past `off`. */
+ssize_t tether__out_send(int fd, const struct tether__out *o, size_t off);
+
 /* Incremental frame reader: push any split of the byte stream; whole frame
- * bodies come out through on_frame (body valid during the callback only). */
+ * bodies come out through on_frame (body valid during the callback only).
+ * With `on_data` set, a MESSAGE frame's data is read straight into a
+ * buffer of its final size, whose ownership on_data takes (it must free it
+ * even when it fails); on_frame sees every other frame. */
+typedef int (*tether__frame_cb)(void *ctx, const uint8_t *body, size_t len);
+typedef int (*tether__data_cb)(void *ctx, void *data, size_t len);
 struct tether__reader {
     uint64_t max;
+    tether__data_cb on_data;
     uint8_t hdr[4];
     size_t hdr_got;
-    uint8_t *body;
+    uint8_t pre[8]; /* a body's first bytes: is it a MESSAGE? */
+    size_t pre_got, pre_want;
+    uint8_t *body; /* the body, or a MESSAGE's data */
     size_t body_len;
     size_t body_got;
+    int is_data; /* body is a MESSAGE's data */
+    int big;     /* the last frame was large: read headers in small bites */
 };
-typedef int (*tether__frame_cb)(void *ctx, const uint8_t *body, size_t len);
 void tether__reader_init(struct tether__reader *r, uint64_t max_frame);
 void tether__reader_reset(struct tether__reader *r);
 /* Returns 0, TETHER_EPROTO with why (oversized / empty frame), or whatever
- * non-zero on_frame returned (which stops the push). */
+ * non-zero on_frame / on_data returned (which stops the push). */
 int tether__reader_push(struct tether__reader *r, const uint8_t *p, size_t n,
                         tether__frame_cb on_frame, void *ctx, char *why, size_t whylen);
+/* One recvmsg(MSG_DONTWAIT) on fd: the rest of a large body lands in place,
+ * what follows is pushed. Returns what recvmsg returned (errno set when
+ * < 0); *rc is the push's result when it returned > 0. */
+ssize_t tether__reader_recv(struct tether__reader *r, int fd, tether__frame_cb on_frame,
+                            void *ctx, int *rc, char *why, size_t whylen);
 
 #endif

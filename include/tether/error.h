@@ -30,7 +30,8 @@ extern "C" {
     XX(ECLOSED, -14, "closed")                                               \
     XX(ESPAWN, -15, "spawn failed")                                          \
     XX(EBADCALL, -16, "bad call")                                            \
-    XX(ESTATE, -17, "operation not valid in this state")
+    XX(ESTATE, -17, "operation not valid in this state")                     \
+    XX(ETOOBIG, -18, "message larger than the largest frame (max_frame)")
 
 enum {
 #define TETHER__ERR_ENUM(name, val, msg) TETHER_##name = (val),

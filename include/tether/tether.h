@@ -167,7 +167,10 @@ int tether_wait(tether_handle *h, int64_t deadline_ns, struct tether_outcome *ou
 /* Messages. send blocks only while the channel is full; recv until a
  * message arrives. Both return TETHER_EABORTED / TETHER_ELOST /
  * TETHER_ECANCELLED once the actor is torn down, TETHER_ETIMEDOUT at the
- * deadline. recv: *buf is malloc'ed, the caller frees it. */
+ * deadline. send: a message whose frame exceeds max_frame (or the actor
+ * runtime's 16 MiB) is refused with TETHER_ETOOBIG before anything is
+ * sent; the data is written from buf itself, with no copy. recv: *buf is
+ * malloc'ed (the buffer the data was read into), the caller frees it. */
 int tether_send(tether_handle *h, const void *buf, size_t len, int64_t deadline_ns);
 int tether_recv(tether_handle *h, void **buf, size_t *len, int64_t deadline_ns);
 

@@ -51,6 +51,7 @@ int exit_7(tether_actor *self);
 int fails(tether_actor *self);
 int echo_messages(tether_actor *self);
 int chatter(tether_actor *self);
+int flood_then_serve(tether_actor *self);
 int vanish(tether_actor *self);
 int garbage(tether_actor *self);
 int oversized(tether_actor *self);
@@ -117,6 +118,19 @@ int echo_messages(tether_actor *self)
         tether_send_msg(self, buf, len);
         free(buf);
     }
+}
+
+/* Eight 64 KiB messages (past the supervisor's read-ahead), then calls. */
+int flood_then_serve(tether_actor *self)
+{
+    static char block[65536];
+    for (int i = 0; i < 8; i++) {
+        memset(block, 'a' + i, sizeof block);
+        int rc = tether_send_msg(self, block, sizeof block);
+        if (rc)
+            return rc;
+    }
+    return tether_serve(self);
 }
 
 int chatter(tether_actor *self)

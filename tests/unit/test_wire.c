@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -534,6 +535,179 @@ START_TEST(frame_of_max_plus_one_is_refused_from_its_header_alone)
 }
 END_TEST
 
+/* ---- MESSAGE frames without a copy ------------------------------------------------ */
+
+/* What on_data receives: each MESSAGE's data, owned. */
+struct owned {
+    size_t n;
+    void *data[16];
+    size_t lens[16];
+};
+
+static int take_data(void *ctx, void *data, size_t len)
+{
+    struct owned *o = ctx;
+    ck_assert_uint_lt(o->n, 16);
+    o->data[o->n] = data;
+    o->lens[o->n] = len;
+    o->n++;
+    return 0;
+}
+
+/* Both callbacks share one context here: frames go to `w`, data to `d`. */
+struct both {
+    struct seen w;
+    struct owned d;
+};
+
+static int both_frame(void *ctx, const uint8_t *body, size_t len)
+{
+    return collect(&((struct both *)ctx)->w, body, len);
+}
+
+static int both_data(void *ctx, void *data, size_t len)
+{
+    return take_data(&((struct both *)ctx)->d, data, len);
+}
+
+/* The frame a MESSAGE is written as (header + caller's data, no copy) is
+ * byte for byte the one tether__encode_message builds, at every bin width. */
+START_TEST(message_written_from_the_callers_buffer_is_the_encoded_frame)
+{
+    static const size_t sizes[] = {0, 1, 255, 256, 65535, 65536, 70000};
+    static uint8_t blob[70000];
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (uint8_t)(i * 7u);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        struct tether__frame f;
+        ck_assert_int_eq(tether__encode_message(&f, blob, sizes[k]), 0);
+        struct tether__out o;
+        tether__out_message(&o, blob, sizes[k]);
+        ck_assert_uint_eq(tether__out_len(&o), f.len);
+        ck_assert_uint_eq(tether__message_body_len(sizes[k]), f.len - 4);
+        ck_assert(memcmp(o.head, f.buf, o.head_len) == 0);
+        ck_assert_ptr_eq(o.data, blob);
+        ck_assert(memcmp(o.data, f.buf + o.head_len, o.data_len) == 0);
+        tether__out_free(&o); /* nothing owned: the caller's buffer stays */
+        tether__frame_free(&f);
+    }
+}
+END_TEST
+
+/* With on_data set, each MESSAGE's data comes out in a buffer of its own
+ * (exactly its size, owned by the receiver) whatever the split; the other
+ * frames still come out through on_frame, in order. */
+START_TEST(reader_hands_message_data_over_whatever_the_split)
+{
+    struct stream s;
+    make_stream(&s);
+    uint32_t x = 0x12345678u;
+    for (int round = 0; round < 30; round++) {
+        struct tether__reader r;
+        tether__reader_init(&r, 0);
+        r.on_data = both_data;
+        struct both b;
+        memset(&b, 0, sizeof b);
+        size_t off = 0;
+        while (off < s.len) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            size_t n = round == 0 ? s.len : x % 8 == 0 ? 1 + x % 100000 : 1 + x % 9;
+            if (n > s.len - off)
+                n = s.len - off;
+            ck_assert_int_eq(tether__reader_push(&r, s.buf + off, n, both_frame, &b, why, sizeof why),
+                             0);
+            off += n;
+        }
+        ck_assert_uint_eq(b.d.n, 2); /* the 70000-byte message and the empty one */
+        ck_assert_uint_eq(b.d.lens[0], 70000);
+        ck_assert_uint_eq(b.d.lens[1], 0);
+        for (size_t i = 0; i < 70000; i++)
+            if (((uint8_t *)b.d.data[0])[i] != (uint8_t)(i * 31u))
+                ck_abort_msg("data byte %zu differs", i);
+        free(b.d.data[0]);
+        free(b.d.data[1]);
+        ck_assert_uint_eq(b.w.n, s.nframes - 2);
+        for (size_t i = 0; i < b.w.n; i++) {
+            struct tether__msg m;
+            ck_assert_int_eq(tether__msg_decode(b.w.bodies[i], b.w.lens[i], &m, why, sizeof why), 0);
+            ck_assert_int_ne(m.kind, TETHER__MSG_MESSAGE);
+            tether__msg_free(&m);
+            free(b.w.bodies[i]);
+        }
+        ck_assert_ptr_null(r.body);
+        tether__reader_reset(&r);
+    }
+    free(s.buf);
+}
+END_TEST
+
+/* A MESSAGE whose bin does not fill the frame is not taken by the fast
+ * path: it reaches on_frame whole, and decoding it is the protocol error. */
+START_TEST(message_with_trailing_bytes_is_left_to_the_decoder)
+{
+    static const uint8_t frame[] = {0, 0, 0, 6, 0x92, 0x05, 0xc4, 0x01, 'x', 'y'};
+    struct tether__reader r;
+    tether__reader_init(&r, 0);
+    r.on_data = both_data;
+    struct both b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(tether__reader_push(&r, frame, sizeof frame, both_frame, &b, why, sizeof why), 0);
+    ck_assert_uint_eq(b.d.n, 0);
+    ck_assert_uint_eq(b.w.n, 1);
+    struct tether__msg m;
+    ck_assert_int_eq(tether__msg_decode(b.w.bodies[0], b.w.lens[0], &m, why, sizeof why),
+                     TETHER_EPROTO);
+    free(b.w.bodies[0]);
+    tether__reader_reset(&r);
+}
+END_TEST
+
+/* The socket path: a large body is received in place, what follows it is
+ * pushed; a stream written in one go comes back whole. */
+START_TEST(reader_recv_reads_a_stream_from_a_socket)
+{
+    struct stream s;
+    make_stream(&s);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int big = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct tether__reader r;
+    tether__reader_init(&r, 0);
+    r.on_data = both_data;
+    struct both b;
+    memset(&b, 0, sizeof b);
+    size_t off = 0;
+    while (off < s.len || b.w.n + b.d.n < s.nframes) {
+        if (off < s.len) {
+            ssize_t w = send(sv[0], s.buf + off, s.len - off > 5000 ? 5000 : s.len - off,
+                             MSG_DONTWAIT);
+            if (w > 0)
+                off += (size_t)w;
+        }
+        int rc = 0;
+        ssize_t got = tether__reader_recv(&r, sv[1], both_frame, &b, &rc, why, sizeof why);
+        ck_assert_int_eq(rc, 0);
+        ck_assert(got > 0 || (got < 0 && errno == EAGAIN));
+    }
+    ck_assert_uint_eq(b.d.n, 2);
+    ck_assert_uint_eq(b.d.lens[0], 70000);
+    ck_assert(memcmp(b.d.data[0], s.buf + s.starts[3] + 7, 70000) == 0);
+    free(b.d.data[0]);
+    free(b.d.data[1]);
+    ck_assert_uint_eq(b.w.n, s.nframes - 2);
+    for (size_t i = 0; i < b.w.n; i++)
+        free(b.w.bodies[i]);
+    tether__reader_reset(&r);
+    close(sv[0]);
+    close(sv[1]);
+    free(s.buf);
+}
+END_TEST
+
 /* Address space in use now, bytes (from /proc/self/statm). */
 static size_t vm_size(void)
 {
@@ -825,6 +999,10 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, reader_yields_the_same_frames_fed_in_random_chunks);
     tcase_add_test(tc, nonzero_on_frame_stops_the_push_and_is_returned);
     tcase_add_test(tc, frame_of_max_plus_one_is_refused_from_its_header_alone);
+    tcase_add_test(tc, message_written_from_the_callers_buffer_is_the_encoded_frame);
+    tcase_add_test(tc, reader_hands_message_data_over_whatever_the_split);
+    tcase_add_test(tc, message_with_trailing_bytes_is_left_to_the_decoder);
+    tcase_add_test(tc, reader_recv_reads_a_stream_from_a_socket);
     tcase_add_test(tc, huge_announced_length_is_refused_without_allocating_it);
     tcase_add_test(tc, empty_frame_is_a_protocol_error);
     suite_add_tcase(s, tc);
