@@ -448,11 +448,13 @@ static void keeper_main(struct fstate *st, struct request *r, int wr)
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL); /* taken synchronously below */
+    /* Blocked, the others are never delivered; these two are waited for
+     * and must not be ignored (SIGCHLD ignored would reap for us). One
+     * call each, not one per signal: this is on the spawn path. */
     struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL); /* SIG_DFL (blocked) */
+    memset(&sa, 0, sizeof sa); /* SIG_DFL */
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     pid_t a = -1;
     if (getppid() == st->self_pid) /* else our parent died before prctl */
@@ -505,6 +507,26 @@ static void keeper_main(struct fstate *st, struct request *r, int wr)
     _exit(128 + sig);
 }
 
+/* Close every fd but the n in `keep` (sorted here; -1 entries ignored). */
+static void close_all_but(int *keep, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned from = 0;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < from)
+            continue;
+        if ((unsigned)keep[i] > from)
+            syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+        from = (unsigned)keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0U, 0);
+}
+
 /* The first of our children in /proc/thread-self/children (/proc's pid
  * numbers: the supervisor's view), or -1. */
 static pid_t first_child(void)
@@ -534,18 +556,18 @@ static void init_main(struct fstate *st, struct request *r, int wr) __attribute_
 static void init_main(struct fstate *st, struct request *r, int wr)
 {
     setpgid(0, 0); /* terminal signals to the host's group are not for it */
+    /* Every signal blocked (one call, not one per signal: this is on the
+     * spawn path): none is ever delivered to the init, SIGCHLD is read
+     * through a signalfd. The actor resets its own mask and dispositions. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_IGN;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
-            sigaction(sig, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
+    sa.sa_handler = SIG_DFL; /* not SIG_IGN or SA_NOCLDWAIT: we reap and report */
     sigaction(SIGCHLD, &sa, NULL);
-    sigset_t chld;
+    sigset_t all, chld;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_SETMASK, &chld, NULL); /* the actor resets its own mask */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     struct pollfd p[2] = {{.fd = st->self_pidfd, .events = POLLIN},
                           {.fd = signalfd(-1, &chld, SFD_CLOEXEC), .events = POLLIN}};
@@ -558,11 +580,10 @@ static void init_main(struct fstate *st, struct request *r, int wr)
     ssize_t w = write(wr, &v, sizeof v);
     if (a <= 0 || v <= 0)
         _exit(CONTAIN_FAILED);
-    /* keep the pipe, the pidfd and the signalfd only */
-    for (int fd = 0; fd < 1024; fd++)
-        if (fd != wr && fd != p[0].fd && fd != p[1].fd)
-            close(fd);
-    syscall(SYS_close_range, 1024, ~0U, 0);
+    /* keep the pipe, the pidfd and the signalfd only (close_range between
+     * them: a close per fd number is a thousand system calls) */
+    int keep[3] = {wr, p[0].fd, p[1].fd};
+    close_all_but(keep, 3);
     int reported = 0;
     /* The namespace's lifetime: ends at our SIGKILL (no wait needed), or
      * when the supervising process is gone. */
