@@ -400,22 +400,20 @@ static int tpl_soft_cancel(struct tether_child *child)
     return 0;
 }
 
-/* The actor's process group (grandchildren too) at once, and SIGTERM to
- * the keeper (through its pidfd, which cannot hit a recycled pid): it
- * kills whatever escaped the group, then exits. A failure other than
- * "already gone" is returned: the core logs it (the clock drives the
- * teardown). */
+/* SIGTERM to the keeper, through its pidfd (which cannot hit a recycled
+ * pid): it SIGKILLs the actor's process group (grandchildren too), then
+ * whatever escaped the group, then exits. Not the group from here: the
+ * actor is the keeper's child, and once the keeper has reaped it its
+ * group id may be reused. A failure other than "already gone" is
+ * returned: the core logs it (the clock drives the teardown). */
 static int tpl_hard_kill(struct tether_child *child)
 {
     struct child *c = (struct child *)child;
     if (c->reaped)
         return 0;
-    int rc = 0;
-    if (kill(-c->pid, SIGKILL) != 0 && errno != ESRCH)
-        rc = TETHER_ESYS;
     if (syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGTERM, NULL, 0) != 0 && errno != ESRCH)
-        rc = TETHER_ESYS;
-    return rc;
+        return TETHER_ESYS;
+    return 0;
 }
 
 static int tpl_abort_channels(struct tether_child *child)
@@ -468,15 +466,13 @@ static int tpl_reap(struct tether_child *child, int64_t deadline_ns, struct teth
 }
 
 /* After a reap, or when the core abandons the child: never blocks. An
- * unreaped actor gets SIGKILL again, its keeper SIGTERM (it sweeps and
- * exits), and the keeper is left to the host (or init) to reap. */
+ * unreaped keeper gets SIGTERM again (it kills the actor's group and
+ * sweeps) and is left to the host (or init) to reap. */
 static void tpl_release(struct tether_child *child)
 {
     struct child *c = (struct child *)child;
-    if (!c->reaped) {
-        kill(-c->pid, SIGKILL);
+    if (!c->reaped)
         syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGTERM, NULL, 0);
-    }
     close(c->report);
     close(c->pub.exit_fd);
     free(c);
