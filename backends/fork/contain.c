@@ -328,6 +328,181 @@ static void init_main(struct fstate *st, struct request *r, int wr)
     }
 }
 
+/* ---- the exec'd PID 1 (x86-64) ---------------------------------------------------- */
+
+/* A forked init is a second copy of this process's address space per
+ * actor (page tables copied at the fork, copy-on-write faults after,
+ * torn down at its end): on a virtual machine that traps page-table
+ * updates it made a pidns spawn ~1.6x a plain one, its teardown ~2-4x.
+ * So where we can, PID 1 is this program instead: a 91-byte static ELF
+ * with no libc, written once into a memfd and exec'd by a vfork child
+ * (which first forks the actor: one copy, as without containment). Its
+ * whole source (x86-64, Linux system call numbers):
+ *
+ *   _start:  mov rax,[rsp]; cmp rax,1; jg probe   ; any argument: exit 0
+ *            sub rsp,16
+ *   loop:    wait4(-1, rsp, __WALL, NULL)          ; reap anything, blocking
+ *            cmp rax,2; jne other                  ; PID 2 is the actor:
+ *            write(3, rsp, 4); jmp loop            ;   report its status
+ *   other:   cmp rax,-ECHILD; jne loop
+ *            pause(); jmp loop                     ; nothing left: wait for SIGKILL
+ *   probe:   exit(0)
+ *
+ * It inherits from its vfork parent: every signal blocked, SIGCHLD at
+ * SIG_DFL, the parent-death SIGKILL (kept across exec), its own process
+ * group, the report pipe as fd 3 and no other fd. Its waits have no
+ * deadline for the reason init_main's has none. */
+#if defined(__x86_64__)
+static const unsigned char tiny_init_code[] = {
+    0x48, 0x8b, 0x04, 0x24, 0x48, 0x83, 0xf8, 0x01, 0x7f, 0x48, 0x48, 0x83, 0xec, 0x10, 0xb8,
+    0x3d, 0x00, 0x00, 0x00, 0x48, 0xc7, 0xc7, 0xff, 0xff, 0xff, 0xff, 0x48, 0x89, 0xe6, 0xba,
+    0x00, 0x00, 0x00, 0x40, 0x45, 0x31, 0xd2, 0x0f, 0x05, 0x48, 0x83, 0xf8, 0x02, 0x75, 0x16,
+    0xb8, 0x01, 0x00, 0x00, 0x00, 0xbf, 0x03, 0x00, 0x00, 0x00, 0x48, 0x89, 0xe6, 0xba, 0x04,
+    0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xcb, 0x48, 0x83, 0xf8, 0xf6, 0x75, 0xc5, 0xb8, 0x22,
+    0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xbc, 0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f,
+    0x05};
+
+/* The ELF file: header, one loadable segment (all of it, at 0x400000),
+ * the code. */
+static int tiny_init_write(int fd)
+{
+    enum { EH = 64, PH = 56, BASE = 0x400000 };
+    unsigned char f[EH + PH + sizeof tiny_init_code];
+    memset(f, 0, sizeof f);
+    uint64_t size = sizeof f, entry = BASE + EH + PH, base = BASE;
+    memcpy(f, "\177ELF\2\1\1", 7);            /* 64-bit, little-endian, version 1 */
+    f[16] = 2;                                /* ET_EXEC */
+    f[18] = 62;                               /* EM_X86_64 */
+    f[20] = 1;                                /* EV_CURRENT */
+    memcpy(f + 24, &entry, 8);                /* e_entry */
+    f[32] = EH;                               /* e_phoff */
+    f[52] = EH;                               /* e_ehsize */
+    f[54] = PH;                               /* e_phentsize */
+    f[56] = 1;                                /* e_phnum */
+    unsigned char *ph = f + EH;
+    ph[0] = 1;                                /* PT_LOAD */
+    ph[4] = 5;                                /* PF_R | PF_X */
+    memcpy(ph + 16, &base, 8);                /* p_vaddr */
+    memcpy(ph + 24, &base, 8);                /* p_paddr */
+    memcpy(ph + 32, &size, 8);                /* p_filesz */
+    memcpy(ph + 40, &size, 8);                /* p_memsz */
+    ph[49] = 0x10;                            /* p_align 0x1000 */
+    memcpy(f + EH + PH, tiny_init_code, sizeof tiny_init_code);
+    return write(fd, f, sizeof f) == (ssize_t)sizeof f ? 0 : -1;
+}
+
+/* Exec the tiny init with an argument: 0 when it ran and exited 0. */
+static int __attribute__((noinline)) tiny_init_probe(int fd)
+{
+    char *argv[] = {"tether-pidns-init", "probe", NULL}, *envp[] = {NULL};
+    int status = -1;
+    pid_t pid = vfork();
+    if (pid == 0) {
+        syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+        _exit(127);
+    }
+    if (pid > 0) /* it has exec'd or exited: a 91-byte program exits at once */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* The memfd of the tiny init, tried once (exec'd with an argument: it
+ * exits 0), or -1 with `why` said: then the init is forked (init_main). */
+static int tiny_init_open(char *why, size_t wn)
+{
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x10U
+#endif
+    int fd = (int)syscall(SYS_memfd_create, "tether-pidns-init", MFD_CLOEXEC | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* before Linux 6.3: no MFD_EXEC, executable by default */
+        fd = (int)syscall(SYS_memfd_create, "tether-pidns-init", MFD_CLOEXEC);
+    if (fd < 0 || tiny_init_write(fd)) {
+        snprintf(why, wn, "memfd for the init: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (tiny_init_probe(fd)) {
+        snprintf(why, wn, "the init program did not run (exec of a memfd refused?)");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The vfork child, PID 1 of the new namespace: it runs on the spawner
+ * thread's stack and TLS while that thread is suspended (as posix_spawn's
+ * child does), so it may fork: the actor is then the child of PID 1, and
+ * a copy of this process as the spawner thread sees it. It writes the
+ * actor's pid (our view) into *actor and execs the tiny init, which ends
+ * our suspension. */
+static void __attribute__((noinline, noreturn))
+vfork_init(struct fstate *st, struct request *r, int wr, volatile pid_t *actor)
+{
+    setpgid(0, 0); /* terminal signals to the host's group are not for it */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa); /* SIG_DFL, not inherited SIG_IGN: it must see the actor end */
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL); /* kept across exec; the actor resets its own */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);     /* kept across exec */
+    struct pollfd p = {.fd = st->self_pidfd, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0) /* this process died before prctl */
+        _exit(CONTAIN_FAILED);
+    pid_t a = start_actor(st, r, 1); /* returns in the actor only at its end: _exit */
+    *actor = a > 0 ? first_child() : -1;
+    if (*actor <= 0)
+        _exit(CONTAIN_FAILED);
+    if (wr != 3 && dup2(wr, 3) != 3) /* dup2 clears close-on-exec */
+        _exit(CONTAIN_FAILED);
+    if (wr == 3)
+        fcntl(3, F_SETFD, 0);
+    syscall(SYS_close_range, 0, 2, 0);                      /* not the host's stdio */
+    syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC); /* nor anything else */
+    char *argv[] = {"tether-pidns-init", NULL}, *envp[] = {NULL};
+    syscall(SYS_execveat, st->init_fd, "", argv, envp, AT_EMPTY_PATH);
+    _exit(CONTAIN_FAILED);
+}
+
+/* pidns with the exec'd init: vfork into the new namespace (no copy of
+ * the address space), the vfork child forks the actor and execs. */
+static pid_t spawn_with_tiny_init(struct fstate *st, struct request *r, int wr)
+{
+    volatile pid_t actor = -1;
+    pid_t init = vfork();
+    if (init == 0)
+        vfork_init(st, r, wr, &actor);
+    if (init < 0) {
+        r->err = errno;
+        r->what = "vfork (namespace init)";
+        return -1;
+    }
+    if (actor <= 0) { /* it exited: reap it (at once) and say why */
+        waitpid(init, NULL, 0);
+        if (!r->err) {
+            r->err = ESRCH;
+            r->what = "namespace init";
+        }
+        return -1;
+    }
+    r->actor = actor;
+    return init;
+}
+#else
+static int tiny_init_open(char *why, size_t wn)
+{
+    snprintf(why, wn, "no exec'd init on this architecture");
+    return -1;
+}
+static pid_t spawn_with_tiny_init(struct fstate *st, struct request *r, int wr)
+{
+    (void)st, (void)r, (void)wr;
+    return -1;
+}
+#endif
+
 /* ---- starting an actor in its containment -------------------------------------- */
 
 pid_t do_spawn(struct fstate *st, struct request *r)
@@ -349,19 +524,25 @@ pid_t do_spawn(struct fstate *st, struct request *r)
             return -1;
         }
         /* the first child is PID 1 of the new namespace */
-        pid_t init = fork();
-        if (init == 0) {
+        pid_t init;
+        int e = 0;
+        if (st->init_fd >= 0) {
+            init = spawn_with_tiny_init(st, r, p[1]);
+        } else if ((init = fork()) == 0) {
             close(p[0]);
             init_main(st, r, p[1]);
+        } else if (init < 0) {
+            e = errno;
         }
-        int e = errno;
         close(p[1]);
         /* back to our own namespace for the next spawn */
         if (setns(st->own_ns_fd, CLONE_NEWPID))
             st->host->log("fork", "setns back to the own PID namespace: %s", strerror(errno));
         if (init < 0) {
-            r->err = e;
-            r->what = "fork (namespace init)";
+            if (e) {
+                r->err = e;
+                r->what = "fork (namespace init)";
+            }
             close(p[0]);
             return -1;
         }
@@ -414,6 +595,10 @@ void probe_pidns(struct fstate *st)
         snprintf(st->probe_why, sizeof st->probe_why, "setns back to the own PID namespace: %s",
                  strerror(errno));
     } else {
+        char why[200];
+        st->init_fd = tiny_init_open(why, sizeof why);
+        if (st->init_fd < 0)
+            st->host->log("fork", "pidns: the namespace init is forked (%s)", why);
         return;
     }
     close(st->own_ns_fd);

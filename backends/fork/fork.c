@@ -272,6 +272,8 @@ static void free_state(struct fstate *st)
 {
     if (st->own_ns_fd >= 0)
         close(st->own_ns_fd);
+    if (st->init_fd >= 0)
+        close(st->init_fd);
     if (st->self_pidfd >= 0)
         close(st->self_pidfd);
     if (st->cg_base) {
@@ -333,6 +335,7 @@ static int f_open(const struct tether_backend_host *host, const struct tether_op
     st->mode = mode;
     st->contain = contain;
     st->own_ns_fd = -1;
+    st->init_fd = -1;
     st->self_pid = getpid();
     st->self_pidfd = (int)syscall(SYS_pidfd_open, st->self_pid, 0); /* close-on-exec */
     if (st->self_pidfd < 0) {
@@ -535,13 +538,14 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     c->report_fd = -1;
     c->pub.exit_fd = pidfd;
     if (r.keeper_rd >= 0) {
-        /* a keeper (pidns init, subreaper) reports the actor's pid first
-         * (at once, after a fork) */
-        int32_t v = 0;
+        /* a keeper (forked pidns init, subreaper) reports the actor's pid
+         * first (at once, after a fork); the exec'd pidns init's vfork
+         * child has told us already */
+        int32_t v = r.actor;
         struct pollfd p = {.fd = r.keeper_rd, .events = POLLIN};
         int64_t left = spec->spawn_deadline_ns - mono_ns();
-        int got = 0;
-        if (poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0) > 0) /* bounded: spawn deadline */
+        int got = v > 0;
+        if (!got && poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0) > 0) /* bounded: spawn deadline */
             got = (int)read(r.keeper_rd, &v, sizeof v) == (int)sizeof v;
         if (!got || v <= 0) {
             int e = got ? -v : ETIMEDOUT;

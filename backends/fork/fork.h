@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -37,6 +38,9 @@
 #endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
 #define CHANNEL_FD 3
@@ -58,7 +62,8 @@ struct request {
     int cg_fd;            /* cgroup, fork mode: the same, open for the child */
     pid_t pid;            /* the actor (subreaper: the keeper) */
     pid_t keeper;         /* pidns: the namespace's init; 0 otherwise */
-    int keeper_rd;        /* subreaper: read end of the keeper's report pipe */
+    int keeper_rd;        /* read end of the keeper's (pidns: the init's) report pipe */
+    pid_t actor;          /* pidns with the exec'd init: the actor, known at once */
     int err;              /* errno of the failed step, or 0 */
     const char *what;     /* the failed step */
     int taken;            /* the spawner has started it */
@@ -74,6 +79,7 @@ struct fstate {
     pid_t self_pid;
     int self_pidfd; /* this process: the children's parent-death race check */
     int own_ns_fd;  /* pidns: the spawner thread's own pid namespace */
+    int init_fd;    /* pidns: the tiny init program (a memfd), or -1: forked init */
     char *cg_base;  /* cgroup: the tether-owned directory */
     /* the spawner thread */
     pthread_t spawner;
@@ -140,7 +146,8 @@ pid_t start_actor(struct fstate *st, struct request *r, pid_t parent);
 int cgroup_write(const char *dir, const char *file, const char *text);
 /* On the spawner thread: start the actor in the containment in force. */
 pid_t do_spawn(struct fstate *st, struct request *r);
-/* On the spawner thread, at its start: can it make PID namespaces? */
+/* On the spawner thread, at its start: can it make PID namespaces (and
+ * exec the tiny init)? */
 void probe_pidns(struct fstate *st);
 int choose_containment(struct fstate *st, struct tether_error *err);
 void count_descendants(struct fchild *c);
