@@ -2,8 +2,10 @@
  * what takes down every process an actor started, however it detached
  * (see fork.c for the overview and fork.h for the shared state).
  *
- *   pidns      a new PID namespace per actor, with a tiny init (our child)
- *              as its PID 1 and the actor as the init's child;
+ *   pidns      a new PID namespace per actor, with an init (our child) as
+ *              its PID 1 and the actor as the init's child: on x86-64 a
+ *              91-byte program exec'd by a vfork child that forked the
+ *              actor first, elsewhere a fork of this process (init_main);
  *   cgroup     a cgroup v2 directory per actor, cgroup.kill at teardown;
  *   subreaper  a keeper process (child subreaper) between us and the actor;
  *   group      the process group only.
@@ -763,6 +765,10 @@ int choose_containment(struct fstate *st, struct tether_error *err)
     if (st->contain != CT_PIDNS && st->own_ns_fd >= 0) {
         close(st->own_ns_fd);
         st->own_ns_fd = -1;
+    }
+    if (st->contain != CT_PIDNS && st->init_fd >= 0) {
+        close(st->init_fd);
+        st->init_fd = -1;
     }
     if (st->contain != CT_CGROUP && st->cg_base) {
         rmdir(st->cg_base);

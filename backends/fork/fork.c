@@ -16,9 +16,9 @@
  * detached (setsid, setpgid, double fork). `auto` picks the strongest that
  * works at open; one asked for by name that does not work is an error.
  *   pidns      a PID namespace per actor. Its PID 1 is a tiny init (our
- *              child) that starts the actor as its own child, reaps it and
- *              whatever reparents to it, and reports the actor's pid and
- *              wait status through a pipe. Killing the init kills
+ *              child) whose child is the actor; it reaps the actor and
+ *              whatever reparents to it, and reports the actor's wait
+ *              status through a pipe (contain.c: how it starts). Killing the init kills
  *              everything inside; the init dies with the spawner thread
  *              (parent-death SIGKILL) or when it sees this process gone (a
  *              pidfd of it). (An actor forked into the namespace as *our*
