@@ -465,6 +465,9 @@ vfork_init(struct fstate *st, struct request *r, int wr, volatile pid_t *actor)
     syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC); /* nor anything else */
     char *argv[] = {"tether-pidns-init", NULL}, *envp[] = {NULL};
     syscall(SYS_execveat, st->init_fd, "", argv, envp, AT_EMPTY_PATH);
+    r->err = errno; /* our memory is the spawner's: it reads these once we exit */
+    r->what = "exec of the namespace init";
+    *actor = -1;    /* our exit kills the namespace, the actor with it */
     _exit(CONTAIN_FAILED);
 }
 
