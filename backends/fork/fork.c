@@ -16,9 +16,9 @@
  * detached (setsid, setpgid, double fork). `auto` picks the strongest that
  * works at open; one asked for by name that does not work is an error.
  *   pidns      a PID namespace per actor. Its PID 1 is a tiny init (our
- *              child) that starts the actor as its own child, reaps it and
- *              whatever reparents to it, and reports the actor's pid and
- *              wait status through a pipe. Killing the init kills
+ *              child) whose child is the actor; it reaps the actor and
+ *              whatever reparents to it, and reports the actor's wait
+ *              status through a pipe (contain.c: how it starts). Killing the init kills
  *              everything inside; the init dies with the spawner thread
  *              (parent-death SIGKILL) or when it sees this process gone (a
  *              pidfd of it). (An actor forked into the namespace as *our*
@@ -41,130 +41,14 @@
  * never by the caller's thread.
  *
  * fd hygiene: the child keeps stdio and its channel (moved to fd 3) only.
+ *
+ * Here: the actor process, the spawner thread and the vtable. The
+ * containment mechanisms are in contain.c; fork.h has the shared state.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "fork.h"
 
-#include <tether/backend.h>
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
-#define CHANNEL_FD 3
-/* exit status of a child that could not enter its containment */
-#define CONTAIN_FAILED 125
-
-extern char **environ;
-
-enum mode { MODE_FORK, MODE_EXEC };
-
-/* strongest first: `auto` tries them in this order */
-enum contain { CT_PIDNS, CT_CGROUP, CT_SUBREAPER, CT_GROUP, CT_AUTO };
-static const char *const contain_names[] = {"pidns", "cgroup", "subreaper", "group", "auto"};
-
-struct request {
-    const struct tether_spawn_spec *spec;
-    struct request *next; /* queued after this one */
-    const char *cg_procs; /* cgroup: the actor's cgroup.procs */
-    int cg_fd;            /* cgroup, fork mode: the same, open for the child */
-    pid_t pid;            /* the actor (subreaper: the keeper) */
-    pid_t keeper;         /* pidns: the namespace's init; 0 otherwise */
-    int keeper_rd;        /* subreaper: read end of the keeper's report pipe */
-    int err;              /* errno of the failed step, or 0 */
-    const char *what;     /* the failed step */
-    int taken;            /* the spawner has started it */
-    int done;
-};
-
-struct fstate {
-    const struct tether_backend_host *host;
-    enum mode mode;
-    enum contain contain; /* in force */
-    char *helper;
-    char detail[640]; /* the containment in force and why; for `tether backends` */
-    pid_t self_pid;
-    int self_pidfd; /* this process: the children's parent-death race check */
-    int own_ns_fd;  /* pidns: the spawner thread's own pid namespace */
-    char *cg_base;  /* cgroup: the tether-owned directory */
-    /* the spawner thread */
-    pthread_t spawner;
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC */
-    struct request *req; /* queue of requests not yet taken, oldest first:
-                          * several program threads may spawn at once */
-    int stop;
-    int probe;      /* 1: the spawner must try pidns first; 2: it did */
-    char probe_why[200]; /* empty when pidns works */
-    /* abandoned children (SIGKILL had not ended them by the deadline):
-     * their pidfds are kept and polled, so that they are reaped, not left
-     * as zombies, once they do end. Under `lock`. */
-    int *late;
-    size_t n_late, cap_late;
-    /* cgroup directories not yet empty when their actor was released */
-    char **late_cg;
-    size_t n_late_cg, cap_late_cg;
-};
-
-struct fchild {
-    struct tether_child pub; /* exit_fd = pidfd of the actor (subreaper: of the keeper) */
-    struct fstate *st;
-    pid_t pid;       /* the actor */
-    pid_t keeper;    /* pidns: the namespace's init; subreaper: the keeper; else 0 */
-    int keeper_fd;   /* pidfd of the keeper (our child), or -1 */
-    int actor_fd;    /* pidfd of the actor when it is the keeper's child, or -1 */
-    int report_fd;   /* the keeper's report pipe (pidns: also exit_fd), or -1 */
-    int have_status; /* pidns: the init reported the actor's wait status */
-    int status;
-    char *cg;        /* cgroup: the actor's directory */
-    int reaped;
-    int killed;
-    int swept;       /* the containment was killed after the actor ended */
-    int a_reaped;    /* the process behind exit_fd is collected; its status in `si` */
-    siginfo_t si;
-    int counted;     /* `descendants` is known */
-    int descendants; /* killed besides the actor */
-    /* the outcome's text; not a __thread buffer: lazy TLS allocation in a
-     * dlopen'ed module aborts the process when malloc fails */
-    char msg[128];
-};
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int set_error(struct tether_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int set_error(struct tether_error *err, int code, const char *fmt, ...)
+int set_error(struct tether_error *err, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -172,109 +56,6 @@ static int set_error(struct tether_error *err, int code, const char *fmt, ...)
     va_end(ap);
     err->code = code;
     return code;
-}
-
-static int pidfd_signal(int pidfd, int sig)
-{
-    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
-/* ---- counting and killing what a containment holds ------------------------------- */
-
-/* Number of descendants of `root` (not counting it), walking the
- * /proc/PID/task/TID/children lists. Bounded by the process table; reads
- * only. Returns -1 if the kernel has no children lists. */
-static int count_tree(pid_t root)
-{
-    enum { MAX = 4096 };
-    pid_t *todo = malloc(MAX * sizeof *todo);
-    if (!todo)
-        return -1;
-    size_t n = 0, head = 0;
-    todo[n++] = root;
-    int count = -1;
-    while (head < n) {
-        pid_t p = todo[head++];
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/task", (int)p);
-        DIR *d = opendir(path);
-        if (!d)
-            continue; /* gone already */
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char cp[96], buf[4096];
-            snprintf(cp, sizeof cp, "/proc/%d/task/%.40s/children", (int)p, e->d_name);
-            int fd = open(cp, O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                continue;
-            if (count < 0)
-                count = 0;
-            ssize_t got = read(fd, buf, sizeof buf - 1);
-            close(fd);
-            if (got <= 0)
-                continue;
-            buf[got] = '\0';
-            for (char *s = buf, *end; *s; s = end) {
-                long kid = strtol(s, &end, 10);
-                if (end == s)
-                    break;
-                count++;
-                if (kid > 0 && n < MAX)
-                    todo[n++] = (pid_t)kid;
-            }
-        }
-        closedir(d);
-    }
-    free(todo);
-    return count < 0 ? -1 : count;
-}
-
-/* Lines of a cgroup's cgroup.procs other than `except`: its processes. */
-static int cgroup_count(const char *dir, pid_t except)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-    FILE *fp = fopen(path, "re");
-    if (!fp)
-        return -1;
-    int n = 0;
-    long pid;
-    while (fscanf(fp, "%ld", &pid) == 1)
-        if (pid != except)
-            n++;
-    fclose(fp);
-    return n;
-}
-
-static int cgroup_write(const char *dir, const char *file, const char *text)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    ssize_t w = write(fd, text, strlen(text));
-    int e = w < 0 ? -errno : 0;
-    close(fd);
-    return e;
-}
-
-/* 1 while any process is in the cgroup (cgroup.events "populated"). */
-static int cgroup_populated(const char *dir)
-{
-    char path[4200], line[64];
-    snprintf(path, sizeof path, "%s/cgroup.events", dir);
-    FILE *fp = fopen(path, "re");
-    if (!fp)
-        return 0; /* gone */
-    int pop = 0;
-    while (fgets(line, sizeof line, fp))
-        if (!strncmp(line, "populated ", 10))
-            pop = atoi(line + 10);
-    fclose(fp);
-    return pop;
 }
 
 /* ---- in the child ------------------------------------------------------------- */
@@ -332,9 +113,9 @@ static void child_setup(pid_t parent, int channel_fd, int cg_fd, const char *cg_
 
 /* ---- starting the actor process ------------------------------------------------ */
 
-/* Start the actor: fork (fork mode) or vfork + exec of the helper. `parent`
- * is this process's pid as the child will see it. */
-static pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
+/* Start the actor: fork (fork mode) or vfork + exec of the helper (see
+ * fork.h). */
+pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
 {
     const struct tether_spawn_spec *spec = r->spec;
     if (st->mode == MODE_EXEC) {
@@ -399,198 +180,6 @@ static pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
     return pid;
 }
 
-/* The subreaper keeper: kill every child, reap, again, until none is left
- * (killing a parent hands its children to us). Returns how many it killed.
- * Bounded: one second, then it gives up (a process stuck in the kernel). */
-static int keeper_sweep(void)
-{
-    int killed = 0;
-    int64_t deadline = mono_ns() + 1000000000;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
-    for (;;) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        char buf[4096];
-        ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        buf[got > 0 ? got : 0] = '\0';
-        for (char *s = buf, *end; *s; s = end) {
-            long kid = strtol(s, &end, 10);
-            if (end == s)
-                break;
-            if (kid > 0)
-                kill((pid_t)kid, SIGKILL);
-        }
-        int status;
-        pid_t p;
-        while ((p = waitpid(-1, &status, WNOHANG)) > 0)
-            if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-                killed++;
-        if (p < 0 && errno == ECHILD)
-            break;
-        if (mono_ns() > deadline)
-            break;
-        struct timespec ts = {0, 200000};
-        nanosleep(&ts, NULL);
-    }
-    return killed;
-}
-
-/* The subreaper keeper's life: start the actor, report its pid, wait for
- * its end (or for SIGTERM: teardown, or our parent's death), kill every
- * descendant, report how many, end as the actor ended. */
-static void keeper_main(struct fstate *st, struct request *r, int wr) __attribute__((noreturn));
-static void keeper_main(struct fstate *st, struct request *r, int wr)
-{
-    setpgid(0, 0); /* outside the actor's group: its group kill is not ours */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    sigset_t all;
-    sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL); /* taken synchronously below */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL); /* SIG_DFL (blocked) */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    pid_t a = -1;
-    if (getppid() == st->self_pid) /* else our parent died before prctl */
-        a = start_actor(st, r, getpid());
-    int32_t v = a > 0 ? (int32_t)a : -(int32_t)(r->err ? r->err : ESRCH);
-    ssize_t w = write(wr, &v, sizeof v);
-    /* keep only the report pipe: not the actor's channel (its end of
-     * stream), not the supervisor's other fds */
-    if (wr > 0)
-        syscall(SYS_close_range, 0, wr - 1, 0);
-    syscall(SYS_close_range, wr + 1, ~0U, 0);
-    int status = 0, have = 0;
-    sigset_t want;
-    sigemptyset(&want);
-    sigaddset(&want, SIGCHLD);
-    sigaddset(&want, SIGTERM);
-    /* Ends at the actor's exit (SIGCHLD), or at SIGTERM (teardown, our
-     * parent's death): then the actor is killed and the next SIGCHLD ends it. */
-    while (a > 0 && !have) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&want, &si);
-        if (sig == SIGTERM) {
-            kill(-a, SIGKILL);
-            kill(a, SIGKILL);
-        }
-        int s;
-        pid_t p;
-        while ((p = waitpid(-1, &s, WNOHANG)) > 0)
-            if (p == a) {
-                status = s;
-                have = 1;
-            }
-    }
-    int32_t n = keeper_sweep();
-    w = write(wr, &n, sizeof n);
-    (void)w;
-    if (!have || WIFEXITED(status))
-        _exit(have ? WEXITSTATUS(status) : CONTAIN_FAILED);
-    /* end by the actor's signal, so the supervisor sees what the actor saw */
-    int sig = WTERMSIG(status);
-    struct rlimit none = {0, 0};
-    setrlimit(RLIMIT_CORE, &none);
-    sa.sa_handler = SIG_DFL;
-    sigaction(sig, &sa, NULL);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    sigprocmask(SIG_UNBLOCK, &one, NULL);
-    kill(getpid(), sig);
-    _exit(128 + sig);
-}
-
-/* The first of our children in /proc/thread-self/children (/proc's pid
- * numbers: the supervisor's view), or -1. */
-static pid_t first_child(void)
-{
-    char buf[64];
-    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got <= 0)
-        return -1;
-    buf[got] = '\0';
-    return (pid_t)atoi(buf);
-}
-
-/* PID 1 of an actor's namespace: starts the actor as its own child,
- * reports its pid (as the supervisor sees it), reaps it and whatever
- * reparents here, and reports the actor's wait status when it ends. Its
- * own death (our SIGKILL at teardown, or the parent-death SIGKILL when the
- * spawner thread dies) makes the kernel kill every process inside; it
- * also ends when it sees this process gone (its pidfd polls readable:
- * covers the race before prctl). As PID 1 it gets no signal it has no
- * handler for from inside; all are ignored but SIGCHLD (blocked, read
- * through a signalfd). The actor being its child, not ours, nothing in the
- * namespace ever waits for a reaper outside it. */
-static void init_main(struct fstate *st, struct request *r, int wr) __attribute__((noreturn));
-static void init_main(struct fstate *st, struct request *r, int wr)
-{
-    setpgid(0, 0); /* terminal signals to the host's group are not for it */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_IGN;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
-            sigaction(sig, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_SETMASK, &chld, NULL); /* the actor resets its own mask */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    struct pollfd p[2] = {{.fd = st->self_pidfd, .events = POLLIN},
-                          {.fd = signalfd(-1, &chld, SFD_CLOEXEC), .events = POLLIN}};
-    if (poll(p, 1, 0) > 0) /* this process died before prctl */
-        _exit(CONTAIN_FAILED);
-    pid_t a = start_actor(st, r, 1);
-    int32_t v = a > 0 ? (int32_t)first_child() : -(int32_t)(r->err ? r->err : ESRCH);
-    if (a > 0 && v <= 0)
-        v = -ESRCH;
-    ssize_t w = write(wr, &v, sizeof v);
-    if (a <= 0 || v <= 0)
-        _exit(CONTAIN_FAILED);
-    /* keep the pipe, the pidfd and the signalfd only */
-    for (int fd = 0; fd < 1024; fd++)
-        if (fd != wr && fd != p[0].fd && fd != p[1].fd)
-            close(fd);
-    syscall(SYS_close_range, 1024, ~0U, 0);
-    int reported = 0;
-    /* The namespace's lifetime: ends at our SIGKILL (no wait needed), or
-     * when the supervising process is gone. */
-    for (;;) {
-        int status;
-        pid_t q;
-        while ((q = waitpid(-1, &status, WNOHANG)) > 0)
-            if (q == a && !reported) {
-                int32_t s32 = status;
-                w = write(wr, &s32, sizeof s32);
-                reported = 1;
-            }
-        /* No timeout on purpose: this process is the namespace's init and
-         * its only job is to live exactly as long as the namespace. It ends
-         * at our SIGKILL (teardown), or when p[0] (the supervisor's side)
-         * reports the supervisor gone; every child it must reap raises
-         * SIGCHLD on the signalfd p[1]. Not a supervisor thread. */
-        if (poll(p, 2, -1) > 0) {
-            if (p[0].revents)
-                _exit(0);
-            struct signalfd_siginfo si;
-            if (p[1].revents)
-                w = read(p[1].fd, &si, sizeof si);
-        }
-        (void)w;
-    }
-}
-
 /* ---- the spawner thread ----------------------------------------------------------- */
 
 /* Reap a child we just SIGKILLed, waiting at most 1 s (a process stuck in
@@ -600,96 +189,6 @@ static void reap_killed(pid_t pid)
     int64_t deadline = mono_ns() + 1000000000;
     while (waitpid(pid, NULL, WNOHANG) == 0 && mono_ns() < deadline)
         usleep(1000);
-}
-
-static pid_t do_spawn(struct fstate *st, struct request *r)
-{
-    r->err = 0;
-    switch (st->contain) {
-    case CT_PIDNS: {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC)) {
-            r->err = errno;
-            r->what = "pipe";
-            return -1;
-        }
-        if (unshare(CLONE_NEWPID)) {
-            r->err = errno;
-            r->what = "unshare(CLONE_NEWPID)";
-            close(p[0]);
-            close(p[1]);
-            return -1;
-        }
-        /* the first child is PID 1 of the new namespace */
-        pid_t init = fork();
-        if (init == 0) {
-            close(p[0]);
-            init_main(st, r, p[1]);
-        }
-        int e = errno;
-        close(p[1]);
-        /* back to our own namespace for the next spawn */
-        if (setns(st->own_ns_fd, CLONE_NEWPID))
-            st->host->log("fork", "setns back to the own PID namespace: %s", strerror(errno));
-        if (init < 0) {
-            r->err = e;
-            r->what = "fork (namespace init)";
-            close(p[0]);
-            return -1;
-        }
-        r->keeper_rd = p[0];
-        return init;
-    }
-    case CT_SUBREAPER: {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC)) {
-            r->err = errno;
-            r->what = "pipe";
-            return -1;
-        }
-        pid_t k = fork();
-        if (k == 0) {
-            close(p[0]);
-            keeper_main(st, r, p[1]);
-        }
-        close(p[1]);
-        if (k < 0) {
-            r->err = errno;
-            r->what = "fork (keeper)";
-            close(p[0]);
-            return -1;
-        }
-        r->keeper_rd = p[0];
-        return k;
-    }
-    default: return start_actor(st, r, st->self_pid);
-    }
-}
-
-/* Can this thread make PID namespaces? Tried on the spawner thread only:
- * unshare(CLONE_NEWPID) changes where the calling thread's children go,
- * and setns back undoes it. */
-static void probe_pidns(struct fstate *st)
-{
-    st->own_ns_fd = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
-    if (st->own_ns_fd < 0) {
-        snprintf(st->probe_why, sizeof st->probe_why, "open /proc/thread-self/ns/pid: %s",
-                 strerror(errno));
-        return;
-    }
-    if (unshare(CLONE_NEWPID)) {
-        int e = errno;
-        snprintf(st->probe_why, sizeof st->probe_why, "unshare(CLONE_NEWPID): %s%s", strerror(e),
-                 e == EPERM ? " (needs CAP_SYS_ADMIN: run as root)" : "");
-    } else if (setns(st->own_ns_fd, CLONE_NEWPID)) {
-        /* cannot undo: this thread's children would land in the new one */
-        snprintf(st->probe_why, sizeof st->probe_why, "setns back to the own PID namespace: %s",
-                 strerror(errno));
-    } else {
-        return;
-    }
-    close(st->own_ns_fd);
-    st->own_ns_fd = -1;
 }
 
 /* The spawner thread. Its one wait below has no deadline on purpose: it is
@@ -769,177 +268,12 @@ static void reap_late(struct fstate *st)
     pthread_mutex_unlock(&st->lock);
 }
 
-/* ---- opening: options and the containment ----------------------------------------- */
-
-/* The cgroup v2 directory this process is in, under the cgroup2 mount. */
-static int cgroup_self_dir(char *out, size_t n, char *why, size_t wn)
-{
-    char mnt[4096] = "", line[4096];
-    FILE *fp = fopen("/proc/self/mountinfo", "re");
-    while (fp && fgets(line, sizeof line, fp)) {
-        char *sep = strstr(line, " - cgroup2 ");
-        char mp[4096];
-        if (sep && sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1) {
-            snprintf(mnt, sizeof mnt, "%.4000s", mp);
-            break;
-        }
-    }
-    if (fp)
-        fclose(fp);
-    if (!mnt[0]) {
-        snprintf(why, wn, "no cgroup2 file system is mounted (/proc/self/mountinfo)");
-        return -1;
-    }
-    char own[4096] = "";
-    fp = fopen("/proc/self/cgroup", "re");
-    while (fp && fgets(line, sizeof line, fp))
-        if (!strncmp(line, "0::", 3)) {
-            snprintf(own, sizeof own, "%s", line + 3);
-            own[strcspn(own, "\n")] = '\0';
-        }
-    if (fp)
-        fclose(fp);
-    if (!own[0]) {
-        snprintf(why, wn, "this process is in no cgroup v2 group (/proc/self/cgroup has no 0:: line)");
-        return -1;
-    }
-    snprintf(out, n, "%s%s", mnt, strcmp(own, "/") ? own : "");
-    return 0;
-}
-
-/* Remove the (empty) tether.PID.N directories of supervising processes
- * that died without closing (SIGKILL): their actors' cgroups were killed
- * by the actors' parent-death handlers. */
-static void cgroup_remove_stale(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid = 0;
-        if (sscanf(e->d_name, "tether.%d.", &pid) != 1 || pid <= 0 ||
-            (kill(pid, 0) == 0 || errno != ESRCH))
-            continue;
-        char base[8400];
-        snprintf(base, sizeof base, "%.4000s/%.200s", dir, e->d_name);
-        DIR *sub = opendir(base);
-        struct dirent *a;
-        while (sub && (a = readdir(sub))) {
-            char leaf[8700];
-            snprintf(leaf, sizeof leaf, "%s/%.200s", base, a->d_name);
-            if (a->d_name[0] == 'a' && rmdir(leaf) && errno == EBUSY) {
-                cgroup_write(leaf, "cgroup.kill", "1"); /* still populated: finish the job */
-                rmdir(leaf);
-            }
-        }
-        if (sub)
-            closedir(sub);
-        rmdir(base);
-    }
-    closedir(d);
-}
-
-/* Make the tether-owned cgroup directory, or say why not. */
-static int probe_cgroup(struct fstate *st, char *why, size_t wn)
-{
-    char dir[8192];
-    if (cgroup_self_dir(dir, sizeof dir, why, wn))
-        return -1;
-    cgroup_remove_stale(dir);
-    static unsigned seq;
-    char base[8400];
-    snprintf(base, sizeof base, "%s/tether.%d.%u", dir, (int)getpid(),
-             __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
-    char probe[8500];
-    snprintf(probe, sizeof probe, "%s/cgroup.procs", dir);
-    if (access(probe, W_OK)) {
-        snprintf(why, wn, "%.200s: %s (cannot move processes)", probe, strerror(errno));
-        return -1;
-    }
-    if (mkdir(base, 0755)) {
-        snprintf(why, wn, "mkdir %.200s: %s", base, strerror(errno));
-        return -1;
-    }
-    snprintf(probe, sizeof probe, "%s/cgroup.kill", base);
-    if (access(probe, W_OK)) {
-        snprintf(why, wn, "%.200s: %s (cgroup.kill needs Linux 5.14)", probe, strerror(errno));
-        rmdir(base);
-        return -1;
-    }
-    st->cg_base = strdup(base);
-    if (!st->cg_base) {
-        rmdir(base);
-        snprintf(why, wn, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-static const char *const contain_what[] = {
-    "a PID namespace per actor: its init reaps orphans, its death kills every process inside",
-    "a cgroup v2 group per actor, killed with cgroup.kill at teardown",
-    "a subreaper keeper per actor: it collects every orphaned descendant and kills them all at "
-    "teardown",
-    "the process group only: a descendant that leaves it (setsid, setpgid) survives the teardown",
-};
-
-/* Decide the containment (st->contain on entry: the option). Returns 0, or
- * TETHER_ECONFIG naming the option for a mechanism asked for by name that
- * this machine does not offer. */
-static int choose_containment(struct fstate *st, struct tether_error *err)
-{
-    enum contain want = st->contain;
-    char why[4][300];
-    memset(why, 0, sizeof why);
-    if (st->probe_why[0])
-        snprintf(why[CT_PIDNS], sizeof why[0], "%s", st->probe_why);
-    int ok_pidns = !st->probe_why[0];
-    if (want == CT_PIDNS && !ok_pidns)
-        return set_error(err, TETHER_ECONFIG, "option containment: pidns is not available here: %s",
-                         why[CT_PIDNS]);
-    if (want == CT_CGROUP || (want == CT_AUTO && !ok_pidns)) {
-        if (probe_cgroup(st, why[CT_CGROUP], sizeof why[0])) {
-            if (want == CT_CGROUP)
-                return set_error(err, TETHER_ECONFIG,
-                                 "option containment: cgroup is not available here: %s",
-                                 why[CT_CGROUP]);
-        }
-    }
-    if (want != CT_AUTO) {
-        st->contain = want;
-        snprintf(st->detail, sizeof st->detail, "containment: %s (as configured): %s",
-                 contain_names[want], contain_what[want]);
-    } else {
-        st->contain = ok_pidns ? CT_PIDNS : st->cg_base ? CT_CGROUP : CT_SUBREAPER;
-        int used = snprintf(st->detail, sizeof st->detail, "containment: %s (auto): %s",
-                            contain_names[st->contain], contain_what[st->contain]);
-        for (int m = CT_PIDNS; m < (int)st->contain; m++) {
-            st->host->log("fork", "containment auto: %s not available (%s); trying the next",
-                          contain_names[m], why[m]);
-            if (used >= 0 && (size_t)used < sizeof st->detail)
-                used += snprintf(st->detail + used, sizeof st->detail - (size_t)used,
-                                 "; not %s: %s", contain_names[m], why[m]);
-        }
-    }
-    if (st->contain == CT_GROUP)
-        st->host->log("fork", "warning: containment group: %s", contain_what[CT_GROUP]);
-    if (st->contain != CT_PIDNS && st->own_ns_fd >= 0) {
-        close(st->own_ns_fd);
-        st->own_ns_fd = -1;
-    }
-    if (st->contain != CT_CGROUP && st->cg_base) {
-        rmdir(st->cg_base);
-        free(st->cg_base);
-        st->cg_base = NULL;
-    }
-    return 0;
-}
-
 static void free_state(struct fstate *st)
 {
     if (st->own_ns_fd >= 0)
         close(st->own_ns_fd);
+    if (st->init_fd >= 0)
+        close(st->init_fd);
     if (st->self_pidfd >= 0)
         close(st->self_pidfd);
     if (st->cg_base) {
@@ -1001,6 +335,7 @@ static int f_open(const struct tether_backend_host *host, const struct tether_op
     st->mode = mode;
     st->contain = contain;
     st->own_ns_fd = -1;
+    st->init_fd = -1;
     st->self_pid = getpid();
     st->self_pidfd = (int)syscall(SYS_pidfd_open, st->self_pid, 0); /* close-on-exec */
     if (st->self_pidfd < 0) {
@@ -1203,13 +538,14 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     c->report_fd = -1;
     c->pub.exit_fd = pidfd;
     if (r.keeper_rd >= 0) {
-        /* a keeper (pidns init, subreaper) reports the actor's pid first
-         * (at once, after a fork) */
-        int32_t v = 0;
+        /* a keeper (forked pidns init, subreaper) reports the actor's pid
+         * first (at once, after a fork); the exec'd pidns init's vfork
+         * child has told us already */
+        int32_t v = r.actor;
         struct pollfd p = {.fd = r.keeper_rd, .events = POLLIN};
         int64_t left = spec->spawn_deadline_ns - mono_ns();
-        int got = 0;
-        if (poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0) > 0) /* bounded: spawn deadline */
+        int got = v > 0;
+        if (!got && poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0) > 0) /* bounded: spawn deadline */
             got = (int)read(r.keeper_rd, &v, sizeof v) == (int)sizeof v;
         if (!got || v <= 0) {
             int e = got ? -v : ETIMEDOUT;
@@ -1245,29 +581,6 @@ static int f_soft_cancel(struct tether_child *child)
      * actor that is about to stop by itself. */
     (void)child;
     return 0;
-}
-
-/* Count what the containment holds besides the actor, once (before the
- * kill that ends it). Reads /proc or the cgroup: no wait. */
-static void count_descendants(struct fchild *c)
-{
-    if (c->counted)
-        return;
-    int n = -1;
-    switch (c->st->contain) {
-    case CT_PIDNS: /* everything under the init but the actor */
-        n = c->keeper > 0 ? count_tree(c->keeper) : -1;
-        if (n > 0 && c->actor_fd >= 0) {
-            struct pollfd p = {.fd = c->actor_fd, .events = POLLIN};
-            if (poll(&p, 1, 0) == 0) /* still running (or not yet reaped by the init) */
-                n--;
-        }
-        break;
-    case CT_CGROUP: n = c->cg ? cgroup_count(c->cg, c->pid) : -1; break;
-    default: return; /* subreaper: the keeper reports; group: unknown */
-    }
-    c->counted = 1;
-    c->descendants = n > 0 ? n : 0;
 }
 
 static int f_hard_kill(struct tether_child *child)
@@ -1315,51 +628,6 @@ static const char *signame(int sig)
 {
     const char *s = sigabbrev_np(sig);
     return s ? s : "?";
-}
-
-/* The actor has ended (exit_fd readable). Kill whatever its containment
- * still holds, once; collect our child (the actor, or its keeper), and
- * return 1 when the containment is empty, 0 while it is still emptying
- * (reap is asked again). */
-static int sweep_containment(struct fchild *c)
-{
-    struct fstate *st = c->st;
-    if (!c->swept) {
-        if (st->contain == CT_PIDNS && c->report_fd >= 0) {
-            int32_t v;
-            if (read(c->report_fd, &v, sizeof v) == (ssize_t)sizeof v) {
-                c->status = v;
-                c->have_status = 1;
-            }
-        }
-        if (!c->a_reaped) /* still a zombie: its pid and group id are not reused yet */
-            kill(-c->pid, SIGKILL); /* whatever is left of its group */
-        if (st->contain == CT_PIDNS || st->contain == CT_CGROUP)
-            count_descendants(c);
-        if (st->contain == CT_PIDNS && c->keeper_fd >= 0)
-            pidfd_signal(c->keeper_fd, SIGKILL);
-        if (st->contain == CT_CGROUP && c->cg)
-            cgroup_write(c->cg, "cgroup.kill", "1");
-        c->swept = 1;
-    }
-    /* our child: the actor, or its keeper (pidns init, subreaper keeper) */
-    int child_fd = c->keeper_fd >= 0 ? c->keeper_fd : c->pub.exit_fd;
-    if (!c->a_reaped) {
-        if (st->contain == CT_PIDNS) {
-            /* the init ends once every process inside has: give it a moment */
-            struct pollfd p = {.fd = child_fd, .events = POLLIN};
-            if (poll(&p, 1, 1) <= 0) /* bounded: 1 ms, then reap is asked again */
-                return 0;
-        }
-        memset(&c->si, 0, sizeof c->si);
-        if (waitid((idtype_t)P_PIDFD, (id_t)child_fd, &c->si, WEXITED | WNOHANG) != 0 ||
-            c->si.si_pid == 0)
-            return 0;
-        c->a_reaped = 1;
-    }
-    if (st->contain == CT_CGROUP && c->cg && cgroup_populated(c->cg))
-        return 0;
-    return 1;
 }
 
 static int f_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)

@@ -333,6 +333,58 @@ START_TEST(group_only_leaves_an_escaped_descendant_running)
 }
 END_TEST
 
+/* The parent of PID (field 4 of /proc/PID/stat), or -1. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64];
+    int ppid = -1;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "re");
+    if (fp) {
+        if (fscanf(fp, "%*d (%*[^)]) %*c %d", &ppid) != 1)
+            ppid = -1;
+        fclose(fp);
+    }
+    return (pid_t)ppid;
+}
+
+/* pidns: the actor is the child of its namespace's PID 1, not ours (so the
+ * dying init reaps it even after our SIGKILL, with no reaper outside to
+ * wait for); on x86-64 that PID 1 is the exec'd 91-byte init, not a fork
+ * of this process (one copy of the address space per actor, not two). The
+ * actor's own wait status still reaches the outcome, through the init. */
+START_TEST(pidns_actor_is_the_child_of_the_namespace_init)
+{
+    static const char *const modes[] = {"fork", "exec"};
+    for (int m = 0; m < 2; m++) {
+        struct tether_error err;
+        ck_assert_msg(open_contained(modes[m], "pidns", &err) == 0, "%s", err.msg);
+        tether_handle *h;
+        ck_assert_msg(tether_spawn(sup, ACTORS ":cooperative", 0, &h, &err) == 0, "%s", err.msg);
+        pid_t actor = (pid_t)tether_handle_pid(h), init = parent_of(actor);
+        ck_assert_msg(init > 0 && init != getpid(), "%s: the actor's parent is %d (we are %d)",
+                      modes[m], (int)init, (int)getpid());
+        ck_assert_int_eq(parent_of(init), getpid());
+#if defined(__x86_64__)
+        char path[64], exe[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/exe", (int)init);
+        ssize_t n = readlink(path, exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        ck_assert_msg(strstr(exe, "tether-pidns-init"), "%s: the namespace init %d runs %s",
+                      modes[m], (int)init, exe);
+#endif
+        kill(actor, SIGKILL);
+        struct tether_outcome o;
+        ck_assert_int_eq(tether_wait(h, tether_now_ns() + 3 * SEC, &o), 0);
+        ck_assert_str_eq(tether_outcome_name(o.kind), "lost");
+        ck_assert_int_eq(o.signal, SIGKILL);
+        tether_handle_release(h);
+        teardown();
+        assert_no_children();
+    }
+}
+END_TEST
+
 /* Hostile descendants under pidns: a namespace of their own (nested: still
  * inside), a move out of the actor's cgroup, a tracer. */
 START_TEST(pidns_holds_hostile_descendants)
@@ -499,6 +551,7 @@ int main(void)
     tcase_add_test(ct, subreaper_kills_an_escaped_descendant_both_modes);
     tcase_add_test(ct, group_only_leaves_an_escaped_descendant_running);
     tcase_add_test(ct, pidns_holds_hostile_descendants);
+    tcase_add_test(ct, pidns_actor_is_the_child_of_the_namespace_init);
     tcase_add_test(ct, subreaper_holds_traced_and_unshared_descendants);
     tcase_add_test(ct, cgroup_cannot_hold_a_descendant_that_leaves_it);
     tcase_add_test(ct, parent_death_takes_escaped_descendants_each_mechanism);
