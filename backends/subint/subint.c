@@ -28,9 +28,12 @@
  *              hard_kill. Nothing interrupts a blocking C call (time.sleep,
  *              a lock, read): such an actor is abandoned. Threads inside
  *              Python are never pthread_cancel'ed.
- * exit fd      an eventfd the driver signals as its very last act, so reap
- *              never waits for a running thread. Abandoning closes it (the
- *              abandoned driver keeps only its channel).
+ * exit fd      an eventfd the driver signals once the actor's outcome is
+ *              out (STOPPED sent, before its interpreter is ended), so reap
+ *              never waits for a running thread nor for an interpreter's
+ *              end; the driver then ends the interpreter and exits (release
+ *              detaches it, close waits for it, bounded). Abandoning closes
+ *              it (the abandoned driver keeps only its channel).
  * late exit    an abandoned driver that ends later still ends its
  *              interpreter (if no other thread state remains in it, else the
  *              interpreter is left alive: Py_EndInterpreter would join its
@@ -87,6 +90,9 @@
  * finish (helpers that hold one, the actor's own threads) before it leaves
  * the interpreter alive instead of ending it. */
 #define END_WAIT_NS (100 * 1000000LL)
+/* How long close waits beyond that for drivers still ending their
+ * interpreters (each end: a few ms of CPU). */
+#define CLOSE_END_NS (200 * 1000000LL)
 /* Monitor period: while one of ours waits for the GIL (or starts), the
  * driver holding it at each sample gets a nudge. */
 #define MONITOR_NS (2 * 1000000LL)
@@ -130,7 +136,13 @@ struct sstate {
     int64_t grace_ns; /* CANCEL frame -> injected Cancelled: soft_cancel / 2, <= 0.5 s */
     int own_gil;      /* each actor's interpreter has its own GIL (3.12+) */
     atomic_uint abandoned_running;
-    atomic_uint live; /* children not yet freed */
+    atomic_uint refs; /* open's, and one per child not yet freed */
+    /* m guards `ending`: drivers whose outcome is out and that still end
+     * their interpreter; close waits for them (bounded), cv says when one
+     * is done */
+    pthread_mutex_t m;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    unsigned ending;
 };
 
 enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
@@ -146,9 +158,8 @@ struct schild {
     pthread_t thread;
     tether_cancel_flag cancel_flag; /* read by the host runtime at every tether call */
     atomic_int refs;          /* the core's, the driver's, one per helper */
-    atomic_int done;          /* written under m */
+    atomic_int done;          /* the outcome is out (reap may see it); written under m */
     atomic_int hard_killed;
-    int joined; /* core side only */
     int status; /* exit code, read after done */
 
     /* m guards what follows; held for a few instructions only, never
@@ -163,6 +174,7 @@ struct schild {
     PyInterpreterState *interp;
     PyThreadState *drv_ts;
     int soft_sent, hard_sent;
+    int ending; /* counted in st->ending */
 
     /* under g_lock */
     int starting; /* counted in g_starting */
@@ -187,6 +199,15 @@ static int py_ok;
 static char py_err[256];
 static PyInterpreterState *py_main;
 
+static void state_unref(struct sstate *st)
+{
+    if (atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->m);
+    free(st);
+}
+
 static void child_unref(struct schild *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
@@ -196,8 +217,9 @@ static void child_unref(struct schild *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->m);
     free(c->target);
-    atomic_fetch_sub(&c->st->live, 1);
+    struct sstate *st = c->st;
     free(c);
+    state_unref(st);
 }
 
 /* Start a thread. `quiet`: every blockable signal blocked (helpers: they
@@ -522,6 +544,8 @@ static PyThreadState *new_interpreter(int own_gil, char *why, size_t n)
     return ts;
 }
 
+static void outcome_out(struct schild *c);
+
 static void run_actor(struct schild *c, struct tether_actor *a)
 {
     const struct tether_backend_host *host = c->host;
@@ -592,28 +616,58 @@ static void run_actor(struct schild *c, struct tether_actor *a)
     PyThreadState *saved = PyEval_SaveThread();
     host->actor_finish(a, outcome, code, text); /* STOPPED; closes the channel */
     free(text);
+    /* The actor is over and has said how: reap may see it now. Ending the
+     * interpreter costs ~3-4 ms of CPU on 3.13+ (docs/subint.md); 16
+     * actors failing at once on 2 busy cores paid all of it before the
+     * last outcome was known (error.many-fail missed its bound on 3.14).
+     * It is backend housekeeping, done after the outcome; close waits
+     * for it (bounded). */
+    outcome_out(c);
     subint_gil_take(saved);
 
     /* 4. Its interpreter. */
     end_interpreter(c, ts);
 }
 
+/* The outcome is out: mark the child done and wake reap (unless it was
+ * abandoned: nobody reaps it, its exit fd is closed). From now on the
+ * driver only ends its interpreter and exits, counted in st->ending. */
+static void outcome_out(struct schild *c)
+{
+    pthread_mutex_lock(&c->m);
+    if (!atomic_load(&c->done)) {
+        if (!c->abandoned) {
+            pthread_mutex_lock(&c->st->m); /* order: c->m, then st->m */
+            c->st->ending++;
+            pthread_mutex_unlock(&c->st->m);
+            c->ending = 1;
+            uint64_t one = 1;
+            ssize_t w = write(c->pub.exit_fd, &one, sizeof one); /* nonblocking eventfd */
+            (void)w;
+        }
+        atomic_store(&c->done, 1);
+    }
+    pthread_mutex_unlock(&c->m);
+}
+
 /* The driver's last act, on every way out. */
 static void driver_exit(struct schild *c)
 {
+    outcome_out(c); /* the ways out that made no interpreter */
     pthread_mutex_lock(&c->m);
     c->over = 1;
     pthread_cond_broadcast(&c->cv);
-    atomic_store(&c->done, 1);
     int abandoned = c->abandoned;
     int64_t since = c->t_abandoned;
     int istate = c->istate;
-    if (!abandoned) {
-        uint64_t one = 1;
-        ssize_t w = write(c->pub.exit_fd, &one, sizeof one); /* nonblocking eventfd */
-        (void)w;
-    }
+    int ending = c->ending;
     pthread_mutex_unlock(&c->m);
+    if (ending) {
+        pthread_mutex_lock(&c->st->m);
+        c->st->ending--;
+        pthread_cond_broadcast(&c->st->cv);
+        pthread_mutex_unlock(&c->st->m);
+    }
     if (abandoned) {
         atomic_fetch_sub(&c->st->abandoned_running, 1);
         c->host->log("subint", "actor %llu (%s): abandoned %.3fs ago, it has finished by itself; %s",
@@ -735,6 +789,13 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
     if (!st)
         return TETHER_ENOMEM;
     st->host = host;
+    atomic_init(&st->refs, 1);
+    pthread_mutex_init(&st->m, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_condattr_destroy(&ca);
     st->own_gil = own_gil;
     /* Half the soft period for the actor to stop by itself (or to finish
      * what it was doing: siblings that fail at the same moment must report
@@ -750,9 +811,23 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 static void s_close(void *state)
 {
     struct sstate *st = state;
-    /* children still alive (abandoned) keep a pointer to st: leave it */
-    if (atomic_load(&st->live) == 0)
-        free(st);
+    /* Drivers whose actors have ended may still be ending their
+     * interpreters (outcome_out): let them, so that close returns with
+     * their threads gone. Bounded: END_WAIT_NS for leftover thread states
+     * plus the end itself; one slower than that finishes by itself (it
+     * holds its own reference to st). Abandoned drivers are not waited
+     * for (backend.h). */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t ns = until.tv_nsec + END_WAIT_NS + CLOSE_END_NS;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&st->m);
+    while (st->ending > 0 && pthread_cond_timedwait(&st->cv, &st->m, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&st->m);
+    /* children still alive (abandoned, or ending) hold their own reference */
+    state_unref(st);
     /* Python stays initialised: never Py_FinalizeEx (see the top) */
 }
 
@@ -776,7 +851,7 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&c->refs, 2);
-    atomic_fetch_add(&st->live, 1);
+    atomic_fetch_add(&st->refs, 1);
     int rc = start_thread(&c->thread, driver_main, c, 0);
     if (rc != 0) {
         snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));
@@ -825,12 +900,21 @@ static int s_abort_channels(struct tether_child *child)
     return 0;
 }
 
+/* Done once the outcome is out (outcome_out), not when the driver thread
+ * has exited: it may still be ending the interpreter (release detaches
+ * it; close waits for it, bounded). */
 static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct schild *c = (struct schild *)child;
-    int rc = inproc_reap_thread(&c->done, c->pub.exit_fd, c->thread, &c->joined, deadline_ns);
-    if (rc)
-        return rc;
+    if (!atomic_load(&c->done)) {
+        int64_t left = deadline_ns - now_ns();
+        if (left > 0) {
+            struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
+            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by the deadline */
+        }
+        if (!atomic_load(&c->done))
+            return TETHER_ETIMEDOUT;
+    }
     memset(out, 0, sizeof *out);
     if (atomic_load(&c->hard_killed)) {
         out->kind = TETHER_OUTCOME_KILLED;
@@ -846,7 +930,7 @@ static void s_release(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
     pthread_mutex_lock(&c->m);
-    if (!c->joined && !atomic_load(&c->done)) {
+    if (!atomic_load(&c->done)) {
         /* abandoned: cut loose; it frees itself if it ever ends */
         c->abandoned = 1;
         c->t_abandoned = now_ns();
@@ -864,8 +948,7 @@ static void s_release(struct tether_child *child)
     close(c->pub.exit_fd);
     c->pub.exit_fd = -1;
     pthread_mutex_unlock(&c->m);
-    if (!c->joined)
-        pthread_detach(c->thread);
+    pthread_detach(c->thread); /* never joined: reap does not wait for its exit */
     child_unref(c);
 }
 
