@@ -143,10 +143,18 @@ struct sstate {
     pthread_mutex_t m;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     unsigned ending;
+    /* The soft-cancel timer (injector_main), also under m: children whose
+     * grace runs, each holding a reference, in no order. */
+    pthread_t injector;
+    int injector_on, stopping;
+    pthread_cond_t inj_cv; /* CLOCK_MONOTONIC */
+    struct schild *soft_head;
 };
 
 enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
-enum inject { INJ_SOFT, INJ_HARD };
+/* INJ_SOFT: wait the grace, then inject unless the actor saw the cancel;
+ * INJ_SOFT_DUE: the same with the grace over (the injector waited it). */
+enum inject { INJ_SOFT, INJ_SOFT_DUE, INJ_HARD };
 
 struct schild {
     struct tether_child pub; /* first: the core sees only this */
@@ -175,6 +183,9 @@ struct schild {
     PyThreadState *drv_ts;
     int soft_sent, hard_sent;
     int ending; /* counted in st->ending */
+    /* under st->m: queued for the injector */
+    struct schild *soft_next;
+    int64_t soft_due;
 
     /* under g_lock */
     int starting; /* counted in g_starting */
@@ -203,6 +214,7 @@ static void state_unref(struct sstate *st)
 {
     if (atomic_fetch_sub(&st->refs, 1) != 1)
         return;
+    pthread_cond_destroy(&st->inj_cv);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->m);
     free(st);
@@ -385,7 +397,7 @@ static void *helper_main(void *p)
             subint_gil_take(ts);
             struct subint_run *r = &c->run;
             if (!r->finished && r->cancelled_type &&
-                (h.kind == INJ_HARD || !r->observed))
+                (h.kind == INJ_HARD || !r->observed)) /* INJ_SOFT(_DUE): unless it saw it */
                 PyThreadState_SetAsyncExc(r->py_tid, r->cancelled_type);
             PyThreadState_Clear(ts);
             PyThreadState_DeleteCurrent(); /* releases the GIL */
@@ -411,6 +423,97 @@ static void start_helper(struct schild *c, int kind)
     if (start_thread(NULL, helper_main, h, 1) != 0) {
         free(h);
         child_unref(c);
+    }
+}
+
+/* ---- the soft-cancel timer ---------------------------------------------------------------- */
+
+/* One thread per open backend waits each soft-cancelled actor's grace and
+ * only then, if the actor is still running, starts its helper. The engine's
+ * soft_cancel thus never creates a thread: in a one-for-all wave (15
+ * siblings cancelled at once, error.many-fail) pthread_create took up to
+ * 0.37 s each on a loaded 2-core machine while other actors ended their
+ * interpreters (mmap contention), and most of those actors end by
+ * themselves within the grace, needing no helper at all. */
+static void *injector_main(void *arg)
+{
+    struct sstate *st = arg;
+    pthread_mutex_lock(&st->m);
+    while (!st->stopping) {
+        int64_t now = now_ns(), next = INT64_MAX;
+        struct schild **pp = &st->soft_head, *due = NULL;
+        for (; *pp; pp = &(*pp)->soft_next) {
+            if ((*pp)->soft_due <= now) {
+                due = *pp;
+                *pp = due->soft_next;
+                break;
+            }
+            if ((*pp)->soft_due < next)
+                next = (*pp)->soft_due;
+        }
+        if (due) {
+            pthread_mutex_unlock(&st->m);
+            pthread_mutex_lock(&due->m);
+            int go = !due->over;
+            pthread_mutex_unlock(&due->m);
+            if (go)
+                start_helper(due, INJ_SOFT_DUE);
+            child_unref(due); /* the queue's reference; st outlives this thread */
+            pthread_mutex_lock(&st->m);
+            continue;
+        }
+        if (next == INT64_MAX) {
+            /* nothing queued: woken by soft_cancel or close, never a GIL or
+             * actor wait */
+            pthread_cond_wait(&st->inj_cv, &st->m);
+        } else {
+            struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+            pthread_cond_timedwait(&st->inj_cv, &st->m, &ts);
+        }
+    }
+    pthread_mutex_unlock(&st->m);
+    return NULL;
+}
+
+/* Queue c's soft injection for when its grace is over (or start its helper
+ * at once when there is no injector). Never blocks. */
+static void soft_later(struct schild *c)
+{
+    struct sstate *st = c->st;
+    pthread_mutex_lock(&st->m);
+    int queued = st->injector_on && !st->stopping;
+    if (queued) {
+        atomic_fetch_add(&c->refs, 1);
+        c->soft_due = now_ns() + st->grace_ns;
+        c->soft_next = st->soft_head;
+        st->soft_head = c;
+        pthread_cond_signal(&st->inj_cv);
+    }
+    pthread_mutex_unlock(&st->m);
+    if (!queued)
+        start_helper(c, INJ_SOFT);
+}
+
+/* close: stop the injector and drop what it still holds. The join is
+ * bounded: the injector only waits on inj_cv (signalled here) and starts
+ * detached helpers. */
+static void injector_stop(struct sstate *st)
+{
+    pthread_mutex_lock(&st->m);
+    int on = st->injector_on;
+    st->stopping = 1;
+    pthread_cond_signal(&st->inj_cv);
+    pthread_mutex_unlock(&st->m);
+    if (on)
+        pthread_join(st->injector, NULL);
+    pthread_mutex_lock(&st->m);
+    struct schild *c = st->soft_head;
+    st->soft_head = NULL;
+    pthread_mutex_unlock(&st->m);
+    while (c) {
+        struct schild *next = c->soft_next;
+        child_unref(c);
+        c = next;
     }
 }
 
@@ -795,7 +898,10 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->cv, &ca);
+    pthread_cond_init(&st->inj_cv, &ca);
     pthread_condattr_destroy(&ca);
+    /* without it soft_cancel starts each helper at once, as it can */
+    st->injector_on = start_thread(&st->injector, injector_main, st, 1) == 0;
     st->own_gil = own_gil;
     /* Half the soft period for the actor to stop by itself (or to finish
      * what it was doing: siblings that fail at the same moment must report
@@ -811,6 +917,7 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 static void s_close(void *state)
 {
     struct sstate *st = state;
+    injector_stop(st);
     /* Drivers whose actors have ended may still be ending their
      * interpreters (outcome_out): let them, so that close returns with
      * their threads gone. Bounded: END_WAIT_NS for leftover thread states
@@ -873,7 +980,7 @@ static int s_soft_cancel(struct tether_child *child)
     c->soft_sent = 1;
     pthread_mutex_unlock(&c->m);
     if (first)
-        start_helper(c, INJ_SOFT);
+        soft_later(c);
     return 0;
 }
 
