@@ -932,7 +932,13 @@ static void s_close(void *state)
     pthread_mutex_lock(&st->m);
     while (st->ending > 0 && pthread_cond_timedwait(&st->cv, &st->m, &until) != ETIMEDOUT)
         ;
+    unsigned left = st->ending;
     pthread_mutex_unlock(&st->m);
+    if (left)
+        st->host->log("subint",
+                      "%u actor(s) ended but their sub-interpreters are still being ended "
+                      "(atexit handlers?) after %.0f ms; left to finish by themselves",
+                      left, (END_WAIT_NS + CLOSE_END_NS) / 1e6);
     /* children still alive (abandoned, or ending) hold their own reference */
     state_unref(st);
     /* Python stays initialised: never Py_FinalizeEx (see the top) */
