@@ -17,12 +17,15 @@
  *              reads at every tether call, and, half the soft period later
  *              (so that code that noticed the cancel, or is busy finishing,
  *              is not interrupted on its own way out), tether.Cancelled
- *              injected asynchronously into the driver thread. It is injected by a short-lived helper
- *              thread with a thread state of the target interpreter: with a
- *              main-interpreter thread state PyThreadState_SetAsyncExc looks
- *              in the wrong interpreter, and only a GIL request made from
- *              the target interpreter makes a spinning actor let go.
- *              soft_cancel() only starts that helper; it never waits.
+ *              injected asynchronously into the driver thread. One injector
+ *              thread per open backend waits out that grace (soft_cancel
+ *              only queues the actor: no thread is created on the engine's
+ *              path); if the actor still runs, a short-lived helper
+ *              thread injects it, with a thread state of the target
+ *              interpreter: with a main-interpreter thread state
+ *              PyThreadState_SetAsyncExc looks in the wrong interpreter,
+ *              and only a GIL request made from the target interpreter
+ *              makes a spinning actor let go. soft_cancel() never waits.
  * hard kill    inject again (even into code that saw the cancel), then the
  *              core abandons the driver if it has not ended within
  *              hard_kill. Nothing interrupts a blocking C call (time.sleep,
