@@ -62,7 +62,7 @@ build_python() {
     done
     rm -rf "$prefix"
     # shellcheck disable=SC2086
-    (cd "$src" && timeout 600 nice ./configure -q --prefix="$prefix" --enable-shared \
+    (cd "$src" && timeout 1800 nice ./configure -q --prefix="$prefix" --enable-shared \
         --without-ensurepip --disable-test-modules \
         LDFLAGS="-Wl,-rpath,$prefix/lib" $off) > "$work/configure.log" 2>&1 ||
         { tail -n 40 "$work/configure.log"; die "configure failed ($work/configure.log)"; }
@@ -86,12 +86,15 @@ else
 fi
 [ "$only_python" -eq 0 ] || exit 0
 
-# tether against it, out of tree (the source tree must be unconfigured).
+# tether against it: the project's tracked files (as they are in the work
+# tree) copied into build-py313/, so that a tree configured in place (CI's
+# first step) is left alone.
 build=$root/build-py313
-[ ! -f "$root/config.status" ] || die "the source tree is configured in place: make distclean first"
 rm -rf "$build" && mkdir -p "$build"
+git ls-files -z | tar --null -T - -cf - | tar -C "$build" -xf -
 cd "$build"
-PKG_CONFIG_PATH=$prefix/lib/pkgconfig timeout 300 ../configure -q --enable-werror \
+timeout 300 ./autogen.sh > autogen.log 2>&1 || { tail -n 20 autogen.log; die "autogen.sh failed"; }
+PKG_CONFIG_PATH=$prefix/lib/pkgconfig timeout 600 ./configure -q --enable-werror \
     LDFLAGS="-Wl,-rpath,$prefix/lib" > configure.log 2>&1 ||
     { tail -n 30 configure.log; die "tether configure against $prefix failed"; }
 grep -q "python3.13" config.log || die "configure did not pick $prefix's python3.13"
@@ -118,10 +121,10 @@ if [ "$status" -ne 0 ]; then
 fi
 n() { sed -n "s/^# $1: *//p" test-suite.log 2>/dev/null | head -n 1 | grep . || echo 0; }
 say "unit tests: $(n PASS) passed, $(( $(n FAIL) + $(n ERROR) )) failed, $(n SKIP) skipped ($(elapsed))"
-export abs_top_builddir="$build" abs_top_srcdir="$root"
+export abs_top_builddir="$build" abs_top_srcdir="$build"
 for gil in true false; do
     log=conformance-own_gil-$gil.log
-    timeout 900 sh "$root/conformance/suite.sh" subint -o own_gil=$gil > "$log" 2>&1 ||
+    timeout 900 sh "$build/conformance/suite.sh" subint -o own_gil=$gil > "$log" 2>&1 ||
         { status=1; grep -A8 '^not ok' "$log" | head -n 60; }
     say "conformance subint own_gil=$gil: $(tail -n 1 "$log") ($(elapsed))"
 done

@@ -26,9 +26,10 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 chr=$cache/forky-root
 only_root=0
 [ "${1:-}" = "--root" ] && only_root=1
-# forky's names: msgpack-c's -dev package is libmsgpack-c-dev (msgpack-c.pc)
+# forky's names: msgpack-c's -dev package is libmsgpack-c-dev (msgpack-c.pc);
+# python3-dev is 3.14 there (python3.pc, python3-embed.pc: configure checks it)
 PKGS="build-essential autoconf automake libtool pkg-config autoconf-archive
-      libffi-dev libyaml-dev libmsgpack-c-dev check python3.14-dev"
+      libffi-dev libyaml-dev libmsgpack-c-dev check python3-dev python3.14-dev python3-trio"
 stamp="forky $(echo $PKGS)"
 
 say() { echo "forky-lane: $*"; }
@@ -51,7 +52,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mnt() {  # mnt TYPE-OR-BIND SOURCE DIR
     mkdir -p "$chr/$3"
-    if [ "$1" = bind ]; then mount --bind "$2" "$chr/$3"; else mount -t "$1" "$2" "$chr/$3"; fi
+    case $1 in
+    bind) mount --bind "$2" "$chr/$3" ;;
+    rbind) mount --rbind "$2" "$chr/$3" ;;
+    *) mount -t "$1" "$2" "$chr/$3" ;;
+    esac
     mounted="$3 $mounted"
 }
 in_root() {  # in_root SECONDS COMMAND...: bounded, in a clean environment
@@ -76,6 +81,8 @@ install_deps() {
     cp /etc/resolv.conf "$chr/etc/resolv.conf"
     # The archive served here may be older than forky's Release file allows.
     echo 'Acquire::Check-Valid-Until "false";' > "$chr/etc/apt/apt.conf.d/99tether-ci"
+    # A throw-away root: dpkg need not fsync every file it unpacks.
+    echo force-unsafe-io > "$chr/etc/dpkg/dpkg.cfg.d/99tether-ci"
     in_root 600 apt-get -qq update || die "apt-get update in the forky root failed"
     # shellcheck disable=SC2086
     in_root 1200 apt-get install -y -qq --no-install-recommends $PKGS \
@@ -86,7 +93,9 @@ install_deps() {
     say "build deps installed ($(elapsed))"
 }
 
-if [ -f "$chr/.tether-stamp" ] && [ "$(cat "$chr/.tether-stamp")" = "$stamp" ]; then
+# A root made before (any stamp) is reused; a changed package list is
+# installed into it below.
+if [ -f "$chr/.tether-stamp" ]; then
     say "reusing $chr"
 else
     make_root
@@ -96,6 +105,9 @@ mnt sysfs sysfs sys
 mnt bind /dev dev
 mnt bind /dev/pts dev/pts
 mnt tmpfs tmpfs dev/shm
+# the fork backend's cgroup containment (tests/unit/test_fork) looks for
+# the host's cgroup2 file system
+mnt rbind /sys/fs/cgroup sys/fs/cgroup
 [ -f "$chr/.tether-stamp" ] && [ "$(cat "$chr/.tether-stamp")" = "$stamp" ] || install_deps
 say "$(in_root 30 gcc --version | head -n 1); glibc $(in_root 30 ldd --version | head -n 1 | awk '{print $NF}'); $(in_root 30 python3.14 -V)"
 [ "$only_root" -eq 0 ] || exit 0
@@ -103,16 +115,16 @@ say "$(in_root 30 gcc --version | head -n 1); glibc $(in_root 30 ldd --version |
 # The project's tracked files (as they are in the work tree) into /src.
 rm -rf "$chr/src" && mkdir -p "$chr/src"
 git ls-files -z | tar -C "$root" --null -T - -cf - | tar -C "$chr/src" -xf -
-# configure finds Python through python3-embed; forky's python3-dev may
-# point at another minor version, so name 3.14's explicitly.
+# configure finds Python through python3-embed (forky's python3-dev: 3.14);
+# the lane is for 3.14, so say so if forky's default moves on.
+v=$(in_root 30 pkg-config --modversion python3-embed) || die "no python3-embed.pc in the forky root"
+[ "$v" = 3.14 ] || die "forky's python3-dev is CPython $v, not 3.14: name 3.14 in this script"
 status=0
 timeout 2400 chroot "$chr" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     LANG=C.UTF-8 /bin/sh -c '
     set -e; cd /src
     ./autogen.sh > autogen.log 2>&1 || { tail -n 20 autogen.log; exit 1; }
-    ./configure -q --enable-werror \
-        PYTHON_CFLAGS="$(pkg-config --cflags python-3.14-embed)" \
-        PYTHON_LIBS="$(pkg-config --libs python-3.14-embed)"
+    ./configure -q --enable-werror
     nice make -j2 -s
     nice make -j2 check' > "$cache/forky-check.log" 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then

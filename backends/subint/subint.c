@@ -17,20 +17,26 @@
  *              reads at every tether call, and, half the soft period later
  *              (so that code that noticed the cancel, or is busy finishing,
  *              is not interrupted on its own way out), tether.Cancelled
- *              injected asynchronously into the driver thread. It is injected by a short-lived helper
- *              thread with a thread state of the target interpreter: with a
- *              main-interpreter thread state PyThreadState_SetAsyncExc looks
- *              in the wrong interpreter, and only a GIL request made from
- *              the target interpreter makes a spinning actor let go.
- *              soft_cancel() only starts that helper; it never waits.
+ *              injected asynchronously into the driver thread. One injector
+ *              thread per open backend waits out that grace (soft_cancel
+ *              only queues the actor: no thread is created on the engine's
+ *              path); if the actor still runs, a short-lived helper
+ *              thread injects it, with a thread state of the target
+ *              interpreter: with a main-interpreter thread state
+ *              PyThreadState_SetAsyncExc looks in the wrong interpreter,
+ *              and only a GIL request made from the target interpreter
+ *              makes a spinning actor let go. soft_cancel() never waits.
  * hard kill    inject again (even into code that saw the cancel), then the
  *              core abandons the driver if it has not ended within
  *              hard_kill. Nothing interrupts a blocking C call (time.sleep,
  *              a lock, read): such an actor is abandoned. Threads inside
  *              Python are never pthread_cancel'ed.
- * exit fd      an eventfd the driver signals as its very last act, so reap
- *              never waits for a running thread. Abandoning closes it (the
- *              abandoned driver keeps only its channel).
+ * exit fd      an eventfd the driver signals once the actor's outcome is
+ *              out (STOPPED sent, before its interpreter is ended), so reap
+ *              never waits for a running thread nor for an interpreter's
+ *              end; the driver then ends the interpreter and exits (release
+ *              detaches it, close waits for it, bounded). Abandoning closes
+ *              it (the abandoned driver keeps only its channel).
  * late exit    an abandoned driver that ends later still ends its
  *              interpreter (if no other thread state remains in it, else the
  *              interpreter is left alive: Py_EndInterpreter would join its
@@ -87,6 +93,9 @@
  * finish (helpers that hold one, the actor's own threads) before it leaves
  * the interpreter alive instead of ending it. */
 #define END_WAIT_NS (100 * 1000000LL)
+/* How long close waits beyond that for drivers still ending their
+ * interpreters (each end: a few ms of CPU). */
+#define CLOSE_END_NS (200 * 1000000LL)
 /* Monitor period: while one of ours waits for the GIL (or starts), the
  * driver holding it at each sample gets a nudge. */
 #define MONITOR_NS (2 * 1000000LL)
@@ -130,11 +139,25 @@ struct sstate {
     int64_t grace_ns; /* CANCEL frame -> injected Cancelled: soft_cancel / 2, <= 0.5 s */
     int own_gil;      /* each actor's interpreter has its own GIL (3.12+) */
     atomic_uint abandoned_running;
-    atomic_uint live; /* children not yet freed */
+    atomic_uint refs; /* open's, and one per child not yet freed */
+    /* m guards `ending`: drivers whose outcome is out and that still end
+     * their interpreter; close waits for them (bounded), cv says when one
+     * is done */
+    pthread_mutex_t m;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    unsigned ending;
+    /* The soft-cancel timer (injector_main), also under m: children whose
+     * grace runs, each holding a reference, in no order. */
+    pthread_t injector;
+    int injector_on, stopping;
+    pthread_cond_t inj_cv; /* CLOCK_MONOTONIC */
+    struct schild *soft_head;
 };
 
 enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
-enum inject { INJ_SOFT, INJ_HARD };
+/* INJ_SOFT: wait the grace, then inject unless the actor saw the cancel;
+ * INJ_SOFT_DUE: the same with the grace over (the injector waited it). */
+enum inject { INJ_SOFT, INJ_SOFT_DUE, INJ_HARD };
 
 struct schild {
     struct tether_child pub; /* first: the core sees only this */
@@ -146,9 +169,8 @@ struct schild {
     pthread_t thread;
     tether_cancel_flag cancel_flag; /* read by the host runtime at every tether call */
     atomic_int refs;          /* the core's, the driver's, one per helper */
-    atomic_int done;          /* written under m */
+    atomic_int done;          /* the outcome is out (reap may see it); written under m */
     atomic_int hard_killed;
-    int joined; /* core side only */
     int status; /* exit code, read after done */
 
     /* m guards what follows; held for a few instructions only, never
@@ -163,6 +185,10 @@ struct schild {
     PyInterpreterState *interp;
     PyThreadState *drv_ts;
     int soft_sent, hard_sent;
+    int ending; /* counted in st->ending */
+    /* under st->m: queued for the injector */
+    struct schild *soft_next;
+    int64_t soft_due;
 
     /* under g_lock */
     int starting; /* counted in g_starting */
@@ -187,6 +213,16 @@ static int py_ok;
 static char py_err[256];
 static PyInterpreterState *py_main;
 
+static void state_unref(struct sstate *st)
+{
+    if (atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    pthread_cond_destroy(&st->inj_cv);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->m);
+    free(st);
+}
+
 static void child_unref(struct schild *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
@@ -196,8 +232,9 @@ static void child_unref(struct schild *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->m);
     free(c->target);
-    atomic_fetch_sub(&c->st->live, 1);
+    struct sstate *st = c->st;
     free(c);
+    state_unref(st);
 }
 
 /* Start a thread. `quiet`: every blockable signal blocked (helpers: they
@@ -363,7 +400,7 @@ static void *helper_main(void *p)
             subint_gil_take(ts);
             struct subint_run *r = &c->run;
             if (!r->finished && r->cancelled_type &&
-                (h.kind == INJ_HARD || !r->observed))
+                (h.kind == INJ_HARD || !r->observed)) /* INJ_SOFT(_DUE): unless it saw it */
                 PyThreadState_SetAsyncExc(r->py_tid, r->cancelled_type);
             PyThreadState_Clear(ts);
             PyThreadState_DeleteCurrent(); /* releases the GIL */
@@ -389,6 +426,97 @@ static void start_helper(struct schild *c, int kind)
     if (start_thread(NULL, helper_main, h, 1) != 0) {
         free(h);
         child_unref(c);
+    }
+}
+
+/* ---- the soft-cancel timer ---------------------------------------------------------------- */
+
+/* One thread per open backend waits each soft-cancelled actor's grace and
+ * only then, if the actor is still running, starts its helper. The engine's
+ * soft_cancel thus never creates a thread: in a one-for-all wave (15
+ * siblings cancelled at once, error.many-fail) pthread_create took up to
+ * 0.37 s each on a loaded 2-core machine while other actors ended their
+ * interpreters (mmap contention), and most of those actors end by
+ * themselves within the grace, needing no helper at all. */
+static void *injector_main(void *arg)
+{
+    struct sstate *st = arg;
+    pthread_mutex_lock(&st->m);
+    while (!st->stopping) {
+        int64_t now = now_ns(), next = INT64_MAX;
+        struct schild **pp = &st->soft_head, *due = NULL;
+        for (; *pp; pp = &(*pp)->soft_next) {
+            if ((*pp)->soft_due <= now) {
+                due = *pp;
+                *pp = due->soft_next;
+                break;
+            }
+            if ((*pp)->soft_due < next)
+                next = (*pp)->soft_due;
+        }
+        if (due) {
+            pthread_mutex_unlock(&st->m);
+            pthread_mutex_lock(&due->m);
+            int go = !due->over;
+            pthread_mutex_unlock(&due->m);
+            if (go)
+                start_helper(due, INJ_SOFT_DUE);
+            child_unref(due); /* the queue's reference; st outlives this thread */
+            pthread_mutex_lock(&st->m);
+            continue;
+        }
+        if (next == INT64_MAX) {
+            /* nothing queued: woken by soft_cancel or close, never a GIL or
+             * actor wait */
+            pthread_cond_wait(&st->inj_cv, &st->m);
+        } else {
+            struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+            pthread_cond_timedwait(&st->inj_cv, &st->m, &ts);
+        }
+    }
+    pthread_mutex_unlock(&st->m);
+    return NULL;
+}
+
+/* Queue c's soft injection for when its grace is over (or start its helper
+ * at once when there is no injector). Never blocks. */
+static void soft_later(struct schild *c)
+{
+    struct sstate *st = c->st;
+    pthread_mutex_lock(&st->m);
+    int queued = st->injector_on && !st->stopping;
+    if (queued) {
+        atomic_fetch_add(&c->refs, 1);
+        c->soft_due = now_ns() + st->grace_ns;
+        c->soft_next = st->soft_head;
+        st->soft_head = c;
+        pthread_cond_signal(&st->inj_cv);
+    }
+    pthread_mutex_unlock(&st->m);
+    if (!queued)
+        start_helper(c, INJ_SOFT);
+}
+
+/* close: stop the injector and drop what it still holds. The join is
+ * bounded: the injector only waits on inj_cv (signalled here) and starts
+ * detached helpers. */
+static void injector_stop(struct sstate *st)
+{
+    pthread_mutex_lock(&st->m);
+    int on = st->injector_on;
+    st->stopping = 1;
+    pthread_cond_signal(&st->inj_cv);
+    pthread_mutex_unlock(&st->m);
+    if (on)
+        pthread_join(st->injector, NULL);
+    pthread_mutex_lock(&st->m);
+    struct schild *c = st->soft_head;
+    st->soft_head = NULL;
+    pthread_mutex_unlock(&st->m);
+    while (c) {
+        struct schild *next = c->soft_next;
+        child_unref(c);
+        c = next;
     }
 }
 
@@ -522,6 +650,8 @@ static PyThreadState *new_interpreter(int own_gil, char *why, size_t n)
     return ts;
 }
 
+static void outcome_out(struct schild *c);
+
 static void run_actor(struct schild *c, struct tether_actor *a)
 {
     const struct tether_backend_host *host = c->host;
@@ -592,28 +722,58 @@ static void run_actor(struct schild *c, struct tether_actor *a)
     PyThreadState *saved = PyEval_SaveThread();
     host->actor_finish(a, outcome, code, text); /* STOPPED; closes the channel */
     free(text);
+    /* The actor is over and has said how: reap may see it now. Ending the
+     * interpreter costs ~3-4 ms of CPU on 3.13+ (docs/subint.md); 16
+     * actors failing at once on 2 busy cores paid all of it before the
+     * last outcome was known (error.many-fail missed its bound on 3.14).
+     * It is backend housekeeping, done after the outcome; close waits
+     * for it (bounded). */
+    outcome_out(c);
     subint_gil_take(saved);
 
     /* 4. Its interpreter. */
     end_interpreter(c, ts);
 }
 
+/* The outcome is out: mark the child done and wake reap (unless it was
+ * abandoned: nobody reaps it, its exit fd is closed). From now on the
+ * driver only ends its interpreter and exits, counted in st->ending. */
+static void outcome_out(struct schild *c)
+{
+    pthread_mutex_lock(&c->m);
+    if (!atomic_load(&c->done)) {
+        if (!c->abandoned) {
+            pthread_mutex_lock(&c->st->m); /* order: c->m, then st->m */
+            c->st->ending++;
+            pthread_mutex_unlock(&c->st->m);
+            c->ending = 1;
+            uint64_t one = 1;
+            ssize_t w = write(c->pub.exit_fd, &one, sizeof one); /* nonblocking eventfd */
+            (void)w;
+        }
+        atomic_store(&c->done, 1);
+    }
+    pthread_mutex_unlock(&c->m);
+}
+
 /* The driver's last act, on every way out. */
 static void driver_exit(struct schild *c)
 {
+    outcome_out(c); /* the ways out that made no interpreter */
     pthread_mutex_lock(&c->m);
     c->over = 1;
     pthread_cond_broadcast(&c->cv);
-    atomic_store(&c->done, 1);
     int abandoned = c->abandoned;
     int64_t since = c->t_abandoned;
     int istate = c->istate;
-    if (!abandoned) {
-        uint64_t one = 1;
-        ssize_t w = write(c->pub.exit_fd, &one, sizeof one); /* nonblocking eventfd */
-        (void)w;
-    }
+    int ending = c->ending;
     pthread_mutex_unlock(&c->m);
+    if (ending) {
+        pthread_mutex_lock(&c->st->m);
+        c->st->ending--;
+        pthread_cond_broadcast(&c->st->cv);
+        pthread_mutex_unlock(&c->st->m);
+    }
     if (abandoned) {
         atomic_fetch_sub(&c->st->abandoned_running, 1);
         c->host->log("subint", "actor %llu (%s): abandoned %.3fs ago, it has finished by itself; %s",
@@ -736,6 +896,16 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
     if (!st)
         return TETHER_ENOMEM;
     st->host = host;
+    atomic_init(&st->refs, 1);
+    pthread_mutex_init(&st->m, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_cond_init(&st->inj_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* without it soft_cancel starts each helper at once, as it can */
+    st->injector_on = start_thread(&st->injector, injector_main, st, 1) == 0;
     st->own_gil = own_gil;
     /* Half the soft period for the actor to stop by itself (or to finish
      * what it was doing: siblings that fail at the same moment must report
@@ -751,9 +921,30 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 static void s_close(void *state)
 {
     struct sstate *st = state;
-    /* children still alive (abandoned) keep a pointer to st: leave it */
-    if (atomic_load(&st->live) == 0)
-        free(st);
+    injector_stop(st);
+    /* Drivers whose actors have ended may still be ending their
+     * interpreters (outcome_out): let them, so that close returns with
+     * their threads gone. Bounded: END_WAIT_NS for leftover thread states
+     * plus the end itself; one slower than that finishes by itself (it
+     * holds its own reference to st). Abandoned drivers are not waited
+     * for (backend.h). */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t ns = until.tv_nsec + END_WAIT_NS + CLOSE_END_NS;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&st->m);
+    while (st->ending > 0 && pthread_cond_timedwait(&st->cv, &st->m, &until) != ETIMEDOUT)
+        ;
+    unsigned left = st->ending;
+    pthread_mutex_unlock(&st->m);
+    if (left)
+        st->host->log("subint",
+                      "%u actor(s) ended but their sub-interpreters are still being ended "
+                      "(atexit handlers?) after %.0f ms; left to finish by themselves",
+                      left, (END_WAIT_NS + CLOSE_END_NS) / 1e6);
+    /* children still alive (abandoned, or ending) hold their own reference */
+    state_unref(st);
     /* Python stays initialised: never Py_FinalizeEx (see the top) */
 }
 
@@ -777,7 +968,7 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&c->refs, 2);
-    atomic_fetch_add(&st->live, 1);
+    atomic_fetch_add(&st->refs, 1);
     int rc = start_thread(&c->thread, driver_main, c, 0);
     if (rc != 0) {
         snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));
@@ -799,7 +990,7 @@ static int s_soft_cancel(struct tether_child *child)
     c->soft_sent = 1;
     pthread_mutex_unlock(&c->m);
     if (first)
-        start_helper(c, INJ_SOFT);
+        soft_later(c);
     return 0;
 }
 
@@ -826,12 +1017,21 @@ static int s_abort_channels(struct tether_child *child)
     return 0;
 }
 
+/* Done once the outcome is out (outcome_out), not when the driver thread
+ * has exited: it may still be ending the interpreter (release detaches
+ * it; close waits for it, bounded). */
 static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct schild *c = (struct schild *)child;
-    int rc = inproc_reap_thread(&c->done, c->pub.exit_fd, c->thread, &c->joined, deadline_ns);
-    if (rc)
-        return rc;
+    if (!atomic_load(&c->done)) {
+        int64_t left = deadline_ns - now_ns();
+        if (left > 0) {
+            struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
+            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by the deadline */
+        }
+        if (!atomic_load(&c->done))
+            return TETHER_ETIMEDOUT;
+    }
     memset(out, 0, sizeof *out);
     if (atomic_load(&c->hard_killed)) {
         out->kind = TETHER_OUTCOME_KILLED;
@@ -847,7 +1047,7 @@ static void s_release(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
     pthread_mutex_lock(&c->m);
-    if (!c->joined && !atomic_load(&c->done)) {
+    if (!atomic_load(&c->done)) {
         /* abandoned: cut loose; it frees itself if it ever ends */
         c->abandoned = 1;
         c->t_abandoned = now_ns();
@@ -865,8 +1065,7 @@ static void s_release(struct tether_child *child)
     close(c->pub.exit_fd);
     c->pub.exit_fd = -1;
     pthread_mutex_unlock(&c->m);
-    if (!c->joined)
-        pthread_detach(c->thread);
+    pthread_detach(c->thread); /* never joined: reap does not wait for its exit */
     child_unref(c);
 }
 

@@ -108,3 +108,22 @@ def traceback_loaded():
     import sys
 
     return int("traceback" in sys.modules)
+
+
+def slow_end(actor):
+    """Fails at once, but its interpreter cannot end (an atexit handler,
+    run by Py_EndInterpreter) until the path it was sent exists (at most
+    10 s): the outcome must not wait for that."""
+    import atexit
+    import os
+
+    path = tether.recv_bytes(timeout=5).decode()
+
+    def wait_for_path():
+        for _ in range(1000):
+            if os.path.exists(path):
+                return
+            time.sleep(0.01)
+
+    atexit.register(wait_for_path)
+    raise ValueError("slow end")

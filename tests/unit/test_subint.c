@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <tether/tether.h>
 
@@ -320,6 +321,34 @@ START_TEST(chained_exceptions_reach_the_outcome)
 }
 END_TEST
 
+START_TEST(outcome_is_out_before_the_interpreter_ends)
+{
+    /* The actor's interpreter cannot end before the file exists, and the
+     * file is made only once the outcome is known: reap must not wait for
+     * the end (it used to, and 16 ends were on error.many-fail's path). */
+    char dir[] = "/tmp/tether-slow-end-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/go", dir);
+    tether_handle *h = spawn("slow_end");
+    ck_assert_int_eq(tether_send(h, path, strlen(path), tether_now_ns() + SEC), 0);
+    struct tether_outcome o = wait_outcome(h); /* the end would take 10 s */
+    ck_assert_int_eq(o.kind, TETHER_OUTCOME_FAILED);
+    ck_assert_msg(strstr(o.message, "slow end"), "%s", o.message);
+    /* not abandoned after hard_kill for a slow end, as it used to be */
+    ck_assert_msg(!strstr(o.message, "abandon"), "%s", o.message);
+    ck_assert_uint_eq(tether_supervisor_abandoned(sup), 0);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    tether_handle_release(h);
+    tether_supervisor_close(sup, NULL); /* waits for the end (bounded) */
+    sup = NULL;
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(failure_texts_do_not_import_traceback)
 {
     tether_handle *h = spawn("echo");
@@ -417,6 +446,7 @@ static Suite *subint_suite(void)
     tcase_add_test(tc, tether_calls_from_other_threads_are_refused);
     tcase_add_test(tc, chained_exceptions_reach_the_outcome);
     tcase_add_test(tc, failure_texts_do_not_import_traceback);
+    tcase_add_test(tc, outcome_is_out_before_the_interpreter_ends);
     tcase_add_test(tc, own_gil_option_by_python_version);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("starvation");
