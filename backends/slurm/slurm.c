@@ -39,11 +39,14 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -51,6 +54,8 @@
 #include <unistd.h>
 
 #include <tether/backend.h>
+
+#include "slurm.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -62,54 +67,22 @@
 #define P_PIDFD 3
 #endif
 
-#define MAX_ARGS 64
+#define MAX_ARGS SLURM_MAX_ARGS
 /* bound of every Slurm command the backend runs (scontrol ping, squeue,
  * scancel): Slurm's own MessageTimeout defaults to 10 s */
 #define CMD_TIMEOUT_NS (10 * (int64_t)1000000000)
 
 extern char **environ;
 
-struct request {
+struct slurm_request {
     char *const *argv;
-    int channel_fd;
+    int channel_fd, err_fd;
     pid_t pid;
     int err; /* errno of a failed fork, or 0 */
     int done;
 };
 
-struct sstate {
-    const struct tether_backend_host *host;
-    char srun[4096], scancel[4096], squeue[4096];
-    char *helper, *partition, *account, *time_limit, *prefix;
-    char *extra[MAX_ARGS];
-    int n_extra;
-    char owner[256]; /* HOST:PID:STARTTIME */
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC */
-    int stop;
-    /* the spawner thread (forks srun) */
-    pthread_t spawner;
-    struct request *req;
-    /* the killer thread (scancel JOB.STEP of job names queued by hard_kill) */
-    pthread_t killer;
-    char **kills;
-    size_t n_kills, cap_kills;
-    pid_t killer_cmd; /* the command the killer runs now, or 0 */
-    /* abandoned sruns: pidfds polled, so that they are reaped once they end */
-    int *late;
-    size_t n_late, cap_late;
-};
-
-struct schild {
-    struct tether_child pub; /* exit_fd = srun's pidfd */
-    struct sstate *st;
-    pid_t pid;
-    int reaped;
-    char name[320]; /* the job name */
-    char msg[96];
-};
-
-static int64_t mono_ns(void)
+int64_t slurm_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -192,9 +165,9 @@ static int run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *
     }
     size_t got = 0;
     char sink[512];
-    int64_t deadline = mono_ns() + CMD_TIMEOUT_NS;
+    int64_t deadline = slurm_mono_ns() + CMD_TIMEOUT_NS;
     for (;;) {
-        int64_t left = deadline - mono_ns();
+        int64_t left = deadline - slurm_mono_ns();
         if (left <= 0) {
             *timed_out = 1;
             kill(pid, SIGKILL);
@@ -218,11 +191,11 @@ static int run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *
     /* Bounded: the command closed its output (it is exiting) or was
      * SIGKILLed above; a grandchild holding the pipe cannot hold us, the
      * wait is for our own child only, polled for at most 2 s. */
-    int64_t reap_deadline = mono_ns() + 2 * (int64_t)1000000000;
+    int64_t reap_deadline = slurm_mono_ns() + 2 * (int64_t)1000000000;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (mono_ns() > reap_deadline) {
+        if (slurm_mono_ns() > reap_deadline) {
             kill(pid, SIGKILL);
-            reap_deadline = mono_ns() + 1000000000;
+            reap_deadline = slurm_mono_ns() + 1000000000;
         }
         usleep(1000);
     }
@@ -237,9 +210,9 @@ static int run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *
 /* ---- the spawner thread ----------------------------------------------------------------- */
 
 /* fork + exec srun: own session, parent-death SIGKILL, the channel as
- * stdin and stdout. In the child only async-signal-safe calls (we are a
- * fork of a threaded process). */
-static pid_t fork_srun(char *const argv[], int channel_fd, int *err)
+ * stdin and stdout, err_fd (the watcher's pipe) as stderr. In the child
+ * only async-signal-safe calls (we are a fork of a threaded process). */
+static pid_t fork_srun(char *const argv[], int channel_fd, int err_fd, int *err)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -262,6 +235,7 @@ static pid_t fork_srun(char *const argv[], int channel_fd, int *err)
         sigprocmask(SIG_SETMASK, &none, NULL);
         dup2(channel_fd, 0);
         dup2(channel_fd, 1);
+        dup2(err_fd, 2);
         syscall(SYS_close_range, 3, ~0U, 0);
         execv(argv[0], argv);
         _exit(127);
@@ -283,10 +257,10 @@ static void *spawner_main(void *arg)
             pthread_cond_wait(&st->cond, &st->lock); /* idle wait: proof above */
         if (st->stop)
             break;
-        struct request *r = st->req;
+        struct slurm_request *r = st->req;
         st->req = NULL;
         pthread_mutex_unlock(&st->lock);
-        r->pid = fork_srun(r->argv, r->channel_fd, &r->err);
+        r->pid = fork_srun(r->argv, r->channel_fd, r->err_fd, &r->err);
         pthread_mutex_lock(&st->lock);
         r->done = 1;
         pthread_cond_broadcast(&st->cond);
@@ -336,7 +310,33 @@ static void kill_batch(struct sstate *st, char **names, size_t n)
         st->host->log("slurm", "scancel --signal=KILL: %s", timed_out ? "timed out" : out);
 }
 
-/* The killer thread: runs what hard_kill queued. Idle wait as the
+void slurm_queue_scancel(struct sstate *st, const char *name)
+{
+    char *copy = strdup(name);
+    if (copy && st->n_kills == st->cap_kills) {
+        size_t cap = st->cap_kills ? 2 * st->cap_kills : 16;
+        char **p = realloc(st->kills, cap * sizeof *p);
+        if (p) {
+            st->kills = p;
+            st->cap_kills = cap;
+        }
+    }
+    if (copy && st->n_kills < st->cap_kills) {
+        st->kills[st->n_kills++] = copy;
+        pthread_cond_broadcast(&st->cond);
+        return;
+    }
+    free(copy); /* out of memory: srun's shepherd still kills the step */
+}
+
+void slurm_wake(struct sstate *st)
+{
+    uint64_t one = 1;
+    ssize_t w = write(st->wake_fd, &one, sizeof one);
+    (void)w; /* an eventfd: fails only at 2^64-1 */
+}
+
+/* The killer thread: runs what the watcher queued. Idle wait as the
  * spawner's (same proof); each batch is bounded by CMD_TIMEOUT_NS per
  * command, and close() ends a running command early. */
 static void *killer_main(void *arg)
@@ -563,6 +563,55 @@ static int check_cluster(struct sstate *st, struct tether_error *err)
 
 /* ---- the vtable ------------------------------------------------------------------------------------ */
 
+/* Stop and join the threads started so far (spawner, killer, watcher:
+ * each is 0 when not started). Bounded: the spawner finishes the fork in
+ * hand, the killer the command in hand (SIGKILLed here), the watcher
+ * waits at most ~3 s for the sruns still completing their jobs. */
+static void stop_threads(struct sstate *st, int spawner, int killer, int watcher)
+{
+    pthread_mutex_lock(&st->lock);
+    st->stop = 1;
+    if (st->killer_cmd > 0)
+        kill(st->killer_cmd, SIGKILL);
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    slurm_wake(st);
+    if (spawner)
+        pthread_join(st->spawner, NULL);
+    if (killer)
+        pthread_join(st->killer, NULL);
+    if (watcher)
+        pthread_join(st->watcher, NULL);
+}
+
+static void destroy_state(struct sstate *st)
+{
+    for (size_t i = 0; i < st->n_kills; i++)
+        free(st->kills[i]);
+    free(st->kills);
+    if (st->wake_fd >= 0)
+        close(st->wake_fd);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->lock);
+    free_state(st);
+}
+
+static int start_threads(struct sstate *st, struct tether_error *err)
+{
+    int rc;
+    if ((rc = pthread_create(&st->spawner, NULL, spawner_main, st)) != 0)
+        return set_error(err, TETHER_ESYS, "cannot start the spawner thread: %s", strerror(rc));
+    if ((rc = pthread_create(&st->killer, NULL, killer_main, st)) != 0) {
+        stop_threads(st, 1, 0, 0);
+        return set_error(err, TETHER_ESYS, "cannot start the killer thread: %s", strerror(rc));
+    }
+    if ((rc = pthread_create(&st->watcher, NULL, slurm_watcher_main, st)) != 0) {
+        stop_threads(st, 1, 1, 0);
+        return set_error(err, TETHER_ESYS, "cannot start the watcher thread: %s", strerror(rc));
+    }
+    return 0;
+}
+
 static int s_open(const struct tether_backend_host *host, const struct tether_options *opts,
                   void **state, struct tether_error *err)
 {
@@ -571,183 +620,182 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
         return set_error(err, TETHER_ENOMEM, "out of memory");
     st->host = host;
     pthread_mutex_init(&st->lock, NULL);
-    int rc = parse_options(st, opts, err);
-    if (!rc)
-        rc = check_cluster(st, err);
-    if (!rc && owner_tag(st->owner, sizeof st->owner) != 0)
-        rc = set_error(err, TETHER_ESYS, "cannot read this process's start time (/proc/self/stat)");
-    if (rc) {
-        pthread_mutex_destroy(&st->lock);
-        free_state(st);
-        return rc;
-    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if ((rc = pthread_create(&st->spawner, NULL, spawner_main, st)) != 0) {
-        pthread_cond_destroy(&st->cond);
-        pthread_mutex_destroy(&st->lock);
-        free_state(st);
-        return set_error(err, TETHER_ESYS, "cannot start the spawner thread: %s", strerror(rc));
-    }
-    if ((rc = pthread_create(&st->killer, NULL, killer_main, st)) != 0) {
-        pthread_mutex_lock(&st->lock);
-        st->stop = 1;
-        pthread_cond_broadcast(&st->cond);
-        pthread_mutex_unlock(&st->lock);
-        pthread_join(st->spawner, NULL);
-        pthread_cond_destroy(&st->cond);
-        pthread_mutex_destroy(&st->lock);
-        free_state(st);
-        return set_error(err, TETHER_ESYS, "cannot start the killer thread: %s", strerror(rc));
+    st->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = st->wake_fd < 0 ? set_error(err, TETHER_ESYS, "eventfd: %s", strerror(errno)) : 0;
+    if (!rc)
+        rc = parse_options(st, opts, err);
+    if (!rc)
+        rc = check_cluster(st, err);
+    if (!rc && owner_tag(st->owner, sizeof st->owner) != 0)
+        rc = set_error(err, TETHER_ESYS, "cannot read this process's start time (/proc/self/stat)");
+    if (!rc)
+        rc = start_threads(st, err);
+    if (rc) {
+        destroy_state(st);
+        return rc;
     }
     *state = st;
     return 0;
 }
 
-/* Reap abandoned sruns that have ended since. Never blocks (WNOHANG). */
-static void reap_late(struct sstate *st)
-{
-    pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->n_late;) {
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        if (waitid((idtype_t)P_PIDFD, (id_t)st->late[i], &si, WEXITED | WNOHANG) == 0 &&
-            si.si_pid != 0) {
-            close(st->late[i]);
-            st->late[i] = st->late[st->n_late - 1];
-            __atomic_store_n(&st->n_late, st->n_late - 1, __ATOMIC_RELAXED);
-        } else {
-            i++;
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
-}
-
 static void s_close(void *state)
 {
     struct sstate *st = state;
+    /* every child is released by now; the watcher reaps the sruns still
+     * completing their jobs (bounded, see stop_threads) */
+    stop_threads(st, 1, 1, 1);
+    destroy_state(st);
+}
+
+/* srun's command line for one actor, into argv (room for MAX_ARGS + 16);
+ * `buf` holds the formatted options. */
+struct srun_line {
+    char jobname[sizeof((struct schild *)0)->name + 16];
+    char part[300], acct[300], tl[300];
+    char *argv[MAX_ARGS + 16];
+};
+
+static void srun_argv(struct sstate *st, struct schild *c, const char *target, struct srun_line *l)
+{
+    snprintf(l->jobname, sizeof l->jobname, "--job-name=%s", c->name);
+    int k = 0;
+    l->argv[k++] = st->srun;
+    l->argv[k++] = "--unbuffered";
+    l->argv[k++] = "--quiet";
+    l->argv[k++] = "--nodes=1";
+    l->argv[k++] = "--ntasks=1";
+    l->argv[k++] = l->jobname;
+    if (st->partition) {
+        snprintf(l->part, sizeof l->part, "--partition=%s", st->partition);
+        l->argv[k++] = l->part;
+    }
+    if (st->account) {
+        snprintf(l->acct, sizeof l->acct, "--account=%s", st->account);
+        l->argv[k++] = l->acct;
+    }
+    if (st->time_limit) {
+        snprintf(l->tl, sizeof l->tl, "--time=%s", st->time_limit);
+        l->argv[k++] = l->tl;
+    }
+    for (int i = 0; i < st->n_extra; i++)
+        l->argv[k++] = st->extra[i];
+    l->argv[k++] = st->helper;
+    l->argv[k++] = "--channel-stdio";
+    l->argv[k++] = "--end-token";
+    l->argv[k++] = c->token;
+    l->argv[k++] = (char *)target;
+    l->argv[k] = NULL;
+}
+
+/* Hand the request to the spawner thread and wait for the fork. Bounded
+ * by the spawn deadline while the request waits its turn; once the
+ * spawner has taken it, only the fork in hand remains (a kernel call),
+ * and `r` lives on this stack until then. Returns 1 if it was done. */
+static int run_request(struct sstate *st, struct slurm_request *r, int64_t deadline_ns)
+{
     pthread_mutex_lock(&st->lock);
-    st->stop = 1;
-    /* a command the killer runs now ends at once: every step left was
-     * reaped (its srun ended once the step was gone) or abandoned (its
-     * srun SIGKILLed, the shepherd kills the step) */
-    if (st->killer_cmd > 0)
-        kill(st->killer_cmd, SIGKILL);
-    pthread_cond_broadcast(&st->cond);
+    /* one request at a time (s_spawn may be called from several threads) */
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+    while (st->req && !st->stop)
+        if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
+            break;
+    int queued = 0;
+    if (!st->req && !st->stop) {
+        st->req = r;
+        queued = 1;
+        pthread_cond_broadcast(&st->cond);
+    }
+    while (queued && !r->done) {
+        int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+        if (rc == ETIMEDOUT && st->req == r) {
+            st->req = NULL; /* never started: withdraw it */
+            break;
+        }
+        if (rc == ETIMEDOUT) {
+            int64_t later = slurm_mono_ns() + 1000000;
+            ts.tv_sec = (time_t)(later / 1000000000);
+            ts.tv_nsec = (long)(later % 1000000000);
+        }
+    }
     pthread_mutex_unlock(&st->lock);
-    /* Bounded: the spawner finishes the fork in hand, the killer the
-     * command in hand (SIGKILLed above, reaped within ms). */
-    pthread_join(st->spawner, NULL);
-    pthread_join(st->killer, NULL);
-    for (size_t i = 0; i < st->n_kills; i++)
-        free(st->kills[i]);
-    free(st->kills);
-    reap_late(st);
-    for (size_t i = 0; i < st->n_late; i++)
-        close(st->late[i]); /* still running: left to the host (or init) */
-    free(st->late);
-    pthread_cond_destroy(&st->cond);
-    pthread_mutex_destroy(&st->lock);
-    free_state(st);
+    return r->done;
+}
+
+/* A new child: its job name, end token, exit eventfd and stderr pipe
+ * (err[0] for the watcher, nonblocking; err[1] for srun). */
+static struct schild *child_new(struct sstate *st, const struct tether_spawn_spec *spec, int err[2])
+{
+    struct schild *c = calloc(1, sizeof *c);
+    unsigned char rnd[16];
+    if (!c || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(c->token + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(c->name, sizeof c->name, "%s:%s:%llu", st->prefix, st->owner,
+             (unsigned long long)spec->actor_id);
+    c->st = st;
+    c->errfd = c->pidfd = -1;
+    c->pub.exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->pub.exit_fd < 0 || pipe2(err, O_CLOEXEC) != 0) {
+        if (c->pub.exit_fd >= 0)
+            close(c->pub.exit_fd);
+        free(c);
+        return NULL;
+    }
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    return c;
 }
 
 static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **out,
                    struct tether_error *err)
 {
     struct sstate *st = state;
-    if (__atomic_load_n(&st->n_late, __ATOMIC_RELAXED)) /* a hint; reap_late locks */
-        reap_late(st);
-    struct schild *c = calloc(1, sizeof *c);
+    int ep[2];
+    struct schild *c = child_new(st, spec, ep);
     if (!c) {
         close(spec->channel_fd);
-        return set_error(err, TETHER_ENOMEM, "out of memory");
+        return set_error(err, TETHER_ENOMEM, "cannot allocate an actor: %s", strerror(errno));
     }
-    snprintf(c->name, sizeof c->name, "%s:%s:%llu", st->prefix, st->owner,
-             (unsigned long long)spec->actor_id);
-    char jobname[sizeof c->name + 16];
-    snprintf(jobname, sizeof jobname, "--job-name=%s", c->name);
-    char part[300], acct[300], tl[300];
-    char *argv[MAX_ARGS + 16];
-    int k = 0;
-    argv[k++] = st->srun;
-    argv[k++] = "--unbuffered";
-    argv[k++] = "--quiet";
-    argv[k++] = "--nodes=1";
-    argv[k++] = "--ntasks=1";
-    argv[k++] = jobname;
-    if (st->partition) {
-        snprintf(part, sizeof part, "--partition=%s", st->partition);
-        argv[k++] = part;
-    }
-    if (st->account) {
-        snprintf(acct, sizeof acct, "--account=%s", st->account);
-        argv[k++] = acct;
-    }
-    if (st->time_limit) {
-        snprintf(tl, sizeof tl, "--time=%s", st->time_limit);
-        argv[k++] = tl;
-    }
-    for (int i = 0; i < st->n_extra; i++)
-        argv[k++] = st->extra[i];
-    argv[k++] = st->helper;
-    argv[k++] = "--channel-stdio";
-    argv[k++] = (char *)spec->target;
-    argv[k] = NULL;
-
-    struct request r = {.argv = argv, .channel_fd = spec->channel_fd, .pid = -1};
-    pthread_mutex_lock(&st->lock);
-    /* one request at a time (s_spawn may be called from several threads) */
-    struct timespec ts = {(time_t)(spec->spawn_deadline_ns / 1000000000),
-                          (long)(spec->spawn_deadline_ns % 1000000000)};
-    while (st->req && !st->stop)
-        if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
-            break;
-    int queued = 0;
-    if (!st->req && !st->stop) {
-        st->req = &r;
-        queued = 1;
-        pthread_cond_broadcast(&st->cond);
-    }
-    /* Bounded by the spawn deadline while the request waits its turn; once
-     * the spawner has taken it, only the fork in hand remains (a kernel
-     * call), and `r` lives on this stack until then. */
-    while (queued && !r.done) {
-        int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-        if (rc == ETIMEDOUT && st->req == &r) {
-            st->req = NULL; /* never started: withdraw it */
-            break;
-        }
-        if (rc == ETIMEDOUT) {
-            int64_t later = mono_ns() + 1000000;
-            ts.tv_sec = (time_t)(later / 1000000000);
-            ts.tv_nsec = (long)(later % 1000000000);
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
+    struct srun_line line;
+    srun_argv(st, c, spec->target, &line);
+    struct slurm_request r = {.argv = line.argv, .channel_fd = spec->channel_fd, .err_fd = ep[1],
+                              .pid = -1};
+    int done = run_request(st, &r, spec->spawn_deadline_ns);
     close(spec->channel_fd); /* srun has its copies */
-    if (!r.done || r.pid < 0) {
-        free(c);
-        return set_error(err, TETHER_ESPAWN, "cannot start %s: %s", st->srun,
-                         r.done ? strerror(r.err) : "the spawner did not answer in time");
-    }
-    int pidfd = (int)syscall(SYS_pidfd_open, r.pid, 0);
+    close(ep[1]);
+    c->errfd = ep[0];
+    int pidfd = done && r.pid > 0 ? (int)syscall(SYS_pidfd_open, r.pid, 0) : -1;
     if (pidfd < 0) {
         int e = errno;
-        kill(r.pid, SIGKILL);
-        /* SIGKILLed: ends at once; bounded poll of 1 s all the same */
-        for (int i = 0; i < 1000 && waitpid(r.pid, NULL, WNOHANG) == 0; i++)
-            usleep(1000);
+        if (done && r.pid > 0) {
+            kill(r.pid, SIGKILL);
+            /* SIGKILLed: ends at once; bounded poll of 1 s all the same */
+            for (int i = 0; i < 1000 && waitpid(r.pid, NULL, WNOHANG) == 0; i++)
+                usleep(1000);
+        }
+        close(c->errfd);
+        close(c->pub.exit_fd);
         free(c);
-        return set_error(err, TETHER_ESPAWN, "pidfd_open: %s", strerror(e));
+        return set_error(err, TETHER_ESPAWN, "cannot start %s: %s", st->srun,
+                         !done ? "the spawner did not answer in time"
+                               : strerror(r.pid < 0 ? r.err : e));
     }
     fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-    c->st = st;
     c->pid = r.pid;
-    c->pub.exit_fd = pidfd;
+    c->pidfd = pidfd;
     c->pub.pid = r.pid;
+    pthread_mutex_lock(&st->lock);
+    c->next = st->children;
+    st->children = c;
+    pthread_mutex_unlock(&st->lock);
+    slurm_wake(st);
     *out = &c->pub;
     return 0;
 }
@@ -762,34 +810,19 @@ static int s_soft_cancel(struct tether_child *child)
 static int s_hard_kill(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    if (c->reaped)
-        return 0;
-    /* SIGKILL of srun (not of its process group): its shepherd process
-     * then SIGKILLs the step, in ~0.1 s. (SIGTERM would make srun kill the
-     * step and wait for it, but under load that wait outlasts hard_kill
-     * and the actor would be abandoned instead of killed.) */
-    syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
-    /* and scancel --signal=KILL JOB.STEP, for a step whose shepherd cannot
-     * (queued: it is a round trip to the controller, never done on the
-     * caller's thread) */
     struct sstate *st = c->st;
-    char *name = strdup(c->name);
     pthread_mutex_lock(&st->lock);
-    if (name && st->n_kills == st->cap_kills) {
-        size_t cap = st->cap_kills ? 2 * st->cap_kills : 16;
-        char **p = realloc(st->kills, cap * sizeof *p);
-        if (p) {
-            st->kills = p;
-            st->cap_kills = cap;
-        }
-    }
-    if (name && st->n_kills < st->cap_kills) {
-        st->kills[st->n_kills++] = name;
-        name = NULL;
-        pthread_cond_broadcast(&st->cond);
+    if (!c->kill_asked && !c->rec && !c->srun_done) {
+        /* SIGUSR2 to srun, which passes it to the helper: it SIGKILLs the
+         * actor, sweeps its descendants and reports them (~10 ms). Not
+         * SIGKILL of srun first: the helper would die uncounted. The
+         * watcher falls back to that after SLURM_KILL_FALLBACK_NS. */
+        c->kill_asked = 1;
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGUSR2, NULL, 0);
+        c->kill_at = slurm_mono_ns() + SLURM_KILL_FALLBACK_NS;
+        slurm_wake(st);
     }
     pthread_mutex_unlock(&st->lock);
-    free(name); /* not queued (out of memory): srun still does it */
     return 0;
 }
 
@@ -801,71 +834,84 @@ static int s_abort_channels(struct tether_child *child)
     return 0;
 }
 
+static const char *sig_name(int sig)
+{
+    const char *n = sig > 0 && sig < 65 ? sigabbrev_np(sig) : NULL;
+    return n ? n : "?";
+}
+
+/* The outcome of a child whose end is known. Caller holds st->lock. */
+static void fill_outcome(struct schild *c, struct tether_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    int used = 0;
+    if (c->rec && c->rec_sig) { /* the helper's record: what it saw */
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = c->rec_sig;
+        used = snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", c->rec_sig,
+                        sig_name(c->rec_sig));
+    } else if (c->rec) {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = c->rec_code;
+        used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->rec_code);
+    } else if (c->srun_code == CLD_EXITED && c->srun_status > 128 && c->srun_status < 128 + 65) {
+        /* srun's status for a task killed by a signal: 128 + the signal */
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = c->srun_status - 128;
+        used = snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", out->signal,
+                        sig_name(out->signal));
+    } else if (c->srun_code == CLD_EXITED) {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = c->srun_status;
+        used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->srun_status);
+    } else {
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = c->srun_status;
+        used = snprintf(c->msg, sizeof c->msg, "srun killed by signal %d (SIG%s)", c->srun_status,
+                        sig_name(c->srun_status));
+    }
+    if (c->rec && c->rec_desc > 0 && used > 0 && (size_t)used < sizeof c->msg)
+        snprintf(c->msg + used, sizeof c->msg - (size_t)used, "; %d descendant%s killed (slurm step)",
+                 c->rec_desc, c->rec_desc == 1 ? "" : "s");
+    out->message = c->msg;
+}
+
 static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct schild *c = (struct schild *)child;
-    if (__atomic_load_n(&c->st->n_late, __ATOMIC_RELAXED))
-        reap_late(c->st);
-    int64_t left = deadline_ns - mono_ns();
-    struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
-    if (poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0) <= 0)
-        return TETHER_ETIMEDOUT; /* bounded by the deadline */
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid((idtype_t)P_PIDFD, (id_t)c->pub.exit_fd, &si, WEXITED | WNOHANG) != 0 ||
-        si.si_pid == 0)
-        return TETHER_ETIMEDOUT;
-    c->reaped = 1;
-    memset(out, 0, sizeof *out);
-    if (si.si_code == CLD_EXITED && si.si_status > 128 && si.si_status < 128 + 32) {
-        /* srun's status for a task killed by a signal: 128 + the signal */
-        out->kind = TETHER_OUTCOME_KILLED;
-        out->signal = si.si_status - 128;
-        snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", out->signal,
-                 sigabbrev_np(out->signal) ? sigabbrev_np(out->signal) : "?");
-    } else if (si.si_code == CLD_EXITED) {
-        out->kind = TETHER_OUTCOME_EXITED;
-        out->code = si.si_status;
-        snprintf(c->msg, sizeof c->msg, "exited with status %d", si.si_status);
-    } else {
-        out->kind = TETHER_OUTCOME_KILLED;
-        out->signal = si.si_status;
-        snprintf(c->msg, sizeof c->msg, "srun killed by signal %d (SIG%s)", si.si_status,
-                 sigabbrev_np(si.si_status) ? sigabbrev_np(si.si_status) : "?");
+    struct sstate *st = c->st;
+    pthread_mutex_lock(&st->lock);
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+    /* bounded by the deadline (the core's is now: no wait) */
+    while (!c->rec && !c->srun_done && slurm_mono_ns() < deadline_ns)
+        if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
+            break;
+    int rc = TETHER_ETIMEDOUT;
+    if (c->rec || c->srun_done) {
+        c->reaped = 1;
+        fill_outcome(c, out);
+        rc = 0;
     }
-    out->message = c->msg;
-    return 0;
+    pthread_mutex_unlock(&st->lock);
+    return rc;
 }
 
 static void s_release(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    if (!c->reaped) {
-        /* Abandoned: srun did not end within hard_kill after a SIGKILL
-         * (stuck in the kernel). Again; its shepherd kills the step; the
-         * queued scancel and InactiveLimit are the backstops. Keep its
-         * pidfd, so that it is reaped once it ends. */
-        syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
-        struct sstate *st = c->st;
-        pthread_mutex_lock(&st->lock);
-        if (st->n_late == st->cap_late) {
-            size_t cap = st->cap_late ? 2 * st->cap_late : 16;
-            int *p = realloc(st->late, cap * sizeof *p);
-            if (p) {
-                st->late = p;
-                st->cap_late = cap;
-            }
-        }
-        if (st->n_late < st->cap_late) {
-            st->late[st->n_late] = c->pub.exit_fd;
-            __atomic_store_n(&st->n_late, st->n_late + 1, __ATOMIC_RELAXED);
-            c->pub.exit_fd = -1;
-        }
-        pthread_mutex_unlock(&st->lock);
+    struct sstate *st = c->st;
+    pthread_mutex_lock(&st->lock);
+    if (!c->rec && !c->srun_done) {
+        /* Abandoned: no end within hard_kill. SIGKILL of srun: its shepherd
+         * kills the step; scancel and InactiveLimit are the backstops. */
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        slurm_queue_scancel(st, c->name);
     }
-    if (c->pub.exit_fd >= 0)
-        close(c->pub.exit_fd);
-    free(c);
+    /* the watcher frees it once srun is reaped (srun may still be
+     * completing the job after the helper's record) */
+    c->released = 1;
+    pthread_mutex_unlock(&st->lock);
+    slurm_wake(st);
 }
 
 static const struct tether_backend slurm_backend = {
