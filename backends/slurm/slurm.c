@@ -851,9 +851,17 @@ static void fill_outcome(struct schild *c, struct tether_outcome *out)
         used = snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", c->rec_sig,
                         sig_name(c->rec_sig));
     } else if (c->rec) {
-        out->kind = TETHER_OUTCOME_EXITED;
+        out->kind = TETHER_OUTCOME_EXITED; /* the message: only what the teardown adds */
         out->code = c->rec_code;
-        used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->rec_code);
+    } else if (c->kill_asked) {
+        /* killed before its helper could report: srun was SIGKILLed, or
+         * the SIGUSR2 came before the step ran (srun then gives up the
+         * job and exits 1), or the helper died of it before taking it */
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = SIGKILL;
+        used = snprintf(c->msg, sizeof c->msg, "step killed (hard kill; srun %s %d)",
+                        c->srun_code == CLD_EXITED ? "exited with status" : "killed by signal",
+                        c->srun_status);
     } else if (c->srun_code == CLD_EXITED && c->srun_status > 128 && c->srun_status < 128 + 65) {
         /* srun's status for a task killed by a signal: 128 + the signal */
         out->kind = TETHER_OUTCOME_KILLED;
@@ -870,10 +878,10 @@ static void fill_outcome(struct schild *c, struct tether_outcome *out)
         used = snprintf(c->msg, sizeof c->msg, "srun killed by signal %d (SIG%s)", c->srun_status,
                         sig_name(c->srun_status));
     }
-    if (c->rec && c->rec_desc > 0 && used > 0 && (size_t)used < sizeof c->msg)
-        snprintf(c->msg + used, sizeof c->msg - (size_t)used, "; %d descendant%s killed (slurm step)",
-                 c->rec_desc, c->rec_desc == 1 ? "" : "s");
-    out->message = c->msg;
+    if (c->rec && c->rec_desc > 0 && used >= 0 && (size_t)used < sizeof c->msg)
+        snprintf(c->msg + used, sizeof c->msg - (size_t)used, "%s%d descendant%s killed (slurm step)",
+                 used ? "; " : "", c->rec_desc, c->rec_desc == 1 ? "" : "s");
+    out->message = c->msg[0] ? c->msg : NULL;
 }
 
 static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
