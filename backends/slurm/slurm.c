@@ -1,30 +1,35 @@
 /* backends/slurm - actors as Slurm job steps.
  *
  * Each actor is one `srun -u -N1 -n1` running the exec helper
- * (tether-actor --channel-stdio TARGET) on a node. The actor's channel is
- * carried over srun's stdin and stdout: the core's socketpair end is given
- * to srun as both (srun -u passes bytes unchanged both ways), so nothing in
- * the supervisor pumps bytes. The exit fd is srun's pidfd.
+ * (tether-actor --channel-stdio --end-token TOKEN TARGET) on a node. The
+ * actor's channel is carried over srun's stdin and stdout: the core's
+ * socketpair end is given to srun as both (srun -u passes bytes unchanged
+ * both ways), so nothing in the supervisor pumps bytes. srun's stderr is
+ * a pipe to the watcher thread (watch.c), which learns from the helper's
+ * end record how the actor ended without waiting for srun, which exits
+ * only once Slurm has completed the job (slurm.h). The exit fd is an
+ * eventfd the watcher sets.
  *
  * Teardown, mapped onto Slurm's own guarantees:
  *   soft cancel  the core's CANCEL frame (nothing to add);
- *   hard kill    SIGKILL of srun: srun's own helper process (its
- *                "shepherd") then SIGKILLs the step, in ~0.1 s; and, from
- *                the backend's killer thread, `scancel --signal=KILL
- *                JOB.STEP` for a step whose shepherd cannot do it (JOB.STEP
- *                is immediate; `scancel JOB` is graceful, takes KillWait).
- *                The actor is reaped when srun is: its step's processes
- *                end within ~0.1 s after that, not before.
+ *   hard kill    SIGUSR2 to srun, which forwards it to the task, the
+ *                helper: it SIGKILLs the actor, kills and counts every
+ *                descendant (it is a subreaper), writes its record. After
+ *                SLURM_KILL_FALLBACK_NS without an end: SIGKILL of srun
+ *                (its "shepherd" process then SIGKILLs the step) and
+ *                `scancel --signal=KILL JOB.0` from the killer thread
+ *                (cmd.c; JOB.STEP is immediate, `scancel JOB` graceful).
  * Slurm's cgroup process tracking (ProctrackType=proctrack/cgroup) kills
- * every process of the step, however it detached.
+ * every process of the step, however it detached, when the step ends.
  *
  * Orphans: srun is started in a session of its own (a group kill of the
  * supervisor does not take the shepherd too) with a parent-death SIGKILL,
- * from one long-lived spawner thread per backend state (the signal fires
- * when the *thread* that forked exits). Slurm's InactiveLimit is the
- * backstop when srun and its shepherd both die; `tether reap -b slurm`
- * finds what is left: every job name says which supervisor owns it
- * (PREFIX:HOST:PID:STARTTIME:ACTOR, STARTTIME from /proc/PID/stat).
+ * from one long-lived spawner thread per backend state (backends/
+ * spawner.h: the signal fires when the *thread* that forked exits). Slurm's
+ * InactiveLimit is the backstop when srun and its shepherd both die;
+ * `tether reap -b slurm` finds what is left: every job name says which
+ * supervisor owns it (PREFIX:HOST:PID:STARTTIME:ACTOR, STARTTIME from
+ * /proc/PID/stat).
  *
  * Options (plugins.yaml): partition, account, time_limit, srun_args,
  * helper, job_name. Checked at open: srun, scancel, squeue and scontrol in
@@ -68,18 +73,14 @@
 #endif
 
 #define MAX_ARGS SLURM_MAX_ARGS
-/* bound of every Slurm command the backend runs (scontrol ping, squeue,
- * scancel): Slurm's own MessageTimeout defaults to 10 s */
-#define CMD_TIMEOUT_NS (10 * (int64_t)1000000000)
 
-extern char **environ;
-
-struct slurm_request {
+/* a spawner request: fork srun with these */
+struct srun_req {
+    struct spawner_req base; /* first */
     char *const *argv;
     int channel_fd, err_fd;
     pid_t pid;
     int err; /* errno of a failed fork, or 0 */
-    int done;
 };
 
 int64_t slurm_mono_ns(void)
@@ -98,113 +99,6 @@ __attribute__((format(printf, 3, 4))) static int set_error(struct tether_error *
     va_end(ap);
     err->code = code;
     return code;
-}
-
-/* ---- running Slurm commands ----------------------------------------------------------- */
-
-/* The executable NAME in $PATH, into out. 0 or -1. */
-static int find_in_path(const char *name, char *out, size_t n)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path; *p;) {
-        const char *colon = strchr(p, ':');
-        size_t len = colon ? (size_t)(colon - p) : strlen(p);
-        snprintf(out, n, "%.*s/%s", (int)len, len ? p : ".", name);
-        struct stat sb;
-        if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode) && access(out, X_OK) == 0)
-            return 0;
-        p += len + (colon ? 1 : 0);
-    }
-    return -1;
-}
-
-/* Run argv with stdout and stderr into `out` (NUL-terminated, truncated),
- * stdin from /dev/null, at most CMD_TIMEOUT_NS (then SIGKILL). Returns the
- * wait status, or -1 (could not start, or timed out: *timed_out set).
- * `running`, if not NULL, holds the pid while it runs (under st->lock) so
- * that close() can end it early. */
-static int run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *out, size_t n,
-                   int *timed_out)
-{
-    int p[2];
-    *timed_out = 0;
-    if (out && n)
-        out[0] = '\0';
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(p[1]);
-    if (rc) {
-        close(p[0]);
-        if (out)
-            snprintf(out, n, "%s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    if (running) {
-        pthread_mutex_lock(&st->lock);
-        *running = pid;
-        pthread_mutex_unlock(&st->lock);
-    }
-    size_t got = 0;
-    char sink[512];
-    int64_t deadline = slurm_mono_ns() + CMD_TIMEOUT_NS;
-    for (;;) {
-        int64_t left = deadline - slurm_mono_ns();
-        if (left <= 0) {
-            *timed_out = 1;
-            kill(pid, SIGKILL);
-            break;
-        }
-        struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, (int)(left / 1000000) + 1) <= 0)
-            continue;
-        char *dst = out && got + 1 < n ? out + got : sink;
-        size_t room = out && got + 1 < n ? n - 1 - got : sizeof sink;
-        ssize_t r = read(p[0], dst, room);
-        if (r <= 0)
-            break; /* end of output: the command is exiting */
-        if (dst != sink)
-            got += (size_t)r;
-    }
-    if (out && n)
-        out[got < n ? got : n - 1] = '\0';
-    close(p[0]);
-    int status = -1;
-    /* Bounded: the command closed its output (it is exiting) or was
-     * SIGKILLed above; a grandchild holding the pipe cannot hold us, the
-     * wait is for our own child only, polled for at most 2 s. */
-    int64_t reap_deadline = slurm_mono_ns() + 2 * (int64_t)1000000000;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (slurm_mono_ns() > reap_deadline) {
-            kill(pid, SIGKILL);
-            reap_deadline = slurm_mono_ns() + 1000000000;
-        }
-        usleep(1000);
-    }
-    if (running) {
-        pthread_mutex_lock(&st->lock);
-        *running = 0;
-        pthread_mutex_unlock(&st->lock);
-    }
-    return *timed_out ? -1 : status;
 }
 
 /* ---- the spawner thread ----------------------------------------------------------------- */
@@ -244,123 +138,12 @@ static pid_t fork_srun(char *const argv[], int channel_fd, int err_fd, int *err)
     return pid;
 }
 
-/* The spawner thread. Its one wait has no deadline on purpose: it is the
- * idle wait of a service thread, nobody is blocked on it. Proof that it
- * ends: every request (s_spawn) and close() set the predicate under
- * st->lock and broadcast; close() sets `stop` before joining. */
-static void *spawner_main(void *arg)
+/* The spawner's work, on its thread. */
+static void run_srun(void *ctx, struct spawner_req *base)
 {
-    struct sstate *st = arg;
-    pthread_mutex_lock(&st->lock);
-    for (;;) {
-        while (!st->req && !st->stop)
-            pthread_cond_wait(&st->cond, &st->lock); /* idle wait: proof above */
-        if (st->stop)
-            break;
-        struct slurm_request *r = st->req;
-        st->req = NULL;
-        pthread_mutex_unlock(&st->lock);
-        r->pid = fork_srun(r->argv, r->channel_fd, r->err_fd, &r->err);
-        pthread_mutex_lock(&st->lock);
-        r->done = 1;
-        pthread_cond_broadcast(&st->cond);
-    }
-    pthread_mutex_unlock(&st->lock);
-    return NULL;
-}
-
-/* ---- the killer thread -------------------------------------------------------------------- */
-
-/* One batch: the job ids of the queued names still known to the
- * controller (one squeue), then one `scancel --signal=KILL JOB.0 ...`. */
-static void kill_batch(struct sstate *st, char **names, size_t n)
-{
-    char list[8192];
-    size_t used = 0;
-    for (size_t i = 0; i < n && used < sizeof list - 1; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "," : "", names[i]);
-    char *qargv[] = {st->squeue, "-h", "-o", "%i", "-n", list, NULL};
-    char out[8192];
-    int timed_out;
-    int status = run_cmd(st, &st->killer_cmd, qargv, out, sizeof out, &timed_out);
-    if (status != 0) {
-        st->host->log("slurm", "squeue for the steps to kill %s: %s", timed_out ? "timed out" : "failed",
-                      out);
-        return;
-    }
-    char *cargv[MAX_ARGS + 4];
-    char steps[MAX_ARGS][32];
-    int k = 0;
-    cargv[k++] = st->scancel;
-    cargv[k++] = "--signal=KILL";
-    int first = k;
-    for (char *save = NULL, *tok = strtok_r(out, " \n", &save); tok && k - first < MAX_ARGS;
-         tok = strtok_r(NULL, " \n", &save)) {
-        if (!isdigit((unsigned char)tok[0]))
-            continue;
-        snprintf(steps[k - first], sizeof steps[0], "%s.0", tok);
-        cargv[k] = steps[k - first];
-        k++;
-    }
-    if (k == first)
-        return; /* every one ended already */
-    cargv[k] = NULL;
-    status = run_cmd(st, &st->killer_cmd, cargv, out, sizeof out, &timed_out);
-    if (status != 0)
-        st->host->log("slurm", "scancel --signal=KILL: %s", timed_out ? "timed out" : out);
-}
-
-void slurm_queue_scancel(struct sstate *st, const char *name)
-{
-    char *copy = strdup(name);
-    if (copy && st->n_kills == st->cap_kills) {
-        size_t cap = st->cap_kills ? 2 * st->cap_kills : 16;
-        char **p = realloc(st->kills, cap * sizeof *p);
-        if (p) {
-            st->kills = p;
-            st->cap_kills = cap;
-        }
-    }
-    if (copy && st->n_kills < st->cap_kills) {
-        st->kills[st->n_kills++] = copy;
-        pthread_cond_broadcast(&st->cond);
-        return;
-    }
-    free(copy); /* out of memory: srun's shepherd still kills the step */
-}
-
-void slurm_wake(struct sstate *st)
-{
-    uint64_t one = 1;
-    ssize_t w = write(st->wake_fd, &one, sizeof one);
-    (void)w; /* an eventfd: fails only at 2^64-1 */
-}
-
-/* The killer thread: runs what the watcher queued. Idle wait as the
- * spawner's (same proof); each batch is bounded by CMD_TIMEOUT_NS per
- * command, and close() ends a running command early. */
-static void *killer_main(void *arg)
-{
-    struct sstate *st = arg;
-    pthread_mutex_lock(&st->lock);
-    for (;;) {
-        while (!st->n_kills && !st->stop)
-            pthread_cond_wait(&st->cond, &st->lock); /* idle wait: proof above */
-        if (st->stop)
-            break;
-        char **names = st->kills;
-        size_t n = st->n_kills;
-        st->kills = NULL;
-        st->n_kills = st->cap_kills = 0;
-        pthread_mutex_unlock(&st->lock);
-        kill_batch(st, names, n);
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        pthread_mutex_lock(&st->lock);
-    }
-    pthread_mutex_unlock(&st->lock);
-    return NULL;
+    (void)ctx;
+    struct srun_req *r = (struct srun_req *)base;
+    r->pid = fork_srun(r->argv, r->channel_fd, r->err_fd, &r->err);
 }
 
 /* ---- options and checks ------------------------------------------------------------------------ */
@@ -528,30 +311,30 @@ static int check_cluster(struct sstate *st, struct tether_error *err)
         {"squeue", offsetof(struct sstate, squeue)},
     };
     for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
-        if (find_in_path(tools[i].name, (char *)st + tools[i].off, 4096) != 0)
+        if (slurm_find_in_path(tools[i].name, (char *)st + tools[i].off, 4096) != 0)
             return set_error(err, TETHER_ECONFIG,
                              "check 'slurm installed': %s not found in PATH (install the Slurm "
                              "client commands, e.g. Debian's slurm-client)", tools[i].name);
     char scontrol[4096], out[2048];
-    if (find_in_path("scontrol", scontrol, sizeof scontrol) != 0)
+    if (slurm_find_in_path("scontrol", scontrol, sizeof scontrol) != 0)
         return set_error(err, TETHER_ECONFIG,
                          "check 'slurm installed': scontrol not found in PATH (install the Slurm "
                          "client commands, e.g. Debian's slurm-client)");
     int timed_out;
     char *ping[] = {scontrol, "ping", NULL};
-    int status = run_cmd(st, NULL, ping, out, sizeof out, &timed_out);
+    int status = slurm_run_cmd(st, NULL, ping, out, sizeof out, &timed_out);
     out[strcspn(out, "\n")] = '\0';
     if (timed_out)
         return set_error(err, TETHER_ECONFIG,
                          "check 'controller reachable': scontrol ping did not answer within %d s",
-                         (int)(CMD_TIMEOUT_NS / 1000000000));
+                         (int)(SLURM_CMD_TIMEOUT_NS / 1000000000));
     if (status != 0 || !strstr(out, "is UP"))
         return set_error(err, TETHER_ECONFIG,
                          "check 'controller reachable': scontrol ping: %s%s", out[0] ? out : "no answer",
                          getenv("SLURM_CONF") ? "" : " (SLURM_CONF is not set)");
     if (st->partition) {
         char *show[] = {scontrol, "-o", "show", "partition", st->partition, NULL};
-        status = run_cmd(st, NULL, show, out, sizeof out, &timed_out);
+        status = slurm_run_cmd(st, NULL, show, out, sizeof out, &timed_out);
         out[strcspn(out, "\n")] = '\0';
         if (status != 0 || strncmp(out, "PartitionName=", 14) != 0)
             return set_error(err, TETHER_ECONFIG,
@@ -577,7 +360,7 @@ static void stop_threads(struct sstate *st, int spawner, int killer, int watcher
     pthread_mutex_unlock(&st->lock);
     slurm_wake(st);
     if (spawner)
-        pthread_join(st->spawner, NULL);
+        spawner_stop(&st->spawner);
     if (killer)
         pthread_join(st->killer, NULL);
     if (watcher)
@@ -599,9 +382,10 @@ static void destroy_state(struct sstate *st)
 static int start_threads(struct sstate *st, struct tether_error *err)
 {
     int rc;
-    if ((rc = pthread_create(&st->spawner, NULL, spawner_main, st)) != 0)
+    st->spawner = (struct spawner){.lock = &st->lock, .cond = &st->cond, .run = run_srun, .ctx = st};
+    if ((rc = spawner_start(&st->spawner)) != 0)
         return set_error(err, TETHER_ESYS, "cannot start the spawner thread: %s", strerror(rc));
-    if ((rc = pthread_create(&st->killer, NULL, killer_main, st)) != 0) {
+    if ((rc = pthread_create(&st->killer, NULL, slurm_killer_main, st)) != 0) {
         stop_threads(st, 1, 0, 0);
         return set_error(err, TETHER_ESYS, "cannot start the killer thread: %s", strerror(rc));
     }
@@ -692,40 +476,6 @@ static void srun_argv(struct sstate *st, struct schild *c, const char *target, s
     l->argv[k] = NULL;
 }
 
-/* Hand the request to the spawner thread and wait for the fork. Bounded
- * by the spawn deadline while the request waits its turn; once the
- * spawner has taken it, only the fork in hand remains (a kernel call),
- * and `r` lives on this stack until then. Returns 1 if it was done. */
-static int run_request(struct sstate *st, struct slurm_request *r, int64_t deadline_ns)
-{
-    pthread_mutex_lock(&st->lock);
-    /* one request at a time (s_spawn may be called from several threads) */
-    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
-    while (st->req && !st->stop)
-        if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
-            break;
-    int queued = 0;
-    if (!st->req && !st->stop) {
-        st->req = r;
-        queued = 1;
-        pthread_cond_broadcast(&st->cond);
-    }
-    while (queued && !r->done) {
-        int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-        if (rc == ETIMEDOUT && st->req == r) {
-            st->req = NULL; /* never started: withdraw it */
-            break;
-        }
-        if (rc == ETIMEDOUT) {
-            int64_t later = slurm_mono_ns() + 1000000;
-            ts.tv_sec = (time_t)(later / 1000000000);
-            ts.tv_nsec = (long)(later % 1000000000);
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
-    return r->done;
-}
-
 /* A new child: its job name, end token, exit eventfd and stderr pipe
  * (err[0] for the watcher, nonblocking; err[1] for srun). */
 static struct schild *child_new(struct sstate *st, const struct tether_spawn_spec *spec, int err[2])
@@ -765,9 +515,10 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     }
     struct srun_line line;
     srun_argv(st, c, spec->target, &line);
-    struct slurm_request r = {.argv = line.argv, .channel_fd = spec->channel_fd, .err_fd = ep[1],
-                              .pid = -1};
-    int done = run_request(st, &r, spec->spawn_deadline_ns);
+    struct srun_req r = {.argv = line.argv, .channel_fd = spec->channel_fd, .err_fd = ep[1], .pid = -1};
+    /* bounded by the spawn deadline while it waits its turn; then only the
+     * fork in hand remains (backends/spawner.h) */
+    int done = spawner_submit(&st->spawner, &r.base, spec->spawn_deadline_ns);
     close(spec->channel_fd); /* srun has its copies */
     close(ep[1]);
     c->errfd = ep[0];

@@ -24,6 +24,8 @@
 
 #include <tether/backend.h>
 
+#include "../spawner.h"
+
 #define SLURM_MAX_ARGS 64
 /* hard kill: SIGUSR2 to srun, which forwards it to the helper (it SIGKILLs
  * the actor, sweeps the descendants and writes its record); when the step
@@ -31,8 +33,9 @@
  * the step) and scancel --signal=KILL JOB.0 */
 #define SLURM_KILL_FALLBACK_NS (150 * (int64_t)1000000)
 #define SLURM_RECORD_MARK "\036tether-step-end "
-
-struct slurm_request; /* the spawner's */
+/* bound of every Slurm command the backend runs (scontrol ping, squeue,
+ * scancel): Slurm's own MessageTimeout defaults to 10 s */
+#define SLURM_CMD_TIMEOUT_NS (10 * (int64_t)1000000000)
 
 struct sstate {
     const struct tether_backend_host *host;
@@ -44,9 +47,8 @@ struct sstate {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast at every change below */
     int stop;
-    /* the spawner thread (forks srun) */
-    pthread_t spawner;
-    struct slurm_request *req;
+    /* the spawner thread (forks srun; backends/spawner.h) */
+    struct spawner spawner;
     /* the killer thread (scancel JOB.STEP of job names queued) */
     pthread_t killer;
     char **kills;
@@ -80,6 +82,19 @@ struct schild {
 };
 
 int64_t slurm_mono_ns(void);
+
+/* cmd.c: the executable NAME in $PATH, into out. 0 or -1. */
+int slurm_find_in_path(const char *name, char *out, size_t n);
+/* cmd.c: run argv with stdout and stderr into `out` (NUL-terminated,
+ * truncated), stdin from /dev/null, at most SLURM_CMD_TIMEOUT_NS (then
+ * SIGKILL). Returns the wait status, or -1 (could not start, or timed
+ * out: *timed_out set). `running`, if not NULL, holds the pid while it
+ * runs (under st->lock) so that close() can end it early. */
+int slurm_run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *out, size_t n,
+                  int *timed_out);
+/* cmd.c: the killer thread. Idle wait as the spawner's; each batch is
+ * bounded by SLURM_CMD_TIMEOUT_NS per command; close() ends one early. */
+void *slurm_killer_main(void *arg);
 /* Queue `name` for `scancel --signal=KILL JOB.0`. Caller holds st->lock. */
 void slurm_queue_scancel(struct sstate *st, const char *name);
 /* Wake the watcher (its list or a deadline changed). */
