@@ -32,6 +32,7 @@
  *       job (a controller round trip). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -183,15 +184,70 @@ static int sweep_descendants(void)
     return killed;
 }
 
+/* Processes below us now (not counting us), walking the
+ * /proc/PID/task/TID/children lists breadth first. At most 4096. */
+static int count_below(void)
+{
+    enum { MAX = 4096 };
+    static pid_t todo[MAX];
+    size_t n = 0, head = 0;
+    todo[n++] = getpid();
+    while (head < n) {
+        pid_t p = todo[head++];
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task", (int)p);
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char cp[96], buf[4096];
+            snprintf(cp, sizeof cp, "/proc/%d/task/%.40s/children", (int)p, e->d_name);
+            int fd = open(cp, O_RDONLY | O_CLOEXEC);
+            ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            buf[got > 0 ? got : 0] = '\0';
+            for (char *q = buf, *end; *q && n < MAX; q = end) {
+                long kid = strtol(q, &end, 10);
+                if (end == q)
+                    break;
+                todo[n++] = (pid_t)kid;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    return (int)n - 1;
+}
+
+/* The end record, or (kind 'd') how many descendants the actor has now:
+ * one write (< PIPE_BUF), so that it reaches srun in one piece. */
+static void record(const char *token, char kind, int value, int descendants)
+{
+    if (!token)
+        return;
+    char rec[256];
+    int n = snprintf(rec, sizeof rec, "\036tether-step-end %s %c %d %d\n", token, kind, value,
+                     descendants);
+    if (n > 0 && (size_t)n < sizeof rec && write(2, rec, (size_t)n) != n)
+        perror("tether-actor: the end record");
+}
+
 /* Wait for the actor's end, or for SIGUSR2 (the backend's hard kill,
  * forwarded by srun): then SIGKILL it, and its end follows. *killed says
  * which. Orphans reparented to us that end meanwhile are reaped here.
+ * Every 100 ms, with a token, the number of the actor's descendants is
+ * reported when it changed: the backend's count of what the step's end
+ * killed when it must kill srun before we can report (under load).
  * Ends: the actor is our child, SIGKILLed at a kill request. */
-static int wait_actor(pid_t actor, const sigset_t *want, int *killed)
+static int wait_actor(pid_t actor, const sigset_t *want, int *killed, const char *token)
 {
+    int reported = 0;
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(want, &si);
+        struct timespec period = {0, 100 * 1000000L};
+        int sig = token ? sigtimedwait(want, &si, &period) : sigwaitinfo(want, &si);
         if (sig == SIGUSR2 && !*killed) {
             *killed = 1;
             kill(actor, SIGKILL);
@@ -201,6 +257,13 @@ static int wait_actor(pid_t actor, const sigset_t *want, int *killed)
         while ((p = waitpid(-1, &s, WNOHANG)) > 0)
             if (p == actor)
                 return s;
+        if (sig < 0 && !*killed) {
+            int now = count_below() - 1; /* the actor is not its own descendant */
+            if (now != reported && now >= 0) {
+                record(token, 'd', 0, now);
+                reported = now;
+            }
+        }
     }
 }
 
@@ -289,7 +352,7 @@ static int channel_stdio(const char *target, const char *token)
         fprintf(stderr, "tether-actor: cannot start the channel pumps\n");
         kill(pid, SIGKILL);
     }
-    int st = wait_actor(pid, &want, &killed);
+    int st = wait_actor(pid, &want, &killed, token);
     /* pass on what the actor wrote last (its stopped message), at most 2 s:
      * a grandchild that kept the channel open must not hold the step */
     if (have_up && !killed) {
@@ -301,14 +364,7 @@ static int channel_stdio(const char *target, const char *token)
     int descendants = sweep_descendants();
     int sig = killed ? SIGKILL : WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 70;
-    if (token) {
-        /* one write (< PIPE_BUF): the record reaches srun in one piece */
-        char rec[256];
-        int n = snprintf(rec, sizeof rec, "\036tether-step-end %s %c %d %d\n", token, sig ? 's' : 'x',
-                         sig ? sig : code, descendants);
-        if (n > 0 && (size_t)n < sizeof rec && write(2, rec, (size_t)n) != n)
-            perror("tether-actor: the end record");
-    }
+    record(token, sig ? 's' : 'x', sig ? sig : code, descendants);
     _exit(sig ? 128 + sig : code);
 }
 

@@ -12,13 +12,12 @@
  *
  * Teardown, mapped onto Slurm's own guarantees:
  *   soft cancel  the core's CANCEL frame (nothing to add);
- *   hard kill    SIGUSR2 to srun, which forwards it to the task, the
- *                helper: it SIGKILLs the actor, kills and counts every
- *                descendant (it is a subreaper), writes its record. After
- *                SLURM_KILL_FALLBACK_NS without an end: SIGKILL of srun
- *                (its "shepherd" process then SIGKILLs the step) and
- *                `scancel --signal=KILL JOB.0` from the killer thread
- *                (cmd.c; JOB.STEP is immediate, `scancel JOB` graceful).
+ *   hard kill    SIGKILL of srun: its "shepherd" process then SIGKILLs
+ *                the step, ~0.1 s later; and `scancel --signal=KILL
+ *                JOB.0` from the killer thread (cmd.c; JOB.STEP is
+ *                immediate, `scancel JOB` graceful). The descendants
+ *                counted are those the helper last reported alive (it
+ *                reports their number every 100 ms when it changes).
  * Slurm's cgroup process tracking (ProctrackType=proctrack/cgroup) kills
  * every process of the step, however it detached, when the step ends.
  *
@@ -564,14 +563,14 @@ static int s_hard_kill(struct tether_child *child)
     struct sstate *st = c->st;
     pthread_mutex_lock(&st->lock);
     if (!c->kill_asked && !c->rec && !c->srun_done) {
-        /* SIGUSR2 to srun, which passes it to the helper: it SIGKILLs the
-         * actor, sweeps its descendants and reports them (~10 ms). Not
-         * SIGKILL of srun first: the helper would die uncounted. The
-         * watcher falls back to that after SLURM_KILL_FALLBACK_NS. */
+        /* SIGKILL of srun (not of its process group): its shepherd then
+         * SIGKILLs the step (~0.1 s), and Slurm's cgroup tracking every
+         * process in it; and scancel --signal=KILL JOB.0 for a step whose
+         * shepherd cannot. Not SIGUSR2 (the helper's counted kill): 64
+         * forwarded signals at once took srun longer than H (measured). */
         c->kill_asked = 1;
-        syscall(SYS_pidfd_send_signal, c->pidfd, SIGUSR2, NULL, 0);
-        c->kill_at = slurm_mono_ns() + SLURM_KILL_FALLBACK_NS;
-        slurm_wake(st);
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        slurm_queue_scancel(st, c->name);
     }
     pthread_mutex_unlock(&st->lock);
     return 0;
@@ -602,12 +601,13 @@ static void fill_outcome(struct schild *c, struct tether_outcome *out)
         used = snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", c->rec_sig,
                         sig_name(c->rec_sig));
     } else if (c->rec) {
-        out->kind = TETHER_OUTCOME_EXITED; /* the message: only what the teardown adds */
+        out->kind = TETHER_OUTCOME_EXITED;
         out->code = c->rec_code;
+        /* the status in words: the core shows it when the actor said
+         * nothing (an actor that died while starting) */
+        used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->rec_code);
     } else if (c->kill_asked) {
-        /* killed before its helper could report: srun was SIGKILLed, or
-         * the SIGUSR2 came before the step ran (srun then gives up the
-         * job and exits 1), or the helper died of it before taking it */
+        /* killed before its helper could report (srun SIGKILLed) */
         out->kind = TETHER_OUTCOME_KILLED;
         out->signal = SIGKILL;
         used = snprintf(c->msg, sizeof c->msg, "step killed (hard kill; srun %s %d)",
@@ -629,9 +629,12 @@ static void fill_outcome(struct schild *c, struct tether_outcome *out)
         used = snprintf(c->msg, sizeof c->msg, "srun killed by signal %d (SIG%s)", c->srun_status,
                         sig_name(c->srun_status));
     }
-    if (c->rec && c->rec_desc > 0 && used >= 0 && (size_t)used < sizeof c->msg)
+    /* the helper's sweep; or, killed before it could report, what it last
+     * saw alive (at most 100 ms before): the step's end killed those */
+    int desc = c->rec ? c->rec_desc : c->kill_asked ? c->desc_seen : 0;
+    if (desc > 0 && used >= 0 && (size_t)used < sizeof c->msg)
         snprintf(c->msg + used, sizeof c->msg - (size_t)used, "%s%d descendant%s killed (slurm step)",
-                 used ? "; " : "", c->rec_desc, c->rec_desc == 1 ? "" : "s");
+                 used ? "; " : "", desc, desc == 1 ? "" : "s");
     out->message = c->msg[0] ? c->msg : NULL;
 }
 

@@ -8,7 +8,10 @@
  * ended and its descendants are swept: "\036tether-step-end TOKEN x|s
  * VALUE DESCENDANTS\n". The watcher takes the record out of the stream
  * (everything else goes on to the supervisor's stderr), notes the outcome
- * and makes the child's exit_fd (an eventfd) readable. srun itself exits
+ * and makes the child's exit_fd (an eventfd) readable. While the actor
+ * runs, the helper also reports the number of its descendants when it
+ * changes (kind 'd', every 100 ms at most): what a hard kill (SIGKILL of
+ * srun, which leaves the helper no time to report) killed. srun itself exits
  * only once Slurm has completed the job (a round trip to the controller,
  * 0.1-0.3 s when many end at once): the watcher reaps it then, the actor's
  * outcome does not wait for it. Without a record (srun killed, the step
@@ -27,11 +30,6 @@
 #include "../spawner.h"
 
 #define SLURM_MAX_ARGS 64
-/* hard kill: SIGUSR2 to srun, which forwards it to the helper (it SIGKILLs
- * the actor, sweeps the descendants and writes its record); when the step
- * has not ended this long after, SIGKILL of srun (its shepherd then kills
- * the step) and scancel --signal=KILL JOB.0 */
-#define SLURM_KILL_FALLBACK_NS (150 * (int64_t)1000000)
 #define SLURM_RECORD_MARK "\036tether-step-end "
 /* bound of every Slurm command the backend runs (scontrol ping, squeue,
  * scancel): Slurm's own MessageTimeout defaults to 10 s */
@@ -71,9 +69,9 @@ struct schild {
     char msg[160];
     /* under st->lock */
     int srun_done, srun_code, srun_status; /* srun reaped: si_code, si_status */
-    int rec, rec_sig, rec_code, rec_desc;  /* the helper's record */
+    int rec, rec_sig, rec_code, rec_desc;  /* the helper's end record */
+    int desc_seen; /* descendants the helper last reported alive */
     int kill_asked;
-    int64_t kill_at; /* fallback SIGKILL of srun at this time, or 0 */
     int reaped, released;
     struct schild *next;
     /* watcher only: the tail of srun's stderr that may begin a record */

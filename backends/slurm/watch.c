@@ -2,7 +2,7 @@
  *
  * One thread per backend state polls, for every child whose srun is not
  * reaped yet, srun's stderr (the helper's end record, see slurm.h) and
- * srun's pidfd, and runs the hard kill's fallback deadline. It frees a
+ * srun's pidfd. It frees a
  * child once the core released it and srun is reaped.
  */
 #define _GNU_SOURCE
@@ -62,7 +62,8 @@ static size_t mark_prefix_tail(const char *p, size_t n)
 }
 
 struct record {
-    int have, sig, code, desc;
+    int have, sig, code, desc; /* the end record */
+    int seen;                  /* the last 'd' record's count, or -1 */
 };
 
 /* A record line (mark to newline) with this child's token, into *r. */
@@ -76,8 +77,12 @@ static int parse_record(const struct schild *c, const char *line, size_t len, st
     char kind;
     int value, desc;
     if (sscanf(buf, "%39s %c %d %d", tok, &kind, &value, &desc) != 4 || strcmp(tok, c->token) ||
-        (kind != 'x' && kind != 's'))
+        (kind != 'x' && kind != 's' && kind != 'd'))
         return 0;
+    if (kind == 'd') { /* the actor's descendants now, not an end */
+        r->seen = desc;
+        return 1;
+    }
     r->have = 1;
     r->sig = kind == 's' ? value : 0;
     r->code = kind == 'x' ? value : 0;
@@ -207,25 +212,10 @@ static int stopping(struct sstate *st, int64_t *give_up, int *killed_all)
     return 0;
 }
 
-/* The hard kill's fallback, due now? Caller holds st->lock. */
-static void fallback_kill(struct sstate *st, struct schild *c, int64_t now)
-{
-    if (!c->kill_at || now < c->kill_at)
-        return;
-    c->kill_at = 0;
-    if (c->rec || c->srun_done)
-        return;
-    syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-    slurm_queue_scancel(st, c->name);
-}
-
 /* One poll over every child; returns how long to sleep at most (ms). */
 static int next_timeout(struct sstate *st, int64_t give_up)
 {
     int64_t now = slurm_mono_ns(), next = now + 1000000000;
-    for (struct schild *c = st->children; c; c = c->next)
-        if (c->kill_at && c->kill_at < next)
-            next = c->kill_at;
     if (give_up && give_up < next)
         next = give_up;
     return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
@@ -292,9 +282,11 @@ void *slurm_watcher_main(void *arg)
             if (!pf[i].revents)
                 continue;
             if (pf[i].fd == c->errfd) {
-                struct record r = {0};
+                struct record r = {.seen = -1};
                 drain_err(c, &r); /* unlocked: errfd and hold are ours */
                 pthread_mutex_lock(&st->lock);
+                if (r.seen >= 0)
+                    c->desc_seen = r.seen;
                 if (r.have && !c->rec) {
                     c->rec = 1;
                     c->rec_sig = r.sig;
@@ -309,9 +301,6 @@ void *slurm_watcher_main(void *arg)
             pthread_mutex_unlock(&st->lock);
         }
         pthread_mutex_lock(&st->lock);
-        int64_t now = slurm_mono_ns();
-        for (struct schild *c = st->children; c; c = c->next)
-            fallback_kill(st, c, now);
     }
     free_done(st, 1);
     pthread_mutex_unlock(&st->lock);

@@ -45,6 +45,11 @@ while [ -z "$gc" ] && [ $i -lt 100 ]; do # at most 10 s for the grandchild to es
 done
 [ -n "$gc" ] && ok "the escaped grandchild $gc came back to the helper (subreaper)" ||
     bad "no escaped grandchild under the helper after 10 s"
+# its count, reported while it runs (within 100 ms of the escape)
+i=0
+while ! grep -q "$rec T2 d 0 1" "$tmp/e3" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "$rec T2 d 0 1" "$tmp/e3" && ok "the running count: 1 descendant" ||
+    bad "no 'd 0 1' record while the actor runs: $(cat -v "$tmp/e3")"
 kill -USR2 "$hp"
 wait "$hp"
 status=$?
