@@ -24,12 +24,14 @@
  *       the actor (it then cancels itself). It is a subreaper: when the
  *       actor has ended it kills every descendant left (however it
  *       detached) and counts them. SIGUSR2 (srun forwards it to the task)
- *       is the backend's hard kill: SIGKILL of the actor, then the same
- *       sweep. With --end-token, its last word is one line on stderr,
+ *       is a counted hard kill: SIGKILL of the actor, then the same sweep.
+ *       With --end-token, its last word is one line on stderr,
  *       "\036tether-step-end TOKEN x|s VALUE DESCENDANTS\n" (exit code or
  *       signal): the backend learns the outcome from it at once, without
  *       waiting for srun, which exits only once Slurm has completed the
- *       job (a controller round trip). */
+ *       job (a controller round trip); while the actor runs, "... d 0 N"
+ *       when the number N of its descendants changed (every 100 ms at
+ *       most): what the step's end took with it when srun is killed. */
 #include "config.h"
 
 #include <dirent.h>
