@@ -30,8 +30,9 @@
  *       signal): the backend learns the outcome from it at once, without
  *       waiting for srun, which exits only once Slurm has completed the
  *       job (a controller round trip); while the actor runs, "... d 0 N"
- *       when the number N of its descendants changed (every 100 ms at
- *       most): what the step's end took with it when srun is killed. */
+ *       when the number N of its descendants changed (looked at after
+ *       100 ms, then at doubling intervals up to 1 s): what the step's
+ *       end took with it when srun is killed. */
 #include "config.h"
 
 #include <dirent.h>
@@ -239,16 +240,19 @@ static void record(const char *token, char kind, int value, int descendants)
 /* Wait for the actor's end, or for SIGUSR2 (the backend's hard kill,
  * forwarded by srun): then SIGKILL it, and its end follows. *killed says
  * which. Orphans reparented to us that end meanwhile are reaped here.
- * Every 100 ms, with a token, the number of the actor's descendants is
- * reported when it changed: the backend's count of what the step's end
+ * With a token, the number of the actor's descendants is reported when it
+ * changed, looked at 100 ms after the start, then at doubling intervals up
+ * to one second: the backend's count of what the step's end
  * killed when it must kill srun before we can report (under load).
  * Ends: the actor is our child, SIGKILLed at a kill request. */
 static int wait_actor(pid_t actor, const sigset_t *want, int *killed, const char *token)
 {
     int reported = 0;
+    long period_ms = 100; /* doubled after each look, up to 1 s: a long-lived
+                           * actor costs one look a second */
     for (;;) {
         siginfo_t si;
-        struct timespec period = {0, 100 * 1000000L};
+        struct timespec period = {period_ms / 1000, (period_ms % 1000) * 1000000L};
         int sig = token ? sigtimedwait(want, &si, &period) : sigwaitinfo(want, &si);
         if (sig == SIGUSR2 && !*killed) {
             *killed = 1;
@@ -260,6 +264,7 @@ static int wait_actor(pid_t actor, const sigset_t *want, int *killed, const char
             if (p == actor)
                 return s;
         if (sig < 0 && !*killed) {
+            period_ms = period_ms < 500 ? 2 * period_ms : 1000;
             int now = count_below() - 1; /* the actor is not its own descendant */
             if (now != reported && now >= 0) {
                 record(token, 'd', 0, now);

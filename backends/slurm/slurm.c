@@ -17,7 +17,8 @@
  *                JOB.0` from the killer thread (cmd.c; JOB.STEP is
  *                immediate, `scancel JOB` graceful). The descendants
  *                counted are those the helper last reported alive (it
- *                reports their number every 100 ms when it changes).
+ *                reports their number when it changes, looked at after
+ *                100 ms, then at doubling intervals up to 1 s).
  * Slurm's cgroup process tracking (ProctrackType=proctrack/cgroup) kills
  * every process of the step, however it detached, when the step ends.
  *
@@ -630,7 +631,7 @@ static void fill_outcome(struct schild *c, struct tether_outcome *out)
                         sig_name(c->srun_status));
     }
     /* the helper's sweep; or, killed before it could report, what it last
-     * saw alive (at most 100 ms before): the step's end killed those */
+     * saw alive (looked at up to 1 s before): the step's end killed those */
     int desc = c->rec ? c->rec_desc : c->kill_asked ? c->desc_seen : 0;
     if (desc > 0 && used >= 0 && (size_t)used < sizeof c->msg)
         snprintf(c->msg + used, sizeof c->msg - (size_t)used, "%s%d descendant%s killed (slurm step)",

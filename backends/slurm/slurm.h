@@ -10,7 +10,7 @@
  * (everything else goes on to the supervisor's stderr), notes the outcome
  * and makes the child's exit_fd (an eventfd) readable. While the actor
  * runs, the helper also reports the number of its descendants when it
- * changes (kind 'd', every 100 ms at most): what a hard kill (SIGKILL of
+ * changes (kind 'd'; looked at after 100 ms, then up to every 1 s): what a hard kill (SIGKILL of
  * srun, which leaves the helper no time to report) killed. srun itself exits
  * only once Slurm has completed the job (a round trip to the controller,
  * 0.1-0.3 s when many end at once): the watcher reaps it then, the actor's
