@@ -11,7 +11,7 @@
  * runtime on the channel. It is started by a backend, with a channel the
  * supervisor made: run by hand it has no supervisor to talk to.
  *
- *   tether-actor --channel-stdio TARGET
+ *   tether-actor --channel-stdio [--end-token TOKEN] TARGET
  *       the slurm backend's mode (a job step started by srun -u): the
  *       channel arrives as stdin (bytes from the supervisor) and stdout
  *       (bytes to it), two different files on the node (a pipe and a pty).
@@ -21,9 +21,21 @@
  *       between stdio and the other end, and exits as the actor did: its
  *       exit status, or 128 + the signal that killed it (what srun reports
  *       for a task killed by a signal). End of stdin is end of channel for
- *       the actor (it then cancels itself). */
+ *       the actor (it then cancels itself). It is a subreaper: when the
+ *       actor has ended it kills every descendant left (however it
+ *       detached) and counts them. SIGUSR2 (srun forwards it to the task)
+ *       is a counted hard kill: SIGKILL of the actor, then the same sweep.
+ *       With --end-token, its last word is one line on stderr,
+ *       "\036tether-step-end TOKEN x|s VALUE DESCENDANTS\n" (exit code or
+ *       signal): the backend learns the outcome from it at once, without
+ *       waiting for srun, which exits only once Slurm has completed the
+ *       job (a controller round trip); while the actor runs, "... d 0 N"
+ *       when the number N of its descendants changed (looked at after
+ *       100 ms, then at doubling intervals up to 1 s): what the step's
+ *       end took with it when srun is killed. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -73,7 +85,7 @@ static void orphan_exit(pid_t parent, int orphaned)
 
 #define USAGE                                                                               \
     "usage: tether-actor --channel-fd N --parent PID [--cgroup PROCS] TARGET\n"                \
-    "       tether-actor --channel-stdio TARGET\n"                                              \
+    "       tether-actor --channel-stdio [--end-token TOKEN] TARGET\n"                                              \
     "(the exec helper of tether's process backends; see tether-actor(1))\n"
 
 /* A decimal number in [min, max], or -1. */
@@ -133,7 +145,159 @@ static void *pump_main(void *arg)
     return NULL;
 }
 
-static int channel_stdio(const char *target)
+/* The subreaper's sweep once the actor has ended: kill every child, reap,
+ * again, until none is left (killing a parent hands its children to us),
+ * as the fork backend's keeper does. Returns how many it killed. Bounded:
+ * one second, then it gives up (Slurm's step teardown kills the rest). */
+static int sweep_descendants(void)
+{
+    int killed = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char path[64];
+    /* orphans are handed to the thread group leader (alive: it is us) */
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    for (;;) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char buf[4096];
+        ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        buf[got > 0 ? got : 0] = '\0';
+        for (char *p = buf, *end; *p; p = end) {
+            long kid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (kid > 0)
+                kill((pid_t)kid, SIGKILL);
+        }
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+            if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+                killed++;
+        if (p < 0 && errno == ECHILD)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000000000L + (now.tv_nsec - t0.tv_nsec) > 1000000000L)
+            break;
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    return killed;
+}
+
+/* Processes below us now (not counting us), walking the
+ * /proc/PID/task/TID/children lists breadth first. At most 4096. */
+static int count_below(void)
+{
+    enum { MAX = 4096 };
+    static pid_t todo[MAX];
+    size_t n = 0, head = 0;
+    todo[n++] = getpid();
+    while (head < n) {
+        pid_t p = todo[head++];
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task", (int)p);
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char cp[96], buf[4096];
+            snprintf(cp, sizeof cp, "/proc/%d/task/%.40s/children", (int)p, e->d_name);
+            int fd = open(cp, O_RDONLY | O_CLOEXEC);
+            ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            buf[got > 0 ? got : 0] = '\0';
+            for (char *q = buf, *end; *q && n < MAX; q = end) {
+                long kid = strtol(q, &end, 10);
+                if (end == q)
+                    break;
+                todo[n++] = (pid_t)kid;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    return (int)n - 1;
+}
+
+/* The end record, or (kind 'd') how many descendants the actor has now:
+ * one write (< PIPE_BUF), so that it reaches srun in one piece. */
+static void record(const char *token, char kind, int value, int descendants)
+{
+    if (!token)
+        return;
+    char rec[256];
+    int n = snprintf(rec, sizeof rec, "\036tether-step-end %s %c %d %d\n", token, kind, value,
+                     descendants);
+    if (n > 0 && (size_t)n < sizeof rec && write(2, rec, (size_t)n) != n)
+        perror("tether-actor: the end record");
+}
+
+/* Wait for the actor's end, or for SIGUSR2 (the backend's hard kill,
+ * forwarded by srun): then SIGKILL it, and its end follows. *killed says
+ * which. Orphans reparented to us that end meanwhile are reaped here.
+ * With a token, the number of the actor's descendants is reported when it
+ * changed, looked at 100 ms after the start, then at doubling intervals up
+ * to one second: the backend's count of what the step's end
+ * killed when it must kill srun before we can report (under load).
+ * Ends: the actor is our child, SIGKILLed at a kill request. */
+static int wait_actor(pid_t actor, const sigset_t *want, int *killed, const char *token)
+{
+    int reported = 0;
+    long period_ms = 100; /* doubled after each look, up to 1 s: a long-lived
+                           * actor costs one look a second */
+    for (;;) {
+        siginfo_t si;
+        struct timespec period = {period_ms / 1000, (period_ms % 1000) * 1000000L};
+        int sig = token ? sigtimedwait(want, &si, &period) : sigwaitinfo(want, &si);
+        if (sig == SIGUSR2 && !*killed) {
+            *killed = 1;
+            kill(actor, SIGKILL);
+        }
+        int s;
+        pid_t p;
+        while ((p = waitpid(-1, &s, WNOHANG)) > 0)
+            if (p == actor)
+                return s;
+        if (sig < 0 && !*killed) {
+            period_ms = period_ms < 500 ? 2 * period_ms : 1000;
+            int now = count_below() - 1; /* the actor is not its own descendant */
+            if (now != reported && now >= 0) {
+                record(token, 'd', 0, now);
+                reported = now;
+            }
+        }
+    }
+}
+
+/* The actor, in the forked child: the channel as fd 3, stdin from
+ * /dev/null, stdout to stderr; dies with the helper. */
+static void stdio_actor(pid_t helper, int chan, const char *target) __attribute__((noreturn));
+static void stdio_actor(pid_t helper, int chan, const char *target)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != helper)
+        _exit(70);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* the helper's mask is not the actor's */
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0)
+        dup2(null, 0);
+    dup2(2, 1);
+    dup3(chan, CHANNEL_FD, O_CLOEXEC);
+    close_range(CHANNEL_FD + 1, ~0U, 0);
+    int orphaned = 0;
+    int status = tether_actor_main(CHANNEL_FD, target, &orphaned);
+    fflush(NULL);
+    _exit(status & 0xff);
+}
+
+static int channel_stdio(const char *target, const char *token)
 {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
@@ -156,29 +320,23 @@ static int channel_stdio(const char *target)
             tcsetattr(out, TCSANOW, &t);
         }
     }
+    /* SIGCHLD and SIGUSR2 (the hard kill) are taken synchronously; the
+     * pumps inherit the mask, so only wait_actor sees them */
+    sigset_t want;
+    sigemptyset(&want);
+    sigaddset(&want, SIGCHLD);
+    sigaddset(&want, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &want, NULL);
+    /* every descendant that detaches comes back to us when its parent dies */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     pid_t helper = getpid();
     pid_t pid = fork(); /* single-threaded so far: a plain fork is safe */
     if (pid < 0) {
         perror("tether-actor: fork");
         return 70;
     }
-    if (pid == 0) {
-        /* the actor: the channel as fd 3, stdin from /dev/null, stdout to
-         * stderr; dies with the helper */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != helper)
-            _exit(70);
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null >= 0)
-            dup2(null, 0);
-        dup2(2, 1);
-        dup3(sp[1], CHANNEL_FD, O_CLOEXEC);
-        close_range(CHANNEL_FD + 1, ~0U, 0);
-        int orphaned = 0;
-        int status = tether_actor_main(CHANNEL_FD, target, &orphaned);
-        fflush(NULL);
-        _exit(status & 0xff);
-    }
+    if (pid == 0)
+        stdio_actor(helper, sp[1], target);
     close(sp[1]);
     /* a pump writing to a socket whose actor has ended, or to a stdout srun
      * has closed, gets EPIPE and stops; SIGPIPE would kill the helper before
@@ -196,30 +354,38 @@ static int channel_stdio(const char *target)
     pthread_t td, tu;
     int have_down = pthread_create(&td, NULL, pump_main, &down) == 0;
     int have_up = sock_out >= 0 && pthread_create(&tu, NULL, pump_main, &up) == 0;
+    int killed = 0;
     if (!have_down || !have_up) {
         fprintf(stderr, "tether-actor: cannot start the channel pumps\n");
         kill(pid, SIGKILL);
     }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ; /* ends: the actor is our child, and SIGKILLed above if unpumped */
+    int st = wait_actor(pid, &want, &killed, token);
     /* pass on what the actor wrote last (its stopped message), at most 2 s:
      * a grandchild that kept the channel open must not hold the step */
-    if (have_up) {
+    if (have_up && !killed) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 2;
         pthread_timedjoin_np(tu, NULL, &ts);
     }
-    if (WIFSIGNALED(st))
-        _exit(128 + WTERMSIG(st));
-    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 70);
+    int descendants = sweep_descendants();
+    int sig = killed ? SIGKILL : WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 70;
+    record(token, sig ? 's' : 'x', sig ? sig : code, descendants);
+    _exit(sig ? 128 + sig : code);
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--channel-stdio"))
-        return channel_stdio(argv[2]);
+        return channel_stdio(argv[2], NULL);
+    if (argc == 5 && !strcmp(argv[1], "--channel-stdio") && !strcmp(argv[2], "--end-token")) {
+        if (!*argv[3] || strpbrk(argv[3], " \t\n")) {
+            fprintf(stderr, "tether-actor: --end-token: '%s' is empty or has a space\n" USAGE, argv[3]);
+            return 2;
+        }
+        return channel_stdio(argv[4], argv[3]);
+    }
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         fputs(USAGE, stdout);
         return 0;

@@ -10,8 +10,23 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "install-slurm-deps.sh: run as root (apt-get needs it)" >&2
     exit 1
 fi
+# already there (a second CI run, a developer machine): nothing to do
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "install-slurm-deps.sh: already installed: $PKGS"
+    exit 0
+fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# the package lists: refreshed unless apt-get update ran in the last hour
+# (scripts/install-deps.sh just before, in CI), or when they lack slurmd
+lists=/var/lib/apt/lists
+if [ -z "$(find "$lists" -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n 1)" ] ||
+    ! apt-cache show slurmd >/dev/null 2>&1; then
+    apt-get update -qq
+fi
 # The packages' maintainer scripts must not start munged or the Slurm
 # daemons (a munged started here would outlive the tests):
 # scripts/slurm-up.sh starts what it needs and slurm-down.sh stops it.

@@ -1,30 +1,35 @@
 /* backends/slurm - actors as Slurm job steps.
  *
  * Each actor is one `srun -u -N1 -n1` running the exec helper
- * (tether-actor --channel-stdio TARGET) on a node. The actor's channel is
- * carried over srun's stdin and stdout: the core's socketpair end is given
- * to srun as both (srun -u passes bytes unchanged both ways), so nothing in
- * the supervisor pumps bytes. The exit fd is srun's pidfd.
+ * (tether-actor --channel-stdio --end-token TOKEN TARGET) on a node. The
+ * actor's channel is carried over srun's stdin and stdout: the core's
+ * socketpair end is given to srun as both (srun -u passes bytes unchanged
+ * both ways), so nothing in the supervisor pumps bytes. srun's stderr is
+ * a pipe to the watcher thread (watch.c), which learns from the helper's
+ * end record how the actor ended without waiting for srun, which exits
+ * only once Slurm has completed the job (slurm.h). The exit fd is an
+ * eventfd the watcher sets.
  *
  * Teardown, mapped onto Slurm's own guarantees:
  *   soft cancel  the core's CANCEL frame (nothing to add);
- *   hard kill    SIGKILL of srun: srun's own helper process (its
- *                "shepherd") then SIGKILLs the step, in ~0.1 s; and, from
- *                the backend's killer thread, `scancel --signal=KILL
- *                JOB.STEP` for a step whose shepherd cannot do it (JOB.STEP
- *                is immediate; `scancel JOB` is graceful, takes KillWait).
- *                The actor is reaped when srun is: its step's processes
- *                end within ~0.1 s after that, not before.
+ *   hard kill    SIGKILL of srun: its "shepherd" process then SIGKILLs
+ *                the step, ~0.1 s later; and `scancel --signal=KILL
+ *                JOB.0` from the killer thread (cmd.c; JOB.STEP is
+ *                immediate, `scancel JOB` graceful). The descendants
+ *                counted are those the helper last reported alive (it
+ *                reports their number when it changes, looked at after
+ *                100 ms, then at doubling intervals up to 1 s).
  * Slurm's cgroup process tracking (ProctrackType=proctrack/cgroup) kills
- * every process of the step, however it detached.
+ * every process of the step, however it detached, when the step ends.
  *
  * Orphans: srun is started in a session of its own (a group kill of the
  * supervisor does not take the shepherd too) with a parent-death SIGKILL,
- * from one long-lived spawner thread per backend state (the signal fires
- * when the *thread* that forked exits). Slurm's InactiveLimit is the
- * backstop when srun and its shepherd both die; `tether reap -b slurm`
- * finds what is left: every job name says which supervisor owns it
- * (PREFIX:HOST:PID:STARTTIME:ACTOR, STARTTIME from /proc/PID/stat).
+ * from one long-lived spawner thread per backend state (backends/
+ * spawner.h: the signal fires when the *thread* that forked exits). Slurm's
+ * InactiveLimit is the backstop when srun and its shepherd both die;
+ * `tether reap -b slurm` finds what is left: every job name says which
+ * supervisor owns it (PREFIX:HOST:PID:STARTTIME:ACTOR, STARTTIME from
+ * /proc/PID/stat).
  *
  * Options (plugins.yaml): partition, account, time_limit, srun_args,
  * helper, job_name. Checked at open: srun, scancel, squeue and scontrol in
@@ -39,11 +44,14 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -51,6 +59,8 @@
 #include <unistd.h>
 
 #include <tether/backend.h>
+
+#include "slurm.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -62,54 +72,18 @@
 #define P_PIDFD 3
 #endif
 
-#define MAX_ARGS 64
-/* bound of every Slurm command the backend runs (scontrol ping, squeue,
- * scancel): Slurm's own MessageTimeout defaults to 10 s */
-#define CMD_TIMEOUT_NS (10 * (int64_t)1000000000)
+#define MAX_ARGS SLURM_MAX_ARGS
 
-extern char **environ;
-
-struct request {
+/* a spawner request: fork srun with these */
+struct srun_req {
+    struct spawner_req base; /* first */
     char *const *argv;
-    int channel_fd;
+    int channel_fd, err_fd;
     pid_t pid;
     int err; /* errno of a failed fork, or 0 */
-    int done;
 };
 
-struct sstate {
-    const struct tether_backend_host *host;
-    char srun[4096], scancel[4096], squeue[4096];
-    char *helper, *partition, *account, *time_limit, *prefix;
-    char *extra[MAX_ARGS];
-    int n_extra;
-    char owner[256]; /* HOST:PID:STARTTIME */
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC */
-    int stop;
-    /* the spawner thread (forks srun) */
-    pthread_t spawner;
-    struct request *req;
-    /* the killer thread (scancel JOB.STEP of job names queued by hard_kill) */
-    pthread_t killer;
-    char **kills;
-    size_t n_kills, cap_kills;
-    pid_t killer_cmd; /* the command the killer runs now, or 0 */
-    /* abandoned sruns: pidfds polled, so that they are reaped once they end */
-    int *late;
-    size_t n_late, cap_late;
-};
-
-struct schild {
-    struct tether_child pub; /* exit_fd = srun's pidfd */
-    struct sstate *st;
-    pid_t pid;
-    int reaped;
-    char name[320]; /* the job name */
-    char msg[96];
-};
-
-static int64_t mono_ns(void)
+int64_t slurm_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -127,119 +101,12 @@ __attribute__((format(printf, 3, 4))) static int set_error(struct tether_error *
     return code;
 }
 
-/* ---- running Slurm commands ----------------------------------------------------------- */
-
-/* The executable NAME in $PATH, into out. 0 or -1. */
-static int find_in_path(const char *name, char *out, size_t n)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path; *p;) {
-        const char *colon = strchr(p, ':');
-        size_t len = colon ? (size_t)(colon - p) : strlen(p);
-        snprintf(out, n, "%.*s/%s", (int)len, len ? p : ".", name);
-        struct stat sb;
-        if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode) && access(out, X_OK) == 0)
-            return 0;
-        p += len + (colon ? 1 : 0);
-    }
-    return -1;
-}
-
-/* Run argv with stdout and stderr into `out` (NUL-terminated, truncated),
- * stdin from /dev/null, at most CMD_TIMEOUT_NS (then SIGKILL). Returns the
- * wait status, or -1 (could not start, or timed out: *timed_out set).
- * `running`, if not NULL, holds the pid while it runs (under st->lock) so
- * that close() can end it early. */
-static int run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *out, size_t n,
-                   int *timed_out)
-{
-    int p[2];
-    *timed_out = 0;
-    if (out && n)
-        out[0] = '\0';
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(p[1]);
-    if (rc) {
-        close(p[0]);
-        if (out)
-            snprintf(out, n, "%s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    if (running) {
-        pthread_mutex_lock(&st->lock);
-        *running = pid;
-        pthread_mutex_unlock(&st->lock);
-    }
-    size_t got = 0;
-    char sink[512];
-    int64_t deadline = mono_ns() + CMD_TIMEOUT_NS;
-    for (;;) {
-        int64_t left = deadline - mono_ns();
-        if (left <= 0) {
-            *timed_out = 1;
-            kill(pid, SIGKILL);
-            break;
-        }
-        struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, (int)(left / 1000000) + 1) <= 0)
-            continue;
-        char *dst = out && got + 1 < n ? out + got : sink;
-        size_t room = out && got + 1 < n ? n - 1 - got : sizeof sink;
-        ssize_t r = read(p[0], dst, room);
-        if (r <= 0)
-            break; /* end of output: the command is exiting */
-        if (dst != sink)
-            got += (size_t)r;
-    }
-    if (out && n)
-        out[got < n ? got : n - 1] = '\0';
-    close(p[0]);
-    int status = -1;
-    /* Bounded: the command closed its output (it is exiting) or was
-     * SIGKILLed above; a grandchild holding the pipe cannot hold us, the
-     * wait is for our own child only, polled for at most 2 s. */
-    int64_t reap_deadline = mono_ns() + 2 * (int64_t)1000000000;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (mono_ns() > reap_deadline) {
-            kill(pid, SIGKILL);
-            reap_deadline = mono_ns() + 1000000000;
-        }
-        usleep(1000);
-    }
-    if (running) {
-        pthread_mutex_lock(&st->lock);
-        *running = 0;
-        pthread_mutex_unlock(&st->lock);
-    }
-    return *timed_out ? -1 : status;
-}
-
 /* ---- the spawner thread ----------------------------------------------------------------- */
 
 /* fork + exec srun: own session, parent-death SIGKILL, the channel as
- * stdin and stdout. In the child only async-signal-safe calls (we are a
- * fork of a threaded process). */
-static pid_t fork_srun(char *const argv[], int channel_fd, int *err)
+ * stdin and stdout, err_fd (the watcher's pipe) as stderr. In the child
+ * only async-signal-safe calls (we are a fork of a threaded process). */
+static pid_t fork_srun(char *const argv[], int channel_fd, int err_fd, int *err)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -262,6 +129,7 @@ static pid_t fork_srun(char *const argv[], int channel_fd, int *err)
         sigprocmask(SIG_SETMASK, &none, NULL);
         dup2(channel_fd, 0);
         dup2(channel_fd, 1);
+        dup2(err_fd, 2);
         syscall(SYS_close_range, 3, ~0U, 0);
         execv(argv[0], argv);
         _exit(127);
@@ -270,97 +138,12 @@ static pid_t fork_srun(char *const argv[], int channel_fd, int *err)
     return pid;
 }
 
-/* The spawner thread. Its one wait has no deadline on purpose: it is the
- * idle wait of a service thread, nobody is blocked on it. Proof that it
- * ends: every request (s_spawn) and close() set the predicate under
- * st->lock and broadcast; close() sets `stop` before joining. */
-static void *spawner_main(void *arg)
+/* The spawner's work, on its thread. */
+static void run_srun(void *ctx, struct spawner_req *base)
 {
-    struct sstate *st = arg;
-    pthread_mutex_lock(&st->lock);
-    for (;;) {
-        while (!st->req && !st->stop)
-            pthread_cond_wait(&st->cond, &st->lock); /* idle wait: proof above */
-        if (st->stop)
-            break;
-        struct request *r = st->req;
-        st->req = NULL;
-        pthread_mutex_unlock(&st->lock);
-        r->pid = fork_srun(r->argv, r->channel_fd, &r->err);
-        pthread_mutex_lock(&st->lock);
-        r->done = 1;
-        pthread_cond_broadcast(&st->cond);
-    }
-    pthread_mutex_unlock(&st->lock);
-    return NULL;
-}
-
-/* ---- the killer thread -------------------------------------------------------------------- */
-
-/* One batch: the job ids of the queued names still known to the
- * controller (one squeue), then one `scancel --signal=KILL JOB.0 ...`. */
-static void kill_batch(struct sstate *st, char **names, size_t n)
-{
-    char list[8192];
-    size_t used = 0;
-    for (size_t i = 0; i < n && used < sizeof list - 1; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "," : "", names[i]);
-    char *qargv[] = {st->squeue, "-h", "-o", "%i", "-n", list, NULL};
-    char out[8192];
-    int timed_out;
-    int status = run_cmd(st, &st->killer_cmd, qargv, out, sizeof out, &timed_out);
-    if (status != 0) {
-        st->host->log("slurm", "squeue for the steps to kill %s: %s", timed_out ? "timed out" : "failed",
-                      out);
-        return;
-    }
-    char *cargv[MAX_ARGS + 4];
-    char steps[MAX_ARGS][32];
-    int k = 0;
-    cargv[k++] = st->scancel;
-    cargv[k++] = "--signal=KILL";
-    int first = k;
-    for (char *save = NULL, *tok = strtok_r(out, " \n", &save); tok && k - first < MAX_ARGS;
-         tok = strtok_r(NULL, " \n", &save)) {
-        if (!isdigit((unsigned char)tok[0]))
-            continue;
-        snprintf(steps[k - first], sizeof steps[0], "%s.0", tok);
-        cargv[k] = steps[k - first];
-        k++;
-    }
-    if (k == first)
-        return; /* every one ended already */
-    cargv[k] = NULL;
-    status = run_cmd(st, &st->killer_cmd, cargv, out, sizeof out, &timed_out);
-    if (status != 0)
-        st->host->log("slurm", "scancel --signal=KILL: %s", timed_out ? "timed out" : out);
-}
-
-/* The killer thread: runs what hard_kill queued. Idle wait as the
- * spawner's (same proof); each batch is bounded by CMD_TIMEOUT_NS per
- * command, and close() ends a running command early. */
-static void *killer_main(void *arg)
-{
-    struct sstate *st = arg;
-    pthread_mutex_lock(&st->lock);
-    for (;;) {
-        while (!st->n_kills && !st->stop)
-            pthread_cond_wait(&st->cond, &st->lock); /* idle wait: proof above */
-        if (st->stop)
-            break;
-        char **names = st->kills;
-        size_t n = st->n_kills;
-        st->kills = NULL;
-        st->n_kills = st->cap_kills = 0;
-        pthread_mutex_unlock(&st->lock);
-        kill_batch(st, names, n);
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        pthread_mutex_lock(&st->lock);
-    }
-    pthread_mutex_unlock(&st->lock);
-    return NULL;
+    (void)ctx;
+    struct srun_req *r = (struct srun_req *)base;
+    r->pid = fork_srun(r->argv, r->channel_fd, r->err_fd, &r->err);
 }
 
 /* ---- options and checks ------------------------------------------------------------------------ */
@@ -528,30 +311,30 @@ static int check_cluster(struct sstate *st, struct tether_error *err)
         {"squeue", offsetof(struct sstate, squeue)},
     };
     for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
-        if (find_in_path(tools[i].name, (char *)st + tools[i].off, 4096) != 0)
+        if (slurm_find_in_path(tools[i].name, (char *)st + tools[i].off, 4096) != 0)
             return set_error(err, TETHER_ECONFIG,
                              "check 'slurm installed': %s not found in PATH (install the Slurm "
                              "client commands, e.g. Debian's slurm-client)", tools[i].name);
     char scontrol[4096], out[2048];
-    if (find_in_path("scontrol", scontrol, sizeof scontrol) != 0)
+    if (slurm_find_in_path("scontrol", scontrol, sizeof scontrol) != 0)
         return set_error(err, TETHER_ECONFIG,
                          "check 'slurm installed': scontrol not found in PATH (install the Slurm "
                          "client commands, e.g. Debian's slurm-client)");
     int timed_out;
     char *ping[] = {scontrol, "ping", NULL};
-    int status = run_cmd(st, NULL, ping, out, sizeof out, &timed_out);
+    int status = slurm_run_cmd(st, NULL, ping, out, sizeof out, &timed_out);
     out[strcspn(out, "\n")] = '\0';
     if (timed_out)
         return set_error(err, TETHER_ECONFIG,
                          "check 'controller reachable': scontrol ping did not answer within %d s",
-                         (int)(CMD_TIMEOUT_NS / 1000000000));
+                         (int)(SLURM_CMD_TIMEOUT_NS / 1000000000));
     if (status != 0 || !strstr(out, "is UP"))
         return set_error(err, TETHER_ECONFIG,
                          "check 'controller reachable': scontrol ping: %s%s", out[0] ? out : "no answer",
                          getenv("SLURM_CONF") ? "" : " (SLURM_CONF is not set)");
     if (st->partition) {
         char *show[] = {scontrol, "-o", "show", "partition", st->partition, NULL};
-        status = run_cmd(st, NULL, show, out, sizeof out, &timed_out);
+        status = slurm_run_cmd(st, NULL, show, out, sizeof out, &timed_out);
         out[strcspn(out, "\n")] = '\0';
         if (status != 0 || strncmp(out, "PartitionName=", 14) != 0)
             return set_error(err, TETHER_ECONFIG,
@@ -563,6 +346,56 @@ static int check_cluster(struct sstate *st, struct tether_error *err)
 
 /* ---- the vtable ------------------------------------------------------------------------------------ */
 
+/* Stop and join the threads started so far (spawner, killer, watcher:
+ * each is 0 when not started). Bounded: the spawner finishes the fork in
+ * hand, the killer the command in hand (SIGKILLed here), the watcher
+ * waits at most ~3 s for the sruns still completing their jobs. */
+static void stop_threads(struct sstate *st, int spawner, int killer, int watcher)
+{
+    pthread_mutex_lock(&st->lock);
+    st->stop = 1;
+    if (st->killer_cmd > 0)
+        kill(st->killer_cmd, SIGKILL);
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    slurm_wake(st);
+    if (spawner)
+        spawner_stop(&st->spawner);
+    if (killer)
+        pthread_join(st->killer, NULL);
+    if (watcher)
+        pthread_join(st->watcher, NULL);
+}
+
+static void destroy_state(struct sstate *st)
+{
+    for (size_t i = 0; i < st->n_kills; i++)
+        free(st->kills[i]);
+    free(st->kills);
+    if (st->wake_fd >= 0)
+        close(st->wake_fd);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->lock);
+    free_state(st);
+}
+
+static int start_threads(struct sstate *st, struct tether_error *err)
+{
+    int rc;
+    st->spawner = (struct spawner){.lock = &st->lock, .cond = &st->cond, .run = run_srun, .ctx = st};
+    if ((rc = spawner_start(&st->spawner)) != 0)
+        return set_error(err, TETHER_ESYS, "cannot start the spawner thread: %s", strerror(rc));
+    if ((rc = pthread_create(&st->killer, NULL, slurm_killer_main, st)) != 0) {
+        stop_threads(st, 1, 0, 0);
+        return set_error(err, TETHER_ESYS, "cannot start the killer thread: %s", strerror(rc));
+    }
+    if ((rc = pthread_create(&st->watcher, NULL, slurm_watcher_main, st)) != 0) {
+        stop_threads(st, 1, 1, 0);
+        return set_error(err, TETHER_ESYS, "cannot start the watcher thread: %s", strerror(rc));
+    }
+    return 0;
+}
+
 static int s_open(const struct tether_backend_host *host, const struct tether_options *opts,
                   void **state, struct tether_error *err)
 {
@@ -571,183 +404,149 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
         return set_error(err, TETHER_ENOMEM, "out of memory");
     st->host = host;
     pthread_mutex_init(&st->lock, NULL);
-    int rc = parse_options(st, opts, err);
-    if (!rc)
-        rc = check_cluster(st, err);
-    if (!rc && owner_tag(st->owner, sizeof st->owner) != 0)
-        rc = set_error(err, TETHER_ESYS, "cannot read this process's start time (/proc/self/stat)");
-    if (rc) {
-        pthread_mutex_destroy(&st->lock);
-        free_state(st);
-        return rc;
-    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if ((rc = pthread_create(&st->spawner, NULL, spawner_main, st)) != 0) {
-        pthread_cond_destroy(&st->cond);
-        pthread_mutex_destroy(&st->lock);
-        free_state(st);
-        return set_error(err, TETHER_ESYS, "cannot start the spawner thread: %s", strerror(rc));
-    }
-    if ((rc = pthread_create(&st->killer, NULL, killer_main, st)) != 0) {
-        pthread_mutex_lock(&st->lock);
-        st->stop = 1;
-        pthread_cond_broadcast(&st->cond);
-        pthread_mutex_unlock(&st->lock);
-        pthread_join(st->spawner, NULL);
-        pthread_cond_destroy(&st->cond);
-        pthread_mutex_destroy(&st->lock);
-        free_state(st);
-        return set_error(err, TETHER_ESYS, "cannot start the killer thread: %s", strerror(rc));
+    st->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = st->wake_fd < 0 ? set_error(err, TETHER_ESYS, "eventfd: %s", strerror(errno)) : 0;
+    if (!rc)
+        rc = parse_options(st, opts, err);
+    if (!rc)
+        rc = check_cluster(st, err);
+    if (!rc && owner_tag(st->owner, sizeof st->owner) != 0)
+        rc = set_error(err, TETHER_ESYS, "cannot read this process's start time (/proc/self/stat)");
+    if (!rc)
+        rc = start_threads(st, err);
+    if (rc) {
+        destroy_state(st);
+        return rc;
     }
     *state = st;
     return 0;
 }
 
-/* Reap abandoned sruns that have ended since. Never blocks (WNOHANG). */
-static void reap_late(struct sstate *st)
-{
-    pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->n_late;) {
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        if (waitid((idtype_t)P_PIDFD, (id_t)st->late[i], &si, WEXITED | WNOHANG) == 0 &&
-            si.si_pid != 0) {
-            close(st->late[i]);
-            st->late[i] = st->late[st->n_late - 1];
-            __atomic_store_n(&st->n_late, st->n_late - 1, __ATOMIC_RELAXED);
-        } else {
-            i++;
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
-}
-
 static void s_close(void *state)
 {
     struct sstate *st = state;
-    pthread_mutex_lock(&st->lock);
-    st->stop = 1;
-    /* a command the killer runs now ends at once: every step left was
-     * reaped (its srun ended once the step was gone) or abandoned (its
-     * srun SIGKILLed, the shepherd kills the step) */
-    if (st->killer_cmd > 0)
-        kill(st->killer_cmd, SIGKILL);
-    pthread_cond_broadcast(&st->cond);
-    pthread_mutex_unlock(&st->lock);
-    /* Bounded: the spawner finishes the fork in hand, the killer the
-     * command in hand (SIGKILLed above, reaped within ms). */
-    pthread_join(st->spawner, NULL);
-    pthread_join(st->killer, NULL);
-    for (size_t i = 0; i < st->n_kills; i++)
-        free(st->kills[i]);
-    free(st->kills);
-    reap_late(st);
-    for (size_t i = 0; i < st->n_late; i++)
-        close(st->late[i]); /* still running: left to the host (or init) */
-    free(st->late);
-    pthread_cond_destroy(&st->cond);
-    pthread_mutex_destroy(&st->lock);
-    free_state(st);
+    /* every child is released by now; the watcher reaps the sruns still
+     * completing their jobs (bounded, see stop_threads) */
+    stop_threads(st, 1, 1, 1);
+    destroy_state(st);
+}
+
+/* srun's command line for one actor, into argv (room for MAX_ARGS + 16);
+ * `buf` holds the formatted options. */
+struct srun_line {
+    char jobname[sizeof((struct schild *)0)->name + 16];
+    char part[300], acct[300], tl[300];
+    char *argv[MAX_ARGS + 16];
+};
+
+static void srun_argv(struct sstate *st, struct schild *c, const char *target, struct srun_line *l)
+{
+    snprintf(l->jobname, sizeof l->jobname, "--job-name=%s", c->name);
+    int k = 0;
+    l->argv[k++] = st->srun;
+    l->argv[k++] = "--unbuffered";
+    l->argv[k++] = "--quiet";
+    l->argv[k++] = "--nodes=1";
+    l->argv[k++] = "--ntasks=1";
+    l->argv[k++] = l->jobname;
+    if (st->partition) {
+        snprintf(l->part, sizeof l->part, "--partition=%s", st->partition);
+        l->argv[k++] = l->part;
+    }
+    if (st->account) {
+        snprintf(l->acct, sizeof l->acct, "--account=%s", st->account);
+        l->argv[k++] = l->acct;
+    }
+    if (st->time_limit) {
+        snprintf(l->tl, sizeof l->tl, "--time=%s", st->time_limit);
+        l->argv[k++] = l->tl;
+    }
+    for (int i = 0; i < st->n_extra; i++)
+        l->argv[k++] = st->extra[i];
+    l->argv[k++] = st->helper;
+    l->argv[k++] = "--channel-stdio";
+    l->argv[k++] = "--end-token";
+    l->argv[k++] = c->token;
+    l->argv[k++] = (char *)target;
+    l->argv[k] = NULL;
+}
+
+/* A new child: its job name, end token, exit eventfd and stderr pipe
+ * (err[0] for the watcher, nonblocking; err[1] for srun). */
+static struct schild *child_new(struct sstate *st, const struct tether_spawn_spec *spec, int err[2])
+{
+    struct schild *c = calloc(1, sizeof *c);
+    unsigned char rnd[16];
+    if (!c || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(c->token + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(c->name, sizeof c->name, "%s:%s:%llu", st->prefix, st->owner,
+             (unsigned long long)spec->actor_id);
+    c->st = st;
+    c->errfd = c->pidfd = -1;
+    c->pub.exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->pub.exit_fd < 0 || pipe2(err, O_CLOEXEC) != 0) {
+        if (c->pub.exit_fd >= 0)
+            close(c->pub.exit_fd);
+        free(c);
+        return NULL;
+    }
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    return c;
 }
 
 static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tether_child **out,
                    struct tether_error *err)
 {
     struct sstate *st = state;
-    if (__atomic_load_n(&st->n_late, __ATOMIC_RELAXED)) /* a hint; reap_late locks */
-        reap_late(st);
-    struct schild *c = calloc(1, sizeof *c);
+    int ep[2];
+    struct schild *c = child_new(st, spec, ep);
     if (!c) {
         close(spec->channel_fd);
-        return set_error(err, TETHER_ENOMEM, "out of memory");
+        return set_error(err, TETHER_ENOMEM, "cannot allocate an actor: %s", strerror(errno));
     }
-    snprintf(c->name, sizeof c->name, "%s:%s:%llu", st->prefix, st->owner,
-             (unsigned long long)spec->actor_id);
-    char jobname[sizeof c->name + 16];
-    snprintf(jobname, sizeof jobname, "--job-name=%s", c->name);
-    char part[300], acct[300], tl[300];
-    char *argv[MAX_ARGS + 16];
-    int k = 0;
-    argv[k++] = st->srun;
-    argv[k++] = "--unbuffered";
-    argv[k++] = "--quiet";
-    argv[k++] = "--nodes=1";
-    argv[k++] = "--ntasks=1";
-    argv[k++] = jobname;
-    if (st->partition) {
-        snprintf(part, sizeof part, "--partition=%s", st->partition);
-        argv[k++] = part;
-    }
-    if (st->account) {
-        snprintf(acct, sizeof acct, "--account=%s", st->account);
-        argv[k++] = acct;
-    }
-    if (st->time_limit) {
-        snprintf(tl, sizeof tl, "--time=%s", st->time_limit);
-        argv[k++] = tl;
-    }
-    for (int i = 0; i < st->n_extra; i++)
-        argv[k++] = st->extra[i];
-    argv[k++] = st->helper;
-    argv[k++] = "--channel-stdio";
-    argv[k++] = (char *)spec->target;
-    argv[k] = NULL;
-
-    struct request r = {.argv = argv, .channel_fd = spec->channel_fd, .pid = -1};
-    pthread_mutex_lock(&st->lock);
-    /* one request at a time (s_spawn may be called from several threads) */
-    struct timespec ts = {(time_t)(spec->spawn_deadline_ns / 1000000000),
-                          (long)(spec->spawn_deadline_ns % 1000000000)};
-    while (st->req && !st->stop)
-        if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
-            break;
-    int queued = 0;
-    if (!st->req && !st->stop) {
-        st->req = &r;
-        queued = 1;
-        pthread_cond_broadcast(&st->cond);
-    }
-    /* Bounded by the spawn deadline while the request waits its turn; once
-     * the spawner has taken it, only the fork in hand remains (a kernel
-     * call), and `r` lives on this stack until then. */
-    while (queued && !r.done) {
-        int rc = pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-        if (rc == ETIMEDOUT && st->req == &r) {
-            st->req = NULL; /* never started: withdraw it */
-            break;
-        }
-        if (rc == ETIMEDOUT) {
-            int64_t later = mono_ns() + 1000000;
-            ts.tv_sec = (time_t)(later / 1000000000);
-            ts.tv_nsec = (long)(later % 1000000000);
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
+    struct srun_line line;
+    srun_argv(st, c, spec->target, &line);
+    struct srun_req r = {.argv = line.argv, .channel_fd = spec->channel_fd, .err_fd = ep[1], .pid = -1};
+    /* bounded by the spawn deadline while it waits its turn; then only the
+     * fork in hand remains (backends/spawner.h) */
+    int done = spawner_submit(&st->spawner, &r.base, spec->spawn_deadline_ns);
     close(spec->channel_fd); /* srun has its copies */
-    if (!r.done || r.pid < 0) {
-        free(c);
-        return set_error(err, TETHER_ESPAWN, "cannot start %s: %s", st->srun,
-                         r.done ? strerror(r.err) : "the spawner did not answer in time");
-    }
-    int pidfd = (int)syscall(SYS_pidfd_open, r.pid, 0);
+    close(ep[1]);
+    c->errfd = ep[0];
+    int pidfd = done && r.pid > 0 ? (int)syscall(SYS_pidfd_open, r.pid, 0) : -1;
     if (pidfd < 0) {
         int e = errno;
-        kill(r.pid, SIGKILL);
-        /* SIGKILLed: ends at once; bounded poll of 1 s all the same */
-        for (int i = 0; i < 1000 && waitpid(r.pid, NULL, WNOHANG) == 0; i++)
-            usleep(1000);
+        if (done && r.pid > 0) {
+            kill(r.pid, SIGKILL);
+            /* SIGKILLed: ends at once; bounded poll of 1 s all the same */
+            for (int i = 0; i < 1000 && waitpid(r.pid, NULL, WNOHANG) == 0; i++)
+                usleep(1000);
+        }
+        close(c->errfd);
+        close(c->pub.exit_fd);
         free(c);
-        return set_error(err, TETHER_ESPAWN, "pidfd_open: %s", strerror(e));
+        return set_error(err, TETHER_ESPAWN, "cannot start %s: %s", st->srun,
+                         !done ? "the spawner did not answer in time"
+                               : strerror(r.pid < 0 ? r.err : e));
     }
     fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-    c->st = st;
     c->pid = r.pid;
-    c->pub.exit_fd = pidfd;
+    c->pidfd = pidfd;
     c->pub.pid = r.pid;
+    pthread_mutex_lock(&st->lock);
+    c->next = st->children;
+    st->children = c;
+    pthread_mutex_unlock(&st->lock);
+    slurm_wake(st);
     *out = &c->pub;
     return 0;
 }
@@ -762,34 +561,19 @@ static int s_soft_cancel(struct tether_child *child)
 static int s_hard_kill(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    if (c->reaped)
-        return 0;
-    /* SIGKILL of srun (not of its process group): its shepherd process
-     * then SIGKILLs the step, in ~0.1 s. (SIGTERM would make srun kill the
-     * step and wait for it, but under load that wait outlasts hard_kill
-     * and the actor would be abandoned instead of killed.) */
-    syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
-    /* and scancel --signal=KILL JOB.STEP, for a step whose shepherd cannot
-     * (queued: it is a round trip to the controller, never done on the
-     * caller's thread) */
     struct sstate *st = c->st;
-    char *name = strdup(c->name);
     pthread_mutex_lock(&st->lock);
-    if (name && st->n_kills == st->cap_kills) {
-        size_t cap = st->cap_kills ? 2 * st->cap_kills : 16;
-        char **p = realloc(st->kills, cap * sizeof *p);
-        if (p) {
-            st->kills = p;
-            st->cap_kills = cap;
-        }
-    }
-    if (name && st->n_kills < st->cap_kills) {
-        st->kills[st->n_kills++] = name;
-        name = NULL;
-        pthread_cond_broadcast(&st->cond);
+    if (!c->kill_asked && !c->rec && !c->srun_done) {
+        /* SIGKILL of srun (not of its process group): its shepherd then
+         * SIGKILLs the step (~0.1 s), and Slurm's cgroup tracking every
+         * process in it; and scancel --signal=KILL JOB.0 for a step whose
+         * shepherd cannot. Not SIGUSR2 (the helper's counted kill): 64
+         * forwarded signals at once took srun longer than H (measured). */
+        c->kill_asked = 1;
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        slurm_queue_scancel(st, c->name);
     }
     pthread_mutex_unlock(&st->lock);
-    free(name); /* not queued (out of memory): srun still does it */
     return 0;
 }
 
@@ -801,71 +585,96 @@ static int s_abort_channels(struct tether_child *child)
     return 0;
 }
 
+static const char *sig_name(int sig)
+{
+    const char *n = sig > 0 && sig < 65 ? sigabbrev_np(sig) : NULL;
+    return n ? n : "?";
+}
+
+/* The outcome of a child whose end is known. Caller holds st->lock. */
+static void fill_outcome(struct schild *c, struct tether_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    int used = 0;
+    if (c->rec && c->rec_sig) { /* the helper's record: what it saw */
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = c->rec_sig;
+        used = snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", c->rec_sig,
+                        sig_name(c->rec_sig));
+    } else if (c->rec) {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = c->rec_code;
+        /* the status in words: the core shows it when the actor said
+         * nothing (an actor that died while starting) */
+        used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->rec_code);
+    } else if (c->kill_asked) {
+        /* killed before its helper could report (srun SIGKILLed) */
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = SIGKILL;
+        used = snprintf(c->msg, sizeof c->msg, "step killed (hard kill; srun %s %d)",
+                        c->srun_code == CLD_EXITED ? "exited with status" : "killed by signal",
+                        c->srun_status);
+    } else if (c->srun_code == CLD_EXITED && c->srun_status > 128 && c->srun_status < 128 + 65) {
+        /* srun's status for a task killed by a signal: 128 + the signal */
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = c->srun_status - 128;
+        used = snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", out->signal,
+                        sig_name(out->signal));
+    } else if (c->srun_code == CLD_EXITED) {
+        out->kind = TETHER_OUTCOME_EXITED;
+        out->code = c->srun_status;
+        used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->srun_status);
+    } else {
+        out->kind = TETHER_OUTCOME_KILLED;
+        out->signal = c->srun_status;
+        used = snprintf(c->msg, sizeof c->msg, "srun killed by signal %d (SIG%s)", c->srun_status,
+                        sig_name(c->srun_status));
+    }
+    /* the helper's sweep; or, killed before it could report, what it last
+     * saw alive (looked at up to 1 s before): the step's end killed those */
+    int desc = c->rec ? c->rec_desc : c->kill_asked ? c->desc_seen : 0;
+    if (desc > 0 && used >= 0 && (size_t)used < sizeof c->msg)
+        snprintf(c->msg + used, sizeof c->msg - (size_t)used, "%s%d descendant%s killed (slurm step)",
+                 used ? "; " : "", desc, desc == 1 ? "" : "s");
+    out->message = c->msg[0] ? c->msg : NULL;
+}
+
 static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out)
 {
     struct schild *c = (struct schild *)child;
-    if (__atomic_load_n(&c->st->n_late, __ATOMIC_RELAXED))
-        reap_late(c->st);
-    int64_t left = deadline_ns - mono_ns();
-    struct pollfd p = {.fd = c->pub.exit_fd, .events = POLLIN};
-    if (poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0) <= 0)
-        return TETHER_ETIMEDOUT; /* bounded by the deadline */
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid((idtype_t)P_PIDFD, (id_t)c->pub.exit_fd, &si, WEXITED | WNOHANG) != 0 ||
-        si.si_pid == 0)
-        return TETHER_ETIMEDOUT;
-    c->reaped = 1;
-    memset(out, 0, sizeof *out);
-    if (si.si_code == CLD_EXITED && si.si_status > 128 && si.si_status < 128 + 32) {
-        /* srun's status for a task killed by a signal: 128 + the signal */
-        out->kind = TETHER_OUTCOME_KILLED;
-        out->signal = si.si_status - 128;
-        snprintf(c->msg, sizeof c->msg, "step killed by signal %d (SIG%s)", out->signal,
-                 sigabbrev_np(out->signal) ? sigabbrev_np(out->signal) : "?");
-    } else if (si.si_code == CLD_EXITED) {
-        out->kind = TETHER_OUTCOME_EXITED;
-        out->code = si.si_status;
-        snprintf(c->msg, sizeof c->msg, "exited with status %d", si.si_status);
-    } else {
-        out->kind = TETHER_OUTCOME_KILLED;
-        out->signal = si.si_status;
-        snprintf(c->msg, sizeof c->msg, "srun killed by signal %d (SIG%s)", si.si_status,
-                 sigabbrev_np(si.si_status) ? sigabbrev_np(si.si_status) : "?");
+    struct sstate *st = c->st;
+    pthread_mutex_lock(&st->lock);
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+    /* bounded by the deadline (the core's is now: no wait) */
+    while (!c->rec && !c->srun_done && slurm_mono_ns() < deadline_ns)
+        if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
+            break;
+    int rc = TETHER_ETIMEDOUT;
+    if (c->rec || c->srun_done) {
+        c->reaped = 1;
+        fill_outcome(c, out);
+        rc = 0;
     }
-    out->message = c->msg;
-    return 0;
+    pthread_mutex_unlock(&st->lock);
+    return rc;
 }
 
 static void s_release(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
-    if (!c->reaped) {
-        /* Abandoned: srun did not end within hard_kill after a SIGKILL
-         * (stuck in the kernel). Again; its shepherd kills the step; the
-         * queued scancel and InactiveLimit are the backstops. Keep its
-         * pidfd, so that it is reaped once it ends. */
-        syscall(SYS_pidfd_send_signal, c->pub.exit_fd, SIGKILL, NULL, 0);
-        struct sstate *st = c->st;
-        pthread_mutex_lock(&st->lock);
-        if (st->n_late == st->cap_late) {
-            size_t cap = st->cap_late ? 2 * st->cap_late : 16;
-            int *p = realloc(st->late, cap * sizeof *p);
-            if (p) {
-                st->late = p;
-                st->cap_late = cap;
-            }
-        }
-        if (st->n_late < st->cap_late) {
-            st->late[st->n_late] = c->pub.exit_fd;
-            __atomic_store_n(&st->n_late, st->n_late + 1, __ATOMIC_RELAXED);
-            c->pub.exit_fd = -1;
-        }
-        pthread_mutex_unlock(&st->lock);
+    struct sstate *st = c->st;
+    pthread_mutex_lock(&st->lock);
+    if (!c->rec && !c->srun_done) {
+        /* Abandoned: no end within hard_kill. SIGKILL of srun: its shepherd
+         * kills the step; scancel and InactiveLimit are the backstops. */
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        slurm_queue_scancel(st, c->name);
     }
-    if (c->pub.exit_fd >= 0)
-        close(c->pub.exit_fd);
-    free(c);
+    /* the watcher frees it once srun is reaped (srun may still be
+     * completing the job after the helper's record) */
+    c->released = 1;
+    pthread_mutex_unlock(&st->lock);
+    slurm_wake(st);
 }
 
 static const struct tether_backend slurm_backend = {
