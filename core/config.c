@@ -64,6 +64,8 @@ struct ctx {
     struct tether_config *cfg;
     struct tether_backend_config *bk; /* cfg->backends, writable */
     const struct node *root, *backends, *backend;
+    const struct node *sv_period, *sv_node; /* the global supervision's period key, section */
+    const struct node **bk_sv_period, **bk_sv_node; /* the same per backend */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -528,6 +530,116 @@ static int load_timeouts(struct ctx *c, const struct node *nd, const char *prefi
     return 0;
 }
 
+/* ---- supervision ----------------------------------------------------------- */
+
+#define UNSET_INT (-1)
+#define UNSET_MAX UINT_MAX
+
+static const struct tether_supervision unset_supervision = {
+    UNSET_INT, UNSET_MAX, UNSET_TIMEOUT, UNSET_INT, UNSET_TIMEOUT, UNSET_TIMEOUT};
+
+static int get_word(struct ctx *c, const struct node *nd, const char *key,
+                    const char *const *words, int n, int *out)
+{
+    if (nd->type == N_SCALAR && nd->len == strlen(nd->str))
+        for (int i = 0; i < n; i++)
+            if (!strcmp(nd->str, words[i])) {
+                *out = i;
+                return 0;
+            }
+    char list[128] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", words[i]);
+    return fail(c, nd, key, "unknown value '%s' (one of: %s)",
+                nd->type == N_SCALAR ? nd->str : "(not a scalar)", list);
+}
+
+static int get_count(struct ctx *c, const struct node *nd, const char *key, unsigned *out)
+{
+    double d;
+    if (parse_number(nd, &d))
+        return fail(c, nd, key, "expected a whole number");
+    if (!isfinite(d) || d < 0 || d != (double)(unsigned long long)d)
+        return fail(c, nd, key, "must be a whole number >= 0");
+    if (d > TETHER_MAX_RESTARTS_LIMIT)
+        return fail(c, nd, key, "must be at most %u", TETHER_MAX_RESTARTS_LIMIT);
+    *out = (unsigned)d;
+    return 0;
+}
+
+/* `prefix`: "supervision" or "backends.NAME.supervision". Only keys present are set. */
+static int load_supervision(struct ctx *c, const struct node *nd, const char *prefix,
+                            struct tether_supervision *sv, const struct node **period_node)
+{
+    static const char *const strategies[] = {"one_for_all", "one_for_one", "rest_for_one"};
+    static const char *const types[] = {"temporary", "transient", "permanent"};
+    char key[KEY_MAX];
+    int rc = expect_map(c, nd, prefix);
+    for (size_t i = 0; !rc && i < nd->n; i += 2) {
+        const struct node *k = nd->kids[i], *v = nd->kids[i + 1];
+        join_key(key, prefix, k->str);
+        if (key_is(k, "strategy")) {
+            rc = get_word(c, v, key, strategies, 3, &sv->strategy);
+        } else if (key_is(k, "restart")) {
+            rc = get_word(c, v, key, types, 3, &sv->restart);
+            sv->restart += TETHER_RESTART_TEMPORARY;
+        } else if (key_is(k, "max_restarts")) {
+            rc = get_count(c, v, key, &sv->max_restarts);
+        } else if (key_is(k, "period")) {
+            rc = get_timeout(c, v, key, &sv->period);
+            *period_node = v;
+        } else if (key_is(k, "backoff")) {
+            rc = get_timeout(c, v, key, &sv->backoff);
+        } else if (key_is(k, "backoff_max")) {
+            rc = get_timeout(c, v, key, &sv->backoff_max);
+        } else {
+            rc = fail(c, k, key, "unknown key");
+        }
+    }
+    return rc;
+}
+
+/* Fields a backend's section leaves unset take the global ones; then the
+ * whole is checked (a period of 0 with restarts allowed counts nothing). */
+static int merge_supervision(struct ctx *c)
+{
+    struct tether_supervision *g = &c->cfg->supervision;
+    char key[KEY_MAX];
+    if (g->period == 0 && g->max_restarts > 0)
+        return fail(c, c->sv_period ? c->sv_period : c->sv_node, "supervision.period",
+                    "0 with max_restarts %u: no restart could be counted (max_restarts: 0 "
+                    "never restarts)",
+                    g->max_restarts);
+    for (size_t i = 0; i < c->cfg->n_backends; i++) {
+        struct tether_supervision *b = &c->bk[i].supervision;
+        if (b->strategy == UNSET_INT)
+            b->strategy = g->strategy;
+        if (b->restart == UNSET_INT)
+            b->restart = g->restart;
+        if (b->max_restarts == UNSET_MAX)
+            b->max_restarts = g->max_restarts;
+        if (b->period < 0)
+            b->period = g->period;
+        if (b->backoff < 0)
+            b->backoff = g->backoff;
+        if (b->backoff_max < 0)
+            b->backoff_max = g->backoff_max;
+        if (b->period == 0 && b->max_restarts > 0) {
+            const struct node *at = c->bk_sv_period[i]   ? c->bk_sv_period[i]
+                                    : c->bk_sv_node[i]   ? c->bk_sv_node[i]
+                                    : c->sv_period       ? c->sv_period
+                                                         : c->sv_node;
+            char bkey[KEY_MAX];
+            join_key(bkey, "backends", c->bk[i].name);
+            return fail(c, at, join_key(key, bkey, "supervision.period"),
+                        "0 with max_restarts %u: no restart could be counted (max_restarts: 0 "
+                        "never restarts)",
+                        b->max_restarts);
+        }
+    }
+    return 0;
+}
+
 static int load_max_frame(struct ctx *c, const struct node *nd)
 {
     if (nd->type != N_SCALAR || !nd->plain || nd->len != strlen(nd->str))
@@ -595,6 +707,7 @@ static int load_backend(struct ctx *c, const struct node *k, const struct node *
         return oom(c);
     b->line = k->line;
     b->timeouts = (struct tether_timeouts){UNSET_TIMEOUT, UNSET_TIMEOUT, UNSET_TIMEOUT};
+    b->supervision = unset_supervision;
     join_key(prefix, "backends", name);
     if ((rc = expect_map(c, v, prefix)))
         return rc;
@@ -607,7 +720,11 @@ static int load_backend(struct ctx *c, const struct node *k, const struct node *
             rc = load_options(c, ev, key, b);
         else if (key_is(ek, "timeouts"))
             rc = load_timeouts(c, ev, key, &b->timeouts);
-        else
+        else if (key_is(ek, "supervision")) {
+            size_t at = (size_t)(b - c->bk);
+            c->bk_sv_node[at] = ev;
+            rc = load_supervision(c, ev, key, &b->supervision, &c->bk_sv_period[at]);
+        } else
             rc = fail(c, ek, key, "unknown key");
         if (rc)
             return rc;
@@ -628,6 +745,12 @@ static int load_backends(struct ctx *c, const struct node *nd)
     c->bk = calloc(nd->n / 2, sizeof *c->bk);
     if (!c->bk)
         return oom(c);
+    c->bk_sv_period = calloc(nd->n / 2, sizeof *c->bk_sv_period);
+    c->bk_sv_node = calloc(nd->n / 2, sizeof *c->bk_sv_node);
+    if (!c->bk_sv_period || !c->bk_sv_node) {
+        c->cfg->backends = c->bk;
+        return oom(c);
+    }
     c->cfg->backends = c->bk;
     for (size_t i = 0; i < nd->n; i += 2) {
         /* counted before filled, so that a failure frees what was copied */
@@ -647,6 +770,10 @@ static int load_top_key(struct ctx *c, const struct node *k, const struct node *
     }
     if (key_is(k, "timeouts"))
         return load_timeouts(c, v, "timeouts", &c->cfg->timeouts);
+    if (key_is(k, "supervision")) {
+        c->sv_node = v;
+        return load_supervision(c, v, "supervision", &c->cfg->supervision, &c->sv_period);
+    }
     if (key_is(k, "max_frame"))
         return load_max_frame(c, v);
     if (key_is(k, "events"))
@@ -709,6 +836,8 @@ static int load_root(struct ctx *c, const struct node *root)
     if (!c->backends)
         return fail(c, root, "backends", "missing (at least one backend is required)");
     merge_timeouts(c);
+    if ((rc = merge_supervision(c)))
+        return rc;
     return choose_default(c);
 }
 
@@ -740,6 +869,7 @@ int tether_config_parse(const char *text, size_t len, const char *name, const ch
     }
     c.cfg->timeouts = (struct tether_timeouts){DEFAULT_SPAWN, DEFAULT_SOFT_CANCEL, DEFAULT_HARD_KILL};
     c.cfg->max_frame = TETHER__DEFAULT_MAX_FRAME;
+    tether_supervision_defaults(&c.cfg->supervision);
     if (!(c.cfg->path = strdup(c.name)) || (dir && !(c.cfg->dir = strdup(dir)))) {
         rc = oom(&c);
         goto out;
@@ -752,6 +882,8 @@ out:
         *out = c.cfg;
     }
     node_free(root);
+    free(c.bk_sv_period);
+    free(c.bk_sv_node);
     yaml_parser_delete(&c.parser);
     return rc;
 }
