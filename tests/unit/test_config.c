@@ -723,7 +723,7 @@ START_TEST(supervision_period_zero_with_restarts_is_refused)
                    "backends:\n  t: { path: t.so, supervision: { max_restarts: 2 } }\n",
                    NAME ":3:33: backends.t.supervision.period: 0 with max_restarts 2");
     expect_refusal("backends:\n  t: { path: t.so, supervision: { period: 0 } }\n",
-                   NAME ":2:41: backends.t.supervision.period: 0 with max_restarts 1");
+                   NAME ":2:43: backends.t.supervision.period: 0 with max_restarts 1");
 }
 END_TEST
 
