@@ -485,6 +485,7 @@ static int request(tether_handle *h, int event)
         return TETHER_EINVAL;
     tether_supervisor *sup = h->sup;
     pthread_mutex_lock(&sup->lock);
+    h->for_good = 1; /* from now: an instance ending meanwhile does not restart */
     if (!TETHER__IS_FINAL(h) && !sup->closed)
         tether__post(h, event);
     pthread_mutex_unlock(&sup->lock);
@@ -507,6 +508,7 @@ int tether_abort(tether_handle *h)
         return TETHER_EINVAL;
     tether_supervisor *sup = h->sup;
     pthread_mutex_lock(&sup->lock);
+    h->for_good = 1;
     if (!TETHER__IS_FINAL(h)) {
         /* the waiters return now, on this thread; the teardown (an actor
          * that cannot be told any more ends under the same bounds as a
@@ -523,9 +525,11 @@ static void request_all(tether_supervisor *sup, int event)
 {
     pthread_mutex_lock(&sup->lock);
     if (!sup->closed)
-        for (tether_handle *h = sup->handles; h; h = h->next)
+        for (tether_handle *h = sup->handles; h; h = h->next) {
+            h->for_good = 1; /* a supervisor cancel: nothing restarts */
             if (!TETHER__IS_FINAL(h))
                 tether__post(h, event);
+        }
     pthread_mutex_unlock(&sup->lock);
 }
 
