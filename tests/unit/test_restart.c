@@ -21,6 +21,8 @@
 static struct tether_config *cfg;
 static tether_supervisor *sup;
 
+static char events_path[256];
+
 static void open_with(const char *supervision)
 {
     char yaml[2048];
@@ -28,9 +30,11 @@ static void open_with(const char *supervision)
              "backend: thread\n"
              "timeouts: { spawn: 2.0, soft_cancel: 0.3, hard_kill: 0.3 }\n"
              "supervision: %s\n"
+             "%s%s%s"
              "backends:\n"
              "  thread: { path: " TOP_BUILDDIR "/backends/thread/.libs/thread.so }\n",
-             supervision);
+             supervision, events_path[0] ? "events: " : "", events_path,
+             events_path[0] ? "\n" : "");
     struct tether_error err;
     ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "test.yaml", "/", &cfg, &err) == 0, "%s",
                   err.msg);
@@ -128,6 +132,31 @@ START_TEST(permanent_exit_restarts_until_the_intensity_is_exceeded)
 }
 END_TEST
 
+START_TEST(events_name_the_restarts_and_the_give_up)
+{
+    snprintf(events_path, sizeof events_path, "/tmp/tether-restart-events-%d.jsonl", (int)getpid());
+    unlink(events_path);
+    open_with("{ max_restarts: 2, period: 10 }");
+    tether_handle *h = spawn("exit_7", TETHER_RESTART_PERMANENT);
+    wait_end(h, 5);
+    tether_handle_release(h);
+    tether_supervisor_close(sup, NULL);
+    sup = NULL;
+    FILE *fp = fopen(events_path, "r");
+    ck_assert_ptr_nonnull(fp);
+    char line[1024], all[32768] = "";
+    while (fgets(line, sizeof line, fp))
+        strncat(all, line, sizeof all - strlen(all) - 1);
+    fclose(fp);
+    unlink(events_path);
+    events_path[0] = '\0';
+    const char *phases[] = {"\"restarting\"", "\"respawned\"", "\"restart-intensity-exceeded\"",
+                            "\"restarts\":1", "\"max_restarts\":2"};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+        ck_assert_msg(strstr(all, phases[i]), "no %s in:\n%s", phases[i], all);
+}
+END_TEST
+
 START_TEST(max_restarts_zero_never_restarts)
 {
     open_with("{ max_restarts: 0, period: 5 }");
@@ -186,6 +215,27 @@ START_TEST(cancel_during_backoff_ends_it)
     ck_assert_str_eq(tether_outcome_name(o.kind), "failed"); /* the last instance's */
     ck_assert_uint_eq(tether_handle_restarts(h), 0);
     tether_handle_release(h);
+}
+END_TEST
+
+/* A cancel racing a restart (the instance ending, the backoff, the respawn
+ * or the new instance starting): whichever it meets, the actor ends for
+ * good, and nothing restarts after. */
+START_TEST(cancel_racing_a_restart_ends_it_for_good)
+{
+    open_with("{ max_restarts: 1000, period: 10 }");
+    for (int i = 0; i < 20; i++) {
+        tether_handle *h = spawn("fail_on_msg", TETHER_RESTART_PERMANENT);
+        ck_assert_int_eq(tether_send(h, "fail", 4, tether_now_ns() + SEC), 0);
+        usleep((useconds_t)(i * 150));
+        tether_cancel(h);
+        wait_end(h, 5);
+        unsigned n = tether_handle_restarts(h);
+        usleep(20 * 1000);
+        ck_assert_uint_eq(tether_handle_restarts(h), n);
+        ck_assert(!strcmp(tether_handle_state(h), "reaped"));
+        tether_handle_release(h);
+    }
 }
 END_TEST
 
@@ -330,9 +380,11 @@ int main(void)
     tcase_add_test(tc, temporary_is_the_default_and_never_restarts);
     tcase_add_test(tc, permanent_exit_restarts_until_the_intensity_is_exceeded);
     tcase_add_test(tc, max_restarts_zero_never_restarts);
+    tcase_add_test(tc, events_name_the_restarts_and_the_give_up);
     tcase_add_test(tc, explicit_cancel_ends_a_permanent_actor_for_good);
     tcase_add_test(tc, close_during_backoff_does_not_respawn);
     tcase_add_test(tc, cancel_during_backoff_ends_it);
+    tcase_add_test(tc, cancel_racing_a_restart_ends_it_for_good);
     tcase_add_test(tc, rest_for_one_restarts_the_later_actors_in_order);
     tcase_add_test(tc, one_for_all_restarts_every_sibling);
     tcase_add_test(tc, waiters_on_the_old_instance_return_and_the_handle_carries_on);
