@@ -3,6 +3,8 @@
  *   teardown.c    the teardown table (state x event -> action), dispatch(),
  *                 the actions and the engine thread. Start reading there.
  *   outcome.c     the outcome decision: a pure function.
+ *   restart.c     restarts: whether an ended instance starts again, the
+ *                 intensity, the backoff, the respawn (state RESTARTING).
  *   channel.c     the core's end of each channel: frames in, inbox and
  *                 backpressure, the CANCEL frame out, send/recv/call and
  *                 the parked waiters.

@@ -23,7 +23,10 @@
  * shuts down the core's own end of the channel (never trusting the backend
  * alone): every parked waiter returns at once. Entering a final state
  * decides the outcome (outcome.c), then releases the backend's child; an
- * abandoned actor pins its plugin.
+ * abandoned actor pins its plugin. Before the final state is entered,
+ * restart.c decides whether the actor restarts instead: then it goes to
+ * RESTARTING (no channel, no child, the backoff as deadline), whose
+ * DEADLINE respawns it and whose requests end it for good.
  */
 #include "config.h"
 
