@@ -246,6 +246,26 @@ static void drop_child(tether_handle *h, struct tether_child *child)
     tether__plugin_pin(sup->plugin);
 }
 
+/* The closing thread may have moved the new instance on while its spawn
+ * ran without the lock (a close: SOFT; a kill it dispatched: HARD) with no
+ * child to tell: tell the child now what the state says. */
+static void catch_up(tether_handle *h)
+{
+    tether_supervisor *sup = h->sup;
+    const struct tether_backend *vt = sup->plugin->vt;
+    int rc;
+    if (h->state == TETHER__ST_SOFT) {
+        TETHER__BACKEND_CALL(sup, "soft_cancel", rc = vt->soft_cancel(h->child));
+    } else if (h->state == TETHER__ST_HARD) {
+        TETHER__BACKEND_CALL(sup, "hard_kill", rc = vt->hard_kill(h->child));
+        TETHER__BACKEND_CALL(sup, "abort_channels", rc = vt->abort_channels(h->child));
+    } else {
+        return;
+    }
+    (void)rc;
+    tether__event_log(h, "respawned-into-teardown", tether__state_name(h->state));
+}
+
 void tether__respawn(tether_handle *h)
 {
     tether_supervisor *sup = h->sup;
@@ -290,4 +310,5 @@ void tether__respawn(tether_handle *h)
     }
     h->child = child;
     tether__event_log(h, "respawned", h->target);
+    catch_up(h);
 }
