@@ -193,7 +193,7 @@ static void block_signals(sigset_t *set)
 
 static void print_outcome(const char *target, const char *backend, const struct tether_outcome *o,
                           const struct tether_timeouts *to, int json, int64_t teardown_ns,
-                          unsigned abandoned)
+                          unsigned abandoned, unsigned restarts, int gave_up)
 {
     double bound = cli_bound(to, 1);
     if (json) {
@@ -215,9 +215,9 @@ static void print_outcome(const char *target, const char *backend, const struct 
             fputs("null", stdout);
         }
         printf(",\"run_s\":%.6f,\"soft_cancel_s\":%.6f,\"hard_kill_s\":%.6f,\"teardown_s\":%.6f,"
-               "\"bound_s\":%.6f,\"abandoned\":%u}\n",
+               "\"bound_s\":%.6f,\"abandoned\":%u,\"restarts\":%u,\"gave_up\":%s}\n",
                o->run_ns / 1e9, o->soft_cancel_ns / 1e9, o->hard_kill_ns / 1e9,
-               teardown_ns / 1e9, bound, abandoned);
+               teardown_ns / 1e9, bound, abandoned, restarts, gave_up ? "true" : "false");
         return;
     }
     printf("outcome:  %s", tether_outcome_name(o->kind));
@@ -338,15 +338,12 @@ static int apply_supervision(tether_supervisor *sup, const struct run_args *a)
 }
 
 /* The restarts, and a give-up (the restart intensity exceeded), if any. */
-static int print_restarts(tether_handle *h, const char *failure, int json)
+static void print_restarts(unsigned n, const char *failure, int gave_up, int json)
 {
-    unsigned n = tether_handle_restarts(h);
-    int gave_up = failure && strstr(failure, "restart intensity exceeded") != NULL;
     if (!json && n)
         printf("restarts: %u\n", n);
     if (!json && gave_up)
         printf("gave up:  %s\n", failure);
-    return gave_up;
 }
 
 int cmd_run(int argc, char **argv)
@@ -429,8 +426,10 @@ int cmd_run(int argc, char **argv)
     struct tether_close_report rep;
     tether_supervisor_close(sup, &rep);
     sup = NULL;
-    print_outcome(target, backend, &o, &to, a.json, teardown, rep.abandoned);
-    int gave_up = print_restarts(h, failure_copy, a.json);
+    unsigned restarts = tether_handle_restarts(h);
+    int gave_up = failure_copy && strstr(failure_copy, "restart intensity exceeded") != NULL;
+    print_outcome(target, backend, &o, &to, a.json, teardown, rep.abandoned, restarts, gave_up);
+    print_restarts(restarts, failure_copy, gave_up, a.json);
     free(failure_copy);
     status = exit_status(&o, interrupted);
     if (gave_up && status == EXIT_OK)
