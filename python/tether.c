@@ -465,13 +465,15 @@ static int Sup_init(SupObject *self, PyObject *args, PyObject *kw)
     struct tether_supervision sv;
     tether_supervisor_supervision(sup, &sv);
     sv.strategy = strat;
-    if (max_restarts >= 0)
-        sv.max_restarts = max_restarts > (long)TETHER_MAX_RESTARTS_LIMIT
-                              ? TETHER_MAX_RESTARTS_LIMIT + 1 /* refused below */
+    /* -1 (the default) keeps the configuration's; any other bad value is
+     * refused by tether_supervisor_set_supervision below */
+    if (max_restarts != -1)
+        sv.max_restarts = max_restarts < 0 || max_restarts > (long)TETHER_MAX_RESTARTS_LIMIT
+                              ? TETHER_MAX_RESTARTS_LIMIT + 1
                               : (unsigned)max_restarts;
-    if (period >= 0 || period != period)
+    if (period != -1)
         sv.period = period;
-    if (backoff >= 0 || backoff != backoff)
+    if (backoff != -1)
         sv.backoff = backoff;
     if (tether_supervisor_set_supervision(sup, &sv, &err)) {
         tether_supervisor_close(sup, NULL);

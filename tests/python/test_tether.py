@@ -154,6 +154,10 @@ class SupervisorAPI(Base):
             tether.Supervisor(config=self.config, strategy="one_for_some")
         with self.assertRaises(ValueError):
             tether.Supervisor(config=self.config, period=0)
+        with self.assertRaises(ValueError):
+            tether.Supervisor(config=self.config, backoff=-2)
+        with self.assertRaises(ValueError):
+            tether.Supervisor(config=self.config, max_restarts=-5)
         with tether.Supervisor(config=self.config) as sup:
             with self.assertRaises(ValueError):
                 sup.spawn(f"{ACTORS}:cooperative", restart="always")
