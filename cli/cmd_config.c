@@ -10,6 +10,9 @@
 
 #include "cli.h"
 
+static const char *const strategy_names[] = {"one_for_all", "one_for_one", "rest_for_one"};
+static const char *const restart_names[] = {"default", "temporary", "transient", "permanent"};
+
 static const char backends_usage[] =
     "usage: tether backends [-c FILE]\n"
     "List the configured backends: name, plugin file, ABI, language,\n"
@@ -174,12 +177,65 @@ int cmd_config(int argc, char **argv)
                TETHER_SLACK_PER_ACTOR_NS / 1e6);
         printf("           worst-case spawn failure: spawn + hard_kill = %.3gs\n",
                t->spawn + t->hard_kill);
+        const struct tether_supervision *sv = &b->supervision;
+        printf("           supervision %s, restart %s, intensity %u in %gs, backoff %gs to %gs\n",
+               strategy_names[sv->strategy], restart_names[sv->restart], sv->max_restarts,
+               sv->period, sv->backoff, sv->backoff_max);
         for (size_t j = 0; j < b->n_options; j++)
             printf("           option %s = %s\n", b->options[j].key, b->options[j].value);
     }
     printf("valid\n");
     tether_config_free(cfg);
     return EXIT_OK;
+}
+
+/* Sum of the first n backoff delays (doubling from b up to cap). */
+static double backoff_sum(const struct tether_supervision *sv, unsigned n)
+{
+    double cap = sv->backoff_max > sv->backoff ? sv->backoff_max : sv->backoff, d = sv->backoff;
+    double sum = 0;
+    for (unsigned i = 0; i < n && d > 0; i++) {
+        sum += d;
+        d = d * 2 > cap ? cap : d * 2;
+        if (d == cap) { /* the rest at the cap */
+            sum += (double)(n - i - 1) * cap;
+            break;
+        }
+    }
+    return sum;
+}
+
+/* How long a crash loop runs before the supervisor gives up. */
+static void explain_supervision(const struct tether_backend_config *b)
+{
+    const struct tether_supervision *sv = &b->supervision;
+    const struct tether_timeouts *t = &b->timeouts;
+    unsigned n = sv->max_restarts;
+    printf("  supervision: %s, restart %s, intensity %u restart(s) in %gs, backoff %gs "
+           "(doubling to %gs)\n",
+           strategy_names[sv->strategy], restart_names[sv->restart], n, sv->period, sv->backoff,
+           sv->backoff_max > sv->backoff ? sv->backoff_max : sv->backoff);
+    if (sv->restart == TETHER_RESTART_TEMPORARY)
+        printf("    (actors spawned without a restart type are never restarted)\n");
+    if (n == 0) {
+        printf("    give up: at the first end that would restart, then the teardown (%.3gs)\n",
+               t->soft_cancel + t->hard_kill);
+        return;
+    }
+    double wait = backoff_sum(sv, n);
+    double slow = (n + 1) * (t->spawn + t->hard_kill) + wait;
+    printf("    give up: at the %u%s end within %gs; a loop of instant crashes spends %.3gs in\n"
+           "    backoff, then the teardown (%.3gs): worst-case time to give up %.3gs\n",
+           n + 1, n + 1 == 2 ? "nd" : n + 1 == 3 ? "rd" : "th", sv->period, wait,
+           t->soft_cancel + t->hard_kill, wait + t->soft_cancel + t->hard_kill);
+    if (wait >= sv->period)
+        printf("    note: the backoff alone spreads %u restarts over more than the period: a crash\n"
+               "    loop is never given up, it is throttled to one respawn every %gs at most\n",
+               n + 1, sv->backoff_max > sv->backoff ? sv->backoff_max : sv->backoff);
+    else if (slow >= sv->period)
+        printf("    note: instances that each hang to their spawn timeout (%.3gs + %.3gs) fail too\n"
+               "    slowly to exceed the intensity: such a loop is never given up\n",
+               t->spawn, t->hard_kill);
 }
 
 /* Spawn the demo's `hello` actor once; seconds to ready, or < 0. Prints
@@ -251,6 +307,7 @@ static void explain_backend(const struct tether_config *cfg, const struct tether
            TETHER_SLACK_BASE_NS / 1e6, TETHER_SLACK_PER_ACTOR_NS / 1e6);
     printf("  spawn: not ready within %.3gs is torn down: worst case %.3gs\n", t->spawn,
            t->spawn + H);
+    explain_supervision(b);
     double took = measure_spawn(cfg, b->name);
     if (took >= 0)
         printf("  measured spawn of a trivial actor: %.3f ms\n", took * 1e3);

@@ -20,17 +20,25 @@
 #include "cli.h"
 
 static const char run_usage[] =
-    "usage: tether run [-c FILE] [-b NAME] [--cancel-after SECS] [--json] TARGET\n"
+    "usage: tether run [-c FILE] [-b NAME] [--cancel-after SECS] [--json] [--restart TYPE]\n"
+    "                  [--max-restarts N] [--period SECS] [--backoff SECS] TARGET\n"
     "Run one actor (TARGET = path/module.so:function) until it ends, then print\n"
     "its outcome and the time spent in each teardown phase.\n"
     "  -c, --config FILE        configuration (default: $TETHER_CONFIG, ./plugins.yaml)\n"
     "  -b, --backend NAME       backend (default: the configuration's)\n"
     "      --cancel-after SECS  request cancellation after SECS seconds\n"
     "      --json               print the outcome as one JSON object\n"
+    "      --restart TYPE       temporary (never restart), transient (after a failure,\n"
+    "                           crash or loss), permanent (always); default: the\n"
+    "                           configuration's supervision.restart\n"
+    "      --max-restarts N     restart intensity: give up past N restarts ...\n"
+    "      --period SECS        ... within SECS seconds (default: the configuration's)\n"
+    "      --backoff SECS       wait SECS before a respawn, doubling (default: config)\n"
     "Signals: SIGINT once cancels, twice hard-kills, three times exits at once;\n"
     "SIGQUIT prints the hang dump. Exit: 0 clean exit, the actor's status if it\n"
     "exited non-zero, 1 failed or lost, 3 cancelled/killed/abandoned on request,\n"
-    "130 interrupted, 2 usage or configuration error.\n";
+    "130 interrupted, 2 usage or configuration error; 1 also when the restart\n"
+    "intensity was exceeded.\n";
 
 static const char call_usage[] =
     "usage: tether call [-c FILE] [-b NAME] [--timeout SECS] TARGET FUNC SIG [ARGS...]\n"
@@ -38,7 +46,15 @@ static const char call_usage[] =
     "and the given arguments, print the result, tear the actor down.\n"
     "  --timeout SECS   deadline of the call (default 10)\n";
 
-enum { OPT_CANCEL_AFTER = 256, OPT_JSON, OPT_TIMEOUT };
+enum {
+    OPT_CANCEL_AFTER = 256,
+    OPT_JSON,
+    OPT_TIMEOUT,
+    OPT_RESTART,
+    OPT_MAX_RESTARTS,
+    OPT_PERIOD,
+    OPT_BACKOFF
+};
 
 static const struct option run_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -46,6 +62,10 @@ static const struct option run_opts[] = {
     {"cancel-after", required_argument, NULL, OPT_CANCEL_AFTER},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"json", no_argument, NULL, OPT_JSON},
+    {"restart", required_argument, NULL, OPT_RESTART},
+    {"max-restarts", required_argument, NULL, OPT_MAX_RESTARTS},
+    {"period", required_argument, NULL, OPT_PERIOD},
+    {"backoff", required_argument, NULL, OPT_BACKOFF},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -66,7 +86,45 @@ struct run_args {
     double cancel_after; /* < 0: none */
     double timeout;
     int json;
+    int restart;         /* TETHER_RESTART_*; _DEFAULT: the config's */
+    long max_restarts;   /* < 0: the config's */
+    double period, backoff; /* < 0: the config's */
 };
+
+/* --restart, --max-restarts, --period, --backoff (run only). Returns -1 or an exit status. */
+static int parse_restart_opt(int c, const char *usage, struct run_args *a)
+{
+    static const char *const types[] = {"temporary", "transient", "permanent"};
+    char *end;
+    switch (c) {
+    case OPT_RESTART:
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(optarg, types[i])) {
+                a->restart = TETHER_RESTART_TEMPORARY + i;
+                return -1;
+            }
+        cli_usage_error("tether", usage,
+                        "--restart: unknown type '%s' (temporary, transient or permanent)", optarg);
+        return EXIT_USAGE;
+    case OPT_MAX_RESTARTS:
+        errno = 0;
+        a->max_restarts = strtol(optarg, &end, 10);
+        if (errno || end == optarg || *end || a->max_restarts < 0 ||
+            a->max_restarts > (long)TETHER_MAX_RESTARTS_LIMIT) {
+            cli_usage_error("tether", usage, "--max-restarts: '%s' is not a whole number 0..%u",
+                            optarg, TETHER_MAX_RESTARTS_LIMIT);
+            return EXIT_USAGE;
+        }
+        return -1;
+    default:
+        if (parse_secs(optarg, c == OPT_PERIOD ? &a->period : &a->backoff)) {
+            cli_usage_error("tether", usage, "%s: '%s' is not a number of seconds",
+                            c == OPT_PERIOD ? "--period" : "--backoff", optarg);
+            return EXIT_USAGE;
+        }
+        return -1;
+    }
+}
 
 /* Returns -1 to continue (optind at the first operand), else an exit code. */
 static int parse_run(int argc, char **argv, const char *usage, struct run_args *a, int allow_run)
@@ -95,6 +153,17 @@ static int parse_run(int argc, char **argv, const char *usage, struct run_args *
                 return EXIT_USAGE;
             }
             break;
+        case OPT_RESTART:
+        case OPT_MAX_RESTARTS:
+        case OPT_PERIOD:
+        case OPT_BACKOFF: {
+            if (!allow_run)
+                goto bad;
+            int st = parse_restart_opt(c, usage, a);
+            if (st >= 0)
+                return st;
+            break;
+        }
         case OPT_TIMEOUT:
             if (allow_run)
                 goto bad;
@@ -124,7 +193,7 @@ static void block_signals(sigset_t *set)
 
 static void print_outcome(const char *target, const char *backend, const struct tether_outcome *o,
                           const struct tether_timeouts *to, int json, int64_t teardown_ns,
-                          unsigned abandoned)
+                          unsigned abandoned, unsigned restarts, int gave_up)
 {
     double bound = cli_bound(to, 1);
     if (json) {
@@ -146,9 +215,9 @@ static void print_outcome(const char *target, const char *backend, const struct 
             fputs("null", stdout);
         }
         printf(",\"run_s\":%.6f,\"soft_cancel_s\":%.6f,\"hard_kill_s\":%.6f,\"teardown_s\":%.6f,"
-               "\"bound_s\":%.6f,\"abandoned\":%u}\n",
+               "\"bound_s\":%.6f,\"abandoned\":%u,\"restarts\":%u,\"gave_up\":%s}\n",
                o->run_ns / 1e9, o->soft_cancel_ns / 1e9, o->hard_kill_ns / 1e9,
-               teardown_ns / 1e9, bound, abandoned);
+               teardown_ns / 1e9, bound, abandoned, restarts, gave_up ? "true" : "false");
         return;
     }
     printf("outcome:  %s", tether_outcome_name(o->kind));
@@ -250,9 +319,36 @@ static void handle_signals(struct run_state *rs)
     }
 }
 
+/* The command line's restart options over the configuration's supervision. */
+static int apply_supervision(tether_supervisor *sup, const struct run_args *a)
+{
+    struct tether_supervision sv;
+    tether_supervisor_supervision(sup, &sv);
+    if (a->max_restarts >= 0)
+        sv.max_restarts = (unsigned)a->max_restarts;
+    if (a->period >= 0)
+        sv.period = a->period;
+    if (a->backoff >= 0)
+        sv.backoff = a->backoff;
+    struct tether_error err;
+    if (tether_supervisor_set_supervision(sup, &sv, &err) == 0)
+        return 0;
+    fprintf(stderr, "tether run: --max-restarts/--period/--backoff: %s\n", err.msg);
+    return -1;
+}
+
+/* The restarts, and a give-up (the restart intensity exceeded), if any. */
+static void print_restarts(unsigned n, const char *failure, int gave_up, int json)
+{
+    if (!json && n)
+        printf("restarts: %u\n", n);
+    if (!json && gave_up)
+        printf("gave up:  %s\n", failure);
+}
+
 int cmd_run(int argc, char **argv)
 {
-    struct run_args a = {.cancel_after = -1};
+    struct run_args a = {.cancel_after = -1, .max_restarts = -1, .period = -1, .backoff = -1};
     int rc = parse_run(argc, argv, run_usage, &a, 1);
     if (rc >= 0)
         return rc;
@@ -273,6 +369,11 @@ int cmd_run(int argc, char **argv)
         tether_config_free(cfg);
         return err.code == TETHER_ECONFIG ? EXIT_USAGE : EXIT_FAIL;
     }
+    if (apply_supervision(sup, &a)) {
+        tether_supervisor_close(sup, NULL);
+        tether_config_free(cfg);
+        return EXIT_USAGE;
+    }
     /* copied: the supervisor is gone when the outcome is printed */
     struct tether_timeouts to = *tether_supervisor_timeouts(sup);
     char backend[64];
@@ -284,7 +385,8 @@ int cmd_run(int argc, char **argv)
     if (!a.json)
         printf("actor:    %s on backend %s\n", target, backend);
     fflush(stdout);
-    rc = tether_spawn(sup, target, TETHER_SPAWN_NOWAIT, &h, &err);
+    struct tether_spawn_opts so = {.flags = TETHER_SPAWN_NOWAIT, .restart = a.restart};
+    rc = tether_spawn_ex(sup, target, &so, &h, &err);
     if (rc) {
         fprintf(stderr, "tether run: %s\n", err.msg);
         goto out;
@@ -319,11 +421,19 @@ int cmd_run(int argc, char **argv)
     int interrupted = rs.interrupted;
     int64_t cancelled_at = rs.cancelled_at;
     int64_t teardown = cancelled_at ? tether_now_ns() - cancelled_at : 0;
+    const char *failure = tether_supervisor_failure(sup);
+    char *failure_copy = failure ? strdup(failure) : NULL; /* valid until close */
     struct tether_close_report rep;
     tether_supervisor_close(sup, &rep);
     sup = NULL;
-    print_outcome(target, backend, &o, &to, a.json, teardown, rep.abandoned);
+    unsigned restarts = tether_handle_restarts(h);
+    int gave_up = failure_copy && strstr(failure_copy, "restart intensity exceeded") != NULL;
+    print_outcome(target, backend, &o, &to, a.json, teardown, rep.abandoned, restarts, gave_up);
+    print_restarts(restarts, failure_copy, gave_up, a.json);
+    free(failure_copy);
     status = exit_status(&o, interrupted);
+    if (gave_up && status == EXIT_OK)
+        status = EXIT_FAIL;
 out:
     tether_handle_release(h);
     if (sup)

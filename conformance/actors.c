@@ -626,3 +626,68 @@ int fork_storm(tether_actor *self)
         waitpid(kids[i], NULL, 0); /* each exits within ~1 ms */
     return TETHER_ECANCELLED;
 }
+
+/* ---- RESTART -------------------------------------------------------------------- */
+
+/* The instance number (0, 1, ...) of an actor whose instances share the
+ * file named by $TETHER_RESTART_COUNTER (the scenario sets it): every
+ * backend's instances see it, in process or not. -1 if there is none. */
+static int next_instance(void)
+{
+    const char *path = getenv("TETHER_RESTART_COUNTER");
+    if (!path)
+        return -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int n = -1;
+    if (lockf(fd, F_LOCK, 0) == 0) {
+        char buf[32] = "";
+        ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+        n = got > 0 ? atoi(buf) : 0;
+        int len = snprintf(buf, sizeof buf, "%d\n", n + 1);
+        if (pwrite(fd, buf, (size_t)len, 0) != len)
+            n = -1;
+        lockf(fd, F_ULOCK, 0);
+    }
+    close(fd);
+    return n;
+}
+
+/* restart.transient-crash: its first two instances fail, the third exits 0. */
+int fail_twice(tether_actor *self);
+int fail_twice(tether_actor *self)
+{
+    int n = next_instance();
+    if (n < 0)
+        return tether_fail(self, "no TETHER_RESTART_COUNTER");
+    if (n < 2)
+        return tether_fail(self, "instance %d fails", n);
+    return 0;
+}
+
+/* restart.permanent-exit: exits 0 at once. */
+int exits_at_once(tether_actor *self);
+int exits_at_once(tether_actor *self)
+{
+    (void)self;
+    return 0;
+}
+
+/* restart.rest-for-one, restart.abandoned-instance: fails when it receives
+ * "fail"; waits for its cancellation otherwise. */
+int fail_on_msg(tether_actor *self);
+int fail_on_msg(tether_actor *self)
+{
+    for (;;) {
+        void *buf;
+        size_t len;
+        int rc = tether_recv_msg(self, &buf, &len, 3600);
+        if (rc)
+            return rc;
+        int fail = len == 4 && !memcmp(buf, "fail", 4);
+        free(buf);
+        if (fail)
+            return tether_fail(self, "told to fail (pid %d)", (int)getpid());
+    }
+}

@@ -277,3 +277,44 @@ def fork_storm(actor):
     finally:
         for p in procs:
             p.wait()
+
+
+# ---- RESTART ----------------------------------------------------------------
+
+
+def _next_instance():
+    """The instance number (0, 1, ...) of an actor whose instances share the
+    file named by $TETHER_RESTART_COUNTER (the scenario sets it)."""
+    import fcntl
+
+    path = os.environ.get("TETHER_RESTART_COUNTER")
+    if not path:
+        return -1
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        text = os.pread(fd, 32, 0)
+        n = int(text) if text.strip() else 0
+        os.pwrite(fd, b"%d\n" % (n + 1), 0)
+        return n
+    finally:
+        os.close(fd)
+
+
+def fail_twice(actor):
+    n = _next_instance()
+    if n < 0:
+        return tether.fail("no TETHER_RESTART_COUNTER")
+    if n < 2:
+        return tether.fail("instance %d fails" % n)
+    return 0
+
+
+def exits_at_once(actor):
+    return 0
+
+
+def fail_on_msg(actor):
+    while True:
+        if tether.recv_bytes(timeout=3600) == b"fail":
+            return tether.fail("told to fail (pid %d)" % os.getpid())

@@ -1824,6 +1824,8 @@ static double b_long(const struct suite *s)
     return 10 * s->B + 2 * (s->S + s->H) + 12;
 }
 
+/* The RESTART scenarios: their own file, the suite's helpers. */
+#include "restart.c"
 
 static const struct scenario catalogue[] = {
     {"cancel.cooperative", sc_cooperative, b_e},
@@ -1867,6 +1869,7 @@ static const struct scenario catalogue[] = {
     {"protocol.oversized-frame", sc_oversized, b_sh},
     {"spawn.thread-exits", sc_thread_exits, b_spawn},
     {"spawn.concurrent", sc_concurrent, b_spawn},
+    RESTART_CATALOGUE
 };
 #define N_SCENARIOS (sizeof catalogue / sizeof catalogue[0])
 

@@ -596,3 +596,38 @@ int tether_call(tether_handle *h, const char *func, const char *sig,
     free(c.text);
     return rc == TETHER_EREMOTE ? TETHER_EBADCALL : rc;
 }
+
+/* ---- restarts: the next instance's channel ---------------------------------- */
+
+/* Waiting on the actor itself, not on this channel: they carry over. */
+static int waits_on_actor(const struct tether__parked *p)
+{
+    return !strcmp(p->what, "wait-outcome") || !strcmp(p->what, "wait-ready");
+}
+
+int tether__chan_idle(const tether_handle *h)
+{
+    const struct tether__channel *ch = &h->ch;
+    if (ch->fd_users || ch->writer == TETHER__W_PROGRAM || ch->calls)
+        return 0;
+    for (const struct tether__parked *p = ch->parked; p; p = p->next)
+        if (!waits_on_actor(p))
+            return 0;
+    return 1;
+}
+
+void tether__chan_renew(tether_handle *h, int fd)
+{
+    struct tether__channel *ch = &h->ch;
+    if (ch->fd >= 0)
+        close(ch->fd);
+    ch->fd = fd;
+    ch->abort_err = 0;
+    ch->writer = TETHER__W_FREE;
+    ch->cancel_wanted = 0;
+    free(ch->pend);
+    ch->pend = NULL;
+    ch->pend_len = ch->pend_off = 0;
+    ch->inbox_dropped = 0;
+    tether__reader_reset(&ch->rd);
+}

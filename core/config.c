@@ -27,7 +27,7 @@
 
 #include <yaml.h>
 
-#include "internal.h"
+#include "config_int.h"
 #include "wire.h"
 
 #define DEFAULT_SPAWN 5.0
@@ -35,36 +35,8 @@
 #define DEFAULT_HARD_KILL 1.0
 #define MIN_MAX_FRAME UINT64_C(64)
 #define MAX_MAX_FRAME (UINT64_C(1) << 30)
-#define UNSET_TIMEOUT (-1.0) /* a per-backend timeout the file does not override */
 #define MAX_DEPTH 32         /* the schema needs 4; the bound keeps recursion shallow */
 #define MAX_FILE (16 << 20)  /* no config is that big; /dev/zero is */
-#define KEY_MAX 256
-
-enum node_type { N_SCALAR, N_MAP, N_SEQ };
-
-struct node {
-    enum node_type type;
-    int line, col; /* 1-based */
-    char *str;     /* scalar text, NUL-terminated; len counts embedded NULs */
-    size_t len;
-    int plain;          /* plain style and untagged: may be a number or null */
-    struct node **kids; /* mapping: key, value, key, value...; sequence: items */
-    size_t n;
-};
-
-struct ctx {
-    const char *name; /* for messages */
-    const char *dir;
-    const char *text;
-    size_t len;
-    struct tether_error *err;
-    yaml_parser_t parser;
-    char path[KEY_MAX]; /* dotted key path of the node being built */
-    /* Filled while walking the tree. */
-    struct tether_config *cfg;
-    struct tether_backend_config *bk; /* cfg->backends, writable */
-    const struct node *root, *backends, *backend;
-};
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -79,7 +51,7 @@ __attribute__((format(printf, 5, 0))) static int vfail(struct ctx *c, int line, 
 }
 
 /* "NAME:LINE:COL: KEY: reason" at node `nd`. */
-__attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, const struct node *nd,
+__attribute__((format(printf, 4, 5))) int tether__cfg_fail(struct ctx *c, const struct node *nd,
                                                      const char *key, const char *fmt, ...)
 {
     va_list ap;
@@ -201,11 +173,11 @@ static int check_key(struct ctx *c, const struct node *nd)
 {
     const struct node *key = nd->kids[nd->n - 1];
     if (key->type != N_SCALAR)
-        return fail(c, key, here(c), "keys must be strings");
+        return tether__cfg_fail(c, key, here(c), "keys must be strings");
     for (size_t i = 0; i + 1 < nd->n; i += 2) {
         if (same_key(nd->kids[i], key)) {
             path_push(c, key->str);
-            return fail(c, key, c->path, "duplicate key");
+            return tether__cfg_fail(c, key, c->path, "duplicate key");
         }
     }
     return 0;
@@ -390,12 +362,12 @@ out:
 
 /* ---- scalars ----------------------------------------------------------- */
 
-static int key_is(const struct node *key, const char *name)
+int tether__cfg_key_is(const struct node *key, const char *name)
 {
     return key->len == strlen(name) && !memcmp(key->str, name, key->len);
 }
 
-static const char *join_key(char *buf, const char *prefix, const char *key)
+const char *tether__cfg_join_key(char *buf, const char *prefix, const char *key)
 {
     if (snprintf(buf, KEY_MAX, "%s.%s", prefix, key) >= KEY_MAX)
         mark_cut(buf, KEY_MAX);
@@ -414,7 +386,7 @@ static double c_strtod(const char *s, char **end)
 
 /* A YAML number: decimal, with YAML's own spellings of infinity and NaN.
  * strtod's extras (0x1p3, inf, nan, infinity) are not YAML numbers. */
-static int parse_number(const struct node *nd, double *out)
+int tether__cfg_parse_number(const struct node *nd, double *out)
 {
     static const char *const infs[] = {".inf", ".Inf", ".INF"};
     static const char *const nans[] = {".nan", ".NaN", ".NAN"};
@@ -441,13 +413,13 @@ static int parse_number(const struct node *nd, double *out)
     return 0;
 }
 
-static int get_timeout(struct ctx *c, const struct node *nd, const char *key, double *out)
+int tether__cfg_get_timeout(struct ctx *c, const struct node *nd, const char *key, double *out)
 {
     double d;
-    if (parse_number(nd, &d))
-        return fail(c, nd, key, "expected a number");
+    if (tether__cfg_parse_number(nd, &d))
+        return tether__cfg_fail(c, nd, key, "expected a number");
     if (!isfinite(d) || d < 0)
-        return fail(c, nd, key, "must be a finite number >= 0");
+        return tether__cfg_fail(c, nd, key, "must be a finite number >= 0");
     *out = d + 0.0; /* -0 reads as 0 */
     return 0;
 }
@@ -456,11 +428,11 @@ static int get_timeout(struct ctx *c, const struct node *nd, const char *key, do
 static int get_string(struct ctx *c, const struct node *nd, const char *key, const char **out)
 {
     if (nd->type != N_SCALAR || is_null(nd))
-        return fail(c, nd, key, "expected a string");
+        return tether__cfg_fail(c, nd, key, "expected a string");
     if (nd->len != strlen(nd->str))
-        return fail(c, nd, key, "must not contain a NUL byte");
+        return tether__cfg_fail(c, nd, key, "must not contain a NUL byte");
     if (nd->len == 0)
-        return fail(c, nd, key, "must not be empty");
+        return tether__cfg_fail(c, nd, key, "must not be empty");
     *out = nd->str;
     return 0;
 }
@@ -495,10 +467,10 @@ static int set_path(struct ctx *c, const struct node *nd, const char *key, const
 
 /* ---- the schema ---------------------------------------------------------- */
 
-static int expect_map(struct ctx *c, const struct node *nd, const char *key)
+int tether__cfg_expect_map(struct ctx *c, const struct node *nd, const char *key)
 {
     if (nd->type != N_MAP)
-        return fail(c, nd, key, "expected a mapping");
+        return tether__cfg_fail(c, nd, key, "expected a mapping");
     return 0;
 }
 
@@ -507,23 +479,23 @@ static int load_timeouts(struct ctx *c, const struct node *nd, const char *prefi
                          struct tether_timeouts *t)
 {
     char key[KEY_MAX];
-    int rc = expect_map(c, nd, prefix);
+    int rc = tether__cfg_expect_map(c, nd, prefix);
     if (rc)
         return rc;
     for (size_t i = 0; i < nd->n; i += 2) {
         const struct node *k = nd->kids[i], *v = nd->kids[i + 1];
-        double *slot = key_is(k, "spawn")         ? &t->spawn
-                       : key_is(k, "soft_cancel") ? &t->soft_cancel
-                       : key_is(k, "hard_kill")   ? &t->hard_kill
+        double *slot = tether__cfg_key_is(k, "spawn")         ? &t->spawn
+                       : tether__cfg_key_is(k, "soft_cancel") ? &t->soft_cancel
+                       : tether__cfg_key_is(k, "hard_kill")   ? &t->hard_kill
                                                   : NULL;
-        join_key(key, prefix, k->str);
+        tether__cfg_join_key(key, prefix, k->str);
         if (!slot)
-            return fail(c, k, key, "unknown key");
-        if ((rc = get_timeout(c, v, key, slot)))
+            return tether__cfg_fail(c, k, key, "unknown key");
+        if ((rc = tether__cfg_get_timeout(c, v, key, slot)))
             return rc;
         /* 0 skips a teardown phase; there is no spawn without a wait */
         if (slot == &t->spawn && *slot == 0)
-            return fail(c, v, key, "must be > 0 (a spawn needs time to become ready)");
+            return tether__cfg_fail(c, v, key, "must be > 0 (a spawn needs time to become ready)");
     }
     return 0;
 }
@@ -531,14 +503,14 @@ static int load_timeouts(struct ctx *c, const struct node *nd, const char *prefi
 static int load_max_frame(struct ctx *c, const struct node *nd)
 {
     if (nd->type != N_SCALAR || !nd->plain || nd->len != strlen(nd->str))
-        return fail(c, nd, "max_frame", "expected an integer");
+        return tether__cfg_fail(c, nd, "max_frame", "expected an integer");
     const char *s = nd->str, *digits = s + (*s == '+' || *s == '-');
     if (!*digits || strspn(digits, "0123456789") != strlen(digits))
-        return fail(c, nd, "max_frame", "expected an integer");
+        return tether__cfg_fail(c, nd, "max_frame", "expected an integer");
     errno = 0;
     unsigned long long v = strtoull(digits, NULL, 10);
     if (*s == '-' || errno == ERANGE || v < MIN_MAX_FRAME || v > MAX_MAX_FRAME)
-        return fail(c, nd, "max_frame", "must be between %llu and %llu bytes",
+        return tether__cfg_fail(c, nd, "max_frame", "must be between %llu and %llu bytes",
                     (unsigned long long)MIN_MAX_FRAME, (unsigned long long)MAX_MAX_FRAME);
     c->cfg->max_frame = v;
     return 0;
@@ -550,7 +522,7 @@ static int load_events(struct ctx *c, const struct node *nd)
     if (is_null(nd) || (nd->type == N_SCALAR && nd->len == 0))
         return 0;
     if (nd->type != N_SCALAR)
-        return fail(c, nd, "events", "expected a string or null");
+        return tether__cfg_fail(c, nd, "events", "expected a string or null");
     return set_path(c, nd, "events", &c->cfg->events);
 }
 
@@ -558,7 +530,7 @@ static int load_options(struct ctx *c, const struct node *nd, const char *prefix
                         struct tether_backend_config *b)
 {
     char key[KEY_MAX];
-    int rc = expect_map(c, nd, prefix);
+    int rc = tether__cfg_expect_map(c, nd, prefix);
     if (rc || nd->n == 0)
         return rc;
     struct tether_option *opts = calloc(nd->n / 2, sizeof *opts);
@@ -568,13 +540,13 @@ static int load_options(struct ctx *c, const struct node *nd, const char *prefix
     for (size_t i = 0; i < nd->n; i += 2) {
         const struct node *k = nd->kids[i], *v = nd->kids[i + 1];
         const char *ks;
-        join_key(key, prefix, k->str);
+        tether__cfg_join_key(key, prefix, k->str);
         if ((rc = get_string(c, k, key, &ks)))
             return rc;
         if (v->type != N_SCALAR)
-            return fail(c, v, key, "expected a scalar");
+            return tether__cfg_fail(c, v, key, "expected a scalar");
         if (v->len != strlen(v->str))
-            return fail(c, v, key, "must not contain a NUL byte");
+            return tether__cfg_fail(c, v, key, "must not contain a NUL byte");
         /* counted before filled, so that a failure frees what was copied */
         struct tether_option *o = &opts[b->n_options++];
         if (!(o->key = strdup(ks)) || !(o->value = strdup(v->str)))
@@ -595,39 +567,51 @@ static int load_backend(struct ctx *c, const struct node *k, const struct node *
         return oom(c);
     b->line = k->line;
     b->timeouts = (struct tether_timeouts){UNSET_TIMEOUT, UNSET_TIMEOUT, UNSET_TIMEOUT};
-    join_key(prefix, "backends", name);
-    if ((rc = expect_map(c, v, prefix)))
+    b->supervision = tether__cfg_unset_supervision;
+    tether__cfg_join_key(prefix, "backends", name);
+    if ((rc = tether__cfg_expect_map(c, v, prefix)))
         return rc;
     for (size_t i = 0; i < v->n; i += 2) {
         const struct node *ek = v->kids[i], *ev = v->kids[i + 1];
-        join_key(key, prefix, ek->str);
-        if (key_is(ek, "path"))
+        tether__cfg_join_key(key, prefix, ek->str);
+        if (tether__cfg_key_is(ek, "path"))
             rc = set_path(c, ev, key, &b->path);
-        else if (key_is(ek, "options"))
+        else if (tether__cfg_key_is(ek, "options"))
             rc = load_options(c, ev, key, b);
-        else if (key_is(ek, "timeouts"))
+        else if (tether__cfg_key_is(ek, "timeouts"))
             rc = load_timeouts(c, ev, key, &b->timeouts);
-        else
-            rc = fail(c, ek, key, "unknown key");
+        else if (tether__cfg_key_is(ek, "supervision")) {
+            size_t at = (size_t)(b - c->bk);
+            c->bk_sv_node[at] = ev;
+            rc = tether__cfg_load_supervision(c, ev, key, &b->supervision, &c->bk_sv_period[at]);
+        } else
+            rc = tether__cfg_fail(c, ek, key, "unknown key");
         if (rc)
             return rc;
     }
     if (!b->path)
-        return fail(c, v, join_key(key, prefix, "path"), "missing (the plugin file is required)");
+        return tether__cfg_fail(c, v, tether__cfg_join_key(key, prefix, "path"),
+                                "missing (the plugin file is required)");
     return 0;
 }
 
 static int load_backends(struct ctx *c, const struct node *nd)
 {
-    int rc = expect_map(c, nd, "backends");
+    int rc = tether__cfg_expect_map(c, nd, "backends");
     if (rc)
         return rc;
     if (nd->n == 0)
-        return fail(c, nd, "backends", "must name at least one backend");
+        return tether__cfg_fail(c, nd, "backends", "must name at least one backend");
     c->backends = nd;
     c->bk = calloc(nd->n / 2, sizeof *c->bk);
     if (!c->bk)
         return oom(c);
+    c->bk_sv_period = calloc(nd->n / 2, sizeof *c->bk_sv_period);
+    c->bk_sv_node = calloc(nd->n / 2, sizeof *c->bk_sv_node);
+    if (!c->bk_sv_period || !c->bk_sv_node) {
+        c->cfg->backends = c->bk;
+        return oom(c);
+    }
     c->cfg->backends = c->bk;
     for (size_t i = 0; i < nd->n; i += 2) {
         /* counted before filled, so that a failure frees what was copied */
@@ -641,19 +625,24 @@ static int load_backends(struct ctx *c, const struct node *nd)
 static int load_top_key(struct ctx *c, const struct node *k, const struct node *v)
 {
     const char *name;
-    if (key_is(k, "backend")) {
+    if (tether__cfg_key_is(k, "backend")) {
         c->backend = v; /* looked up once every backend is known */
         return get_string(c, v, "backend", &name);
     }
-    if (key_is(k, "timeouts"))
+    if (tether__cfg_key_is(k, "timeouts"))
         return load_timeouts(c, v, "timeouts", &c->cfg->timeouts);
-    if (key_is(k, "max_frame"))
+    if (tether__cfg_key_is(k, "supervision")) {
+        c->sv_node = v;
+        return tether__cfg_load_supervision(c, v, "supervision", &c->cfg->supervision,
+                                            &c->sv_period);
+    }
+    if (tether__cfg_key_is(k, "max_frame"))
         return load_max_frame(c, v);
-    if (key_is(k, "events"))
+    if (tether__cfg_key_is(k, "events"))
         return load_events(c, v);
-    if (key_is(k, "backends"))
+    if (tether__cfg_key_is(k, "backends"))
         return load_backends(c, v);
-    return fail(c, k, k->str[0] ? k->str : "\"\"", "unknown key");
+    return tether__cfg_fail(c, k, k->str[0] ? k->str : "\"\"", "unknown key");
 }
 
 /* Per-backend timeouts left unset take the global ones, wherever in the
@@ -679,16 +668,17 @@ static int choose_default(struct ctx *c)
     if (c->backend) {
         name = c->backend->str;
         if (!tether_config_find(c->cfg, name))
-            return fail(c, c->backend, "backend", "no backend named '%s' in backends", name);
+            return tether__cfg_fail(c, c->backend, "backend",
+                                    "no backend named '%s' in backends", name);
     }
     if (env && *env) {
         if (!tether_config_find(c->cfg, env))
-            return fail(c, c->backends, "backend",
+            return tether__cfg_fail(c, c->backends, "backend",
                         "no backend named '%s' in backends (from TETHER_BACKEND)", env);
         name = env;
     } else if (!name) {
         if (c->cfg->n_backends != 1)
-            return fail(c, c->root, "backend", "missing default backend");
+            return tether__cfg_fail(c, c->root, "backend", "missing default backend");
         name = c->bk[0].name;
     }
     if (!(c->cfg->backend = strdup(name)))
@@ -701,14 +691,16 @@ static int load_root(struct ctx *c, const struct node *root)
     int rc;
     c->root = root;
     if (root->type != N_MAP)
-        return fail(c, root, "top level", "expected a mapping");
+        return tether__cfg_fail(c, root, "top level", "expected a mapping");
     for (size_t i = 0; i < root->n; i += 2) {
         if ((rc = load_top_key(c, root->kids[i], root->kids[i + 1])))
             return rc;
     }
     if (!c->backends)
-        return fail(c, root, "backends", "missing (at least one backend is required)");
+        return tether__cfg_fail(c, root, "backends", "missing (at least one backend is required)");
     merge_timeouts(c);
+    if ((rc = tether__cfg_merge_supervision(c)))
+        return rc;
     return choose_default(c);
 }
 
@@ -740,6 +732,7 @@ int tether_config_parse(const char *text, size_t len, const char *name, const ch
     }
     c.cfg->timeouts = (struct tether_timeouts){DEFAULT_SPAWN, DEFAULT_SOFT_CANCEL, DEFAULT_HARD_KILL};
     c.cfg->max_frame = TETHER__DEFAULT_MAX_FRAME;
+    tether_supervision_defaults(&c.cfg->supervision);
     if (!(c.cfg->path = strdup(c.name)) || (dir && !(c.cfg->dir = strdup(dir)))) {
         rc = oom(&c);
         goto out;
@@ -752,6 +745,8 @@ out:
         *out = c.cfg;
     }
     node_free(root);
+    free(c.bk_sv_period);
+    free(c.bk_sv_node);
     yaml_parser_delete(&c.parser);
     return rc;
 }

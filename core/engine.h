@@ -3,6 +3,8 @@
  *   teardown.c    the teardown table (state x event -> action), dispatch(),
  *                 the actions and the engine thread. Start reading there.
  *   outcome.c     the outcome decision: a pure function.
+ *   restart.c     restarts: whether an ended instance starts again, the
+ *                 intensity, the backoff, the respawn (state RESTARTING).
  *   channel.c     the core's end of each channel: frames in, inbox and
  *                 backpressure, the CANCEL frame out, send/recv/call and
  *                 the parked waiters.
@@ -31,6 +33,8 @@ enum tether__state {
     TETHER__ST_SOFT,      /* cancel requested; CANCEL sent; soft_cancel deadline */
     TETHER__ST_EXITING,   /* said STOPPED or closed its channel; hard_kill deadline for the exit */
     TETHER__ST_HARD,      /* hard kill + channels aborted; hard_kill deadline for the reap */
+    TETHER__ST_RESTARTING,/* an instance ended and the actor restarts: backoff deadline, then
+                           * the next instance is spawned (-> SPAWNING) */
     TETHER__ST_REAPED,    /* final: outcome known, child released */
     TETHER__ST_ABANDONED, /* final: cut loose, counted, never waited for again */
     TETHER__N_STATES
@@ -52,6 +56,8 @@ enum tether__event {
     TETHER__EV_CLOSE_EXPIRED, /* close's own deadline passed with the actor not final */
     TETHER__EV_SIBLING,       /* a sibling failed (one_for_all) */
     TETHER__EV_RELEASE,       /* the owner released the handle */
+    TETHER__EV_RESTART,       /* a sibling restarts and takes this one along
+                               * (one_for_all, rest_for_one) */
     TETHER__N_EVENTS
 };
 
@@ -72,6 +78,8 @@ enum tether__action {
     TETHER__A_HARD,        /* hard_kill + abort_channels + abort our end -> HARD */
     TETHER__A_ABANDON,     /* a last reap; else -> ABANDONED */
     TETHER__A_FORCE,       /* close expired: HARD if not yet, a last reap, else -> ABANDONED */
+    TETHER__A_RESPAWN,     /* start the next instance (fresh channel, backend spawn) -> SPAWNING */
+    TETHER__A_END,         /* end for good between instances: the last outcome stands -> final */
     TETHER__N_ACTIONS
 };
 
@@ -84,7 +92,7 @@ struct tether__cell {
 /* Who asked for the end (data the outcome decision reads). */
 enum tether__request {
     TETHER__REQ_NONE,
-    TETHER__REQ_CANCEL, /* cancel, kill, close, or a failed sibling */
+    TETHER__REQ_CANCEL, /* cancel, kill, close, a failed sibling, or a sibling's restart */
     TETHER__REQ_OWNER_ABORT
 };
 
@@ -202,6 +210,17 @@ struct tether_handle {
     char *out_msg;
     int64_t t_ready, t_cancel, t_hard, t_end; /* 0: not (yet) */
     struct tether__hfd hfd; /* tether_handle_fd (handle_fd.c) */
+
+    /* restarts (carried across instances; the rest above is per instance) */
+    uint64_t seq;        /* start order in the supervisor (rest_for_one) */
+    int restart;         /* TETHER_RESTART_* (never _DEFAULT) */
+    int for_good;        /* the program (or close, or a give-up) ended it: no restart */
+    int restart_asked;   /* this instance ends because a sibling restarts */
+    int last_final;      /* REAPED or ABANDONED: the final state of the last instance */
+    unsigned restarts;   /* instances started after the first */
+    double backoff, backoff_max; /* seconds (0: none) */
+    double backoff_next; /* the delay before the next respawn */
+    int respawning;      /* the engine is in the backend's spawn() for it, unlocked */
 };
 
 struct tether_supervisor {
@@ -229,11 +248,19 @@ struct tether_supervisor {
      * dump (read without the lock when the lock cannot be had: atomics). */
     const char *in_call;
     int64_t in_call_since;
-    int strategy;
     char *failure;
+    char *failure_before; /* the failure a give-up replaced (valid until close) */
+    /* restarts (supervisor-wide) */
+    struct tether_supervision sv;
+    int64_t *restart_times; /* the last sv.max_restarts restarts, a ring */
+    unsigned n_restart_times, restart_ring_pos;
+    unsigned restarts_total;
+    int gave_up;            /* restart intensity exceeded: nothing restarts any more */
+    uint64_t next_seq;
 };
 
 /* teardown.c */
+void tether__set_state(tether_handle *h, int st, int64_t deadline);
 void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *reaped);
 /* A program thread's request: queued for the engine (which alone calls the
  * backend's teardown members), engine woken. */
@@ -246,6 +273,27 @@ void *tether__engine_main(void *arg);
 void tether__wake_engine(tether_supervisor *sup);
 void tether__event_log(tether_handle *h, const char *phase, const char *reason);
 int64_t tether__secs_ns(double s);
+/* supervisor.c: start the next instance of h's actor on the channel sv
+ * (sv[0] becomes the core's end: the old channel's program threads are
+ * gone, tether__chan_idle; sv[1] goes to the backend). h enters SPAWNING;
+ * the backend's spawn() is made without the lock (sup->spawning counts
+ * it, the dump shows it). Called and returns with the lock held. Returns
+ * 0 and *child, or the backend's error with `err` filled. */
+int tether__spawn_instance(tether_handle *h, int sv[2], struct tether_child **child,
+                           struct tether_error *err);
+
+/* restart.c */
+/* Whether the ended instance restarts (its intensity counted); *gave_up
+ * when the intensity is exceeded (the caller ends it, then tether__give_up). */
+int tether__restart_decide(tether_handle *h, const struct tether__decision *d, int *gave_up);
+/* -> RESTARTING with the backoff as deadline; the group restarts with it. */
+void tether__restart_schedule(tether_handle *h, int final_state);
+/* RESPAWN: the next instance (or 2 ms later while the old channel empties). */
+void tether__respawn(tether_handle *h);
+/* END: the last instance's outcome stands -> its final state. */
+void tether__restart_end(tether_handle *h, const char *why);
+/* The intensity is exceeded: report it, tear every other actor down. */
+void tether__give_up(tether_supervisor *sup, tether_handle *h);
 /* Free an ended handle (its channel fd closed if still open). */
 void tether__free_handle(tether_handle *h);
 #define TETHER__IS_FINAL(h)                                                                      \
@@ -271,6 +319,12 @@ void tether__chan_drain(tether_handle *h);
 /* Over the inbox bound and not tearing down: do not read. */
 int tether__chan_inbox_full(const tether_handle *h);
 void tether__chan_close_if_unused(tether_handle *h);
+/* No program thread uses the (aborted) channel any more, bar those waiting
+ * on the actor itself (wait, wait_ready): a restart may renew it. */
+int tether__chan_idle(const tether_handle *h);
+/* A fresh channel `fd` for the next instance; the inbox, the pollable fd
+ * and the outcome waiters carry over. Only once tether__chan_idle. */
+void tether__chan_renew(tether_handle *h, int fd);
 unsigned tether__chan_count_parked(const tether_handle *h);
 void tether__park(tether_handle *h, struct tether__parked *p, const char *what);
 void tether__unpark(tether_handle *h, struct tether__parked *p);

@@ -54,8 +54,9 @@ static const struct tether_backend_host host = {
 };
 
 static int open_with(const struct tether_config *cfg, const char *path, const char *name,
-                     const struct tether_timeouts *to, const struct tether_option *opts,
-                     size_t n_opts, tether_supervisor **out, struct tether_error *err)
+                     const struct tether_timeouts *to, const struct tether_supervision *sv,
+                     const struct tether_option *opts, size_t n_opts, tether_supervisor **out,
+                     struct tether_error *err)
 {
     *out = NULL;
     tether_supervisor *sup = calloc(1, sizeof *sup);
@@ -63,6 +64,7 @@ static int open_with(const struct tether_config *cfg, const char *path, const ch
         return tether_error_set(err, TETHER_ENOMEM, "out of memory");
     sup->wake_fd = -1;
     sup->to = *to;
+    sup->sv = *sv;
     sup->max_frame = cfg->max_frame ? cfg->max_frame : TETHER__DEFAULT_MAX_FRAME;
     pthread_mutex_init(&sup->lock, NULL);
     pthread_condattr_t ca;
@@ -135,8 +137,8 @@ int tether_supervisor_open(const struct tether_config *cfg, const char *backend,
     if (!bc)
         return tether_error_set(err, TETHER_ECONFIG, "%s: no backend named '%s'", cfg->path,
                                 name ? name : "(none)");
-    return open_with(cfg, bc->path, bc->name, &bc->timeouts, bc->options, bc->n_options, out,
-                     err);
+    return open_with(cfg, bc->path, bc->name, &bc->timeouts, &bc->supervision, bc->options,
+                     bc->n_options, out, err);
 }
 
 int tether_supervisor_open_plugin(const struct tether_config *cfg, const char *plugin_path,
@@ -144,7 +146,8 @@ int tether_supervisor_open_plugin(const struct tether_config *cfg, const char *p
 {
     if (!cfg || !out || !plugin_path)
         return tether_error_set(err, TETHER_EINVAL, "tether_supervisor_open_plugin: NULL argument");
-    return open_with(cfg, plugin_path, NULL, &cfg->timeouts, NULL, 0, out, err);
+    return open_with(cfg, plugin_path, NULL, &cfg->timeouts, &cfg->supervision, NULL, 0, out,
+                     err);
 }
 
 void tether__free_handle(tether_handle *h)
@@ -162,6 +165,8 @@ static void free_supervisor(tether_supervisor *sup)
     pthread_cond_destroy(&sup->cond);
     pthread_mutex_destroy(&sup->lock);
     free(sup->failure);
+    free(sup->failure_before);
+    free(sup->restart_times);
     free(sup->backend_name);
     free(sup);
 }
@@ -294,16 +299,79 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
 
 /* ---- spawning ---------------------------------------------------------------- */
 
-int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tether_handle **out,
-                 struct tether_error *err)
+/* The backend's spawn(), made without the supervisor's lock: a backend's
+ * spawn may take a moment (a fork of a large process), and nothing else
+ * must wait for it. It is bounded by the spawn deadline by contract. Not
+ * bracketed with TETHER__BACKEND_CALL (sup->in_call belongs to the lock
+ * holder: the engine's reap would race it); the dump lists sup->spawns
+ * instead. Called and returns with the lock held. */
+static int spawn_unlocked(tether_supervisor *sup, const struct tether_spawn_spec *spec,
+                          struct tether_child **child, struct tether_error *berr)
 {
+    sup->spawning++;
+    struct tether__parked sp = {.what = spec->target, .since = tether_now_ns(), .next = sup->spawns};
+    sup->spawns = &sp;
+    pthread_mutex_unlock(&sup->lock);
+    int rc = sup->plugin->vt->spawn(sup->bstate, spec, child, berr);
+    pthread_mutex_lock(&sup->lock);
+    sup->spawning--;
+    for (struct tether__parked **pp = &sup->spawns; *pp; pp = &(*pp)->next)
+        if (*pp == &sp) {
+            *pp = sp.next;
+            break;
+        }
+    pthread_cond_broadcast(&sup->cond);
+    return rc;
+}
+
+int tether__spawn_instance(tether_handle *h, int sv[2], struct tether_child **child,
+                           struct tether_error *err)
+{
+    tether_supervisor *sup = h->sup;
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    tether__chan_renew(h, sv[0]);
+    int64_t now = tether_now_ns();
+    tether__set_state(h, TETHER__ST_SPAWNING, now + tether__secs_ns(sup->to.spawn));
+    struct tether_spawn_spec spec = {
+        .target = h->target,
+        .channel_fd = sv[1],
+        .actor_id = h->id,
+        .spawn_deadline_ns = h->deadline,
+    };
+    struct tether_error berr = {0, ""};
+    h->respawning = 1;
+    int rc = spawn_unlocked(sup, &spec, child, &berr);
+    h->respawning = 0;
+    if (rc)
+        return tether_error_set(err, rc, "%s: %s", sup->backend_name,
+                                berr.msg[0] ? berr.msg : tether_strerror(rc));
+    return 0;
+}
+
+static int restart_type(const tether_supervisor *sup, const struct tether_spawn_opts *o)
+{
+    return o->restart ? o->restart : sup->sv.restart;
+}
+
+int tether_spawn_ex(tether_supervisor *sup, const char *target, const struct tether_spawn_opts *o,
+                    tether_handle **out, struct tether_error *err)
+{
+    static const struct tether_spawn_opts none;
     if (out)
         *out = NULL;
+    if (!o)
+        o = &none;
     if (!sup || !target || !out)
         return tether_error_set(err, TETHER_EINVAL, "tether_spawn: NULL argument");
     if (!strchr(target, ':'))
         return tether_error_set(err, TETHER_EINVAL,
                                 "target '%s' is not of the form path/module.so:function", target);
+    if (o->restart < TETHER_RESTART_DEFAULT || o->restart > TETHER_RESTART_PERMANENT)
+        return tether_error_set(err, TETHER_EINVAL, "tether_spawn: unknown restart type %d",
+                                o->restart);
+    if (!(o->backoff >= 0 && o->backoff <= 1e9) || !(o->backoff_max >= 0 && o->backoff_max <= 1e9))
+        return tether_error_set(err, TETHER_EINVAL,
+                                "tether_spawn: backoff and backoff_max must be finite seconds >= 0");
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return tether_error_set(err, TETHER_ESYS, "socketpair: %s", strerror(errno));
@@ -337,25 +405,13 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
         tether__free_handle(h);
         return tether_error_set(err, TETHER_ESTATE, "supervisor is closing");
     }
-    sup->spawning++;
-    struct tether__parked sp = {.what = target, .since = tether_now_ns(), .next = sup->spawns};
-    sup->spawns = &sp;
-    pthread_mutex_unlock(&sup->lock);
-    /* Without the supervisor's lock: a backend's spawn may take a moment (a
-     * fork of a large process), and nothing else must wait for it. It is
-     * bounded by the spawn deadline by contract. Not bracketed with
-     * TETHER__BACKEND_CALL (sup->in_call belongs to the lock holder: the
-     * engine's reap would race it); the dump lists sup->spawns instead. */
+    h->restart = restart_type(sup, o);
+    h->backoff = o->backoff > 0 ? o->backoff : sup->sv.backoff;
+    h->backoff_max = o->backoff_max > 0 ? o->backoff_max : sup->sv.backoff_max;
+    h->backoff_next = h->backoff;
+    h->seq = ++sup->next_seq;
     struct tether_child *child = NULL;
-    int rc = sup->plugin->vt->spawn(sup->bstate, &spec, &child, &berr);
-    pthread_mutex_lock(&sup->lock);
-    sup->spawning--;
-    for (struct tether__parked **pp = &sup->spawns; *pp; pp = &(*pp)->next)
-        if (*pp == &sp) {
-            *pp = sp.next;
-            break;
-        }
-    pthread_cond_broadcast(&sup->cond);
+    int rc = spawn_unlocked(sup, &spec, &child, &berr);
     if (rc) {
         pthread_mutex_unlock(&sup->lock);
         tether__free_handle(h);
@@ -373,12 +429,19 @@ int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tet
     tether__wake_engine(sup);
     pthread_mutex_unlock(&sup->lock);
     *out = h;
-    if (flags & TETHER_SPAWN_NOWAIT)
+    if (o->flags & TETHER_SPAWN_NOWAIT)
         return 0;
     /* spawn deadline, then a teardown if it fails: B + S + H + slack */
     int64_t deadline = spec.spawn_deadline_ns + tether__secs_ns(sup->to.hard_kill) +
                        tether__secs_ns(sup->to.soft_cancel) + TETHER_SLACK_NS(1);
     return tether_wait_ready(h, deadline, err);
+}
+
+int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tether_handle **out,
+                 struct tether_error *err)
+{
+    struct tether_spawn_opts o = {.flags = flags};
+    return tether_spawn_ex(sup, target, &o, out, err);
 }
 
 int tether_wait_ready(tether_handle *h, int64_t deadline_ns, struct tether_error *err)
@@ -422,6 +485,7 @@ static int request(tether_handle *h, int event)
         return TETHER_EINVAL;
     tether_supervisor *sup = h->sup;
     pthread_mutex_lock(&sup->lock);
+    h->for_good = 1; /* from now: an instance ending meanwhile does not restart */
     if (!TETHER__IS_FINAL(h) && !sup->closed)
         tether__post(h, event);
     pthread_mutex_unlock(&sup->lock);
@@ -444,6 +508,7 @@ int tether_abort(tether_handle *h)
         return TETHER_EINVAL;
     tether_supervisor *sup = h->sup;
     pthread_mutex_lock(&sup->lock);
+    h->for_good = 1;
     if (!TETHER__IS_FINAL(h)) {
         /* the waiters return now, on this thread; the teardown (an actor
          * that cannot be told any more ends under the same bounds as a
@@ -460,9 +525,11 @@ static void request_all(tether_supervisor *sup, int event)
 {
     pthread_mutex_lock(&sup->lock);
     if (!sup->closed)
-        for (tether_handle *h = sup->handles; h; h = h->next)
+        for (tether_handle *h = sup->handles; h; h = h->next) {
+            h->for_good = 1; /* a supervisor cancel: nothing restarts */
             if (!TETHER__IS_FINAL(h))
                 tether__post(h, event);
+        }
     pthread_mutex_unlock(&sup->lock);
 }
 
@@ -504,6 +571,14 @@ int tether_wait(tether_handle *h, int64_t deadline_ns, struct tether_outcome *ou
 uint64_t tether_handle_id(tether_handle *h)
 {
     return h->id;
+}
+
+unsigned tether_handle_restarts(tether_handle *h)
+{
+    pthread_mutex_lock(&h->sup->lock);
+    unsigned n = h->restarts;
+    pthread_mutex_unlock(&h->sup->lock);
+    return n;
 }
 
 int64_t tether_handle_pid(tether_handle *h)
@@ -584,12 +659,54 @@ const struct tether_timeouts *tether_supervisor_timeouts(tether_supervisor *sup)
 
 void tether_supervisor_set_strategy(tether_supervisor *sup, int strategy)
 {
+    if (strategy < TETHER_ONE_FOR_ALL || strategy > TETHER_REST_FOR_ONE)
+        return;
     pthread_mutex_lock(&sup->lock);
-    sup->strategy = strategy;
+    sup->sv.strategy = strategy;
     pthread_mutex_unlock(&sup->lock);
 }
 
+int tether_supervisor_set_supervision(tether_supervisor *sup, const struct tether_supervision *sv,
+                                      struct tether_error *err)
+{
+    if (!sup || !sv)
+        return tether_error_set(err, TETHER_EINVAL, "tether_supervisor_set_supervision: NULL");
+    int rc = tether_supervision_check(sv, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&sup->lock);
+    sup->sv = *sv;
+    /* the intensity's window starts again with the new size */
+    free(sup->restart_times);
+    sup->restart_times = NULL;
+    sup->n_restart_times = sup->restart_ring_pos = 0;
+    pthread_mutex_unlock(&sup->lock);
+    return 0;
+}
+
+void tether_supervisor_supervision(tether_supervisor *sup, struct tether_supervision *out)
+{
+    pthread_mutex_lock(&sup->lock);
+    *out = sup->sv;
+    pthread_mutex_unlock(&sup->lock);
+}
+
+unsigned tether_supervisor_restarts(tether_supervisor *sup)
+{
+    pthread_mutex_lock(&sup->lock);
+    unsigned n = sup->restarts_total;
+    pthread_mutex_unlock(&sup->lock);
+    return n;
+}
+
 /* ---- the hang dump ------------------------------------------------------------------ */
+
+static const char *restart_name(int type)
+{
+    return type == TETHER_RESTART_PERMANENT ? "permanent"
+           : type == TETHER_RESTART_TRANSIENT ? "transient"
+                                               : "temporary";
+}
 
 static void dump_actor(tether_handle *h, FILE *fp, int64_t now)
 {
@@ -599,8 +716,12 @@ static void dump_actor(tether_handle *h, FILE *fp, int64_t now)
     if (h->child)
         fprintf(fp, ", pid %lld thread %llu", (long long)h->child->pid,
                 (unsigned long long)TETHER__CHILD_TID(h->child));
-    if (!TETHER__IS_FINAL(h) && h->deadline != TETHER_NEVER)
+    if (h->state == TETHER__ST_RESTARTING)
+        fprintf(fp, ", next respawn in %.3fs", (h->deadline - now) / 1e9);
+    else if (!TETHER__IS_FINAL(h) && h->deadline != TETHER_NEVER)
         fprintf(fp, ", next deadline in %.3fs", (h->deadline - now) / 1e9);
+    if (h->restarts || h->restart != TETHER_RESTART_TEMPORARY)
+        fprintf(fp, ", restart %s, %u restart(s)", restart_name(h->restart), h->restarts);
     fputc('\n', fp);
     fprintf(fp, "  channel: fd %d, %s%s; inbox %zu message(s), %zu bytes%s\n", ch->fd,
             ch->abort_err ? "aborted: " : "open", ch->abort_err ? tether_err_name(ch->abort_err) : "",
@@ -636,7 +757,10 @@ void tether_supervisor_dump(tether_supervisor *sup, FILE *fp)
             sup->backend_name, sup->to.soft_cancel, sup->to.hard_kill, sup->abandoned);
     if (sup->abandoned && sup->plugin->vt->abandoned_count)
         fprintf(fp, " (%u still running)", still_running(sup));
-    fputc('\n', fp);
+    static const char *const strategies[] = {"one_for_all", "one_for_one", "rest_for_one"};
+    fprintf(fp, "\n== supervision %s, intensity %u in %gs, %u restart(s)%s\n",
+            strategies[sup->sv.strategy], sup->sv.max_restarts, sup->sv.period,
+            sup->restarts_total, sup->gave_up ? ", gave up (intensity exceeded)" : "");
     for (struct tether__parked *p = sup->spawns; p; p = p->next)
         fprintf(fp, "== a program thread is inside the backend's spawn() for %.3fs (%s)\n",
                 (now - p->since) / 1e9, p->what);

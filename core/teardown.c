@@ -23,7 +23,10 @@
  * shuts down the core's own end of the channel (never trusting the backend
  * alone): every parked waiter returns at once. Entering a final state
  * decides the outcome (outcome.c), then releases the backend's child; an
- * abandoned actor pins its plugin.
+ * abandoned actor pins its plugin. Before the final state is entered,
+ * restart.c decides whether the actor restarts instead: then it goes to
+ * RESTARTING (no channel, no child, the backoff as deadline), whose
+ * DEADLINE respawns it and whose requests end it for good.
  */
 #include "config.h"
 
@@ -47,11 +50,11 @@
             C(IGNORE, "already ended"), C(IGNORE, "already ended"), C(IGNORE, "already ended"),  \
             C(IGNORE, "already ended"), C(IGNORE, "already ended"),                              \
             C(IMPOSSIBLE, "close forces only live actors"), C(IGNORE, "already ended"),          \
-            C(IGNORE, "the engine frees it")                                                     \
+            C(IGNORE, "the engine frees it"), C(IGNORE, "already ended")                         \
     }
 
 /* Columns: READY STOPPED EOF PROTOCOL EXITED DEADLINE CANCEL KILL OWNER_ABORT
- * SEND_BROKEN CLOSE CLOSE_EXPIRED SIBLING RELEASE (enum tether__event). */
+ * SEND_BROKEN CLOSE CLOSE_EXPIRED SIBLING RELEASE RESTART (enum tether__event). */
 static const struct tether__cell table[TETHER__N_STATES][TETHER__N_EVENTS] = {
     [TETHER__ST_SPAWNING] = {
         C(READY, NULL), C(STOPPED, "actor stopped"),
@@ -59,14 +62,14 @@ static const struct tether__cell table[TETHER__N_STATES][TETHER__N_EVENTS] = {
         C(REAPED, NULL), C(HARD, "spawn deadline expired"), C(SOFT, NULL),
         C(HARD, "kill requested"), C(SOFT, NULL), C(HARD, "a send timed out mid-frame"),
         C(SOFT, NULL), C(FORCE, "supervisor close: deadline expired"), C(SOFT, NULL),
-        C(IGNORE, "freed once it has ended")},
+        C(IGNORE, "freed once it has ended"), C(SOFT, NULL)},
     [TETHER__ST_RUNNING] = {
         C(IGNORE, "a second greeting"), C(STOPPED, "actor stopped"),
         C(LOST, "channel closed without a stopped message"), C(PROTOCOL, "protocol error"),
         C(REAPED, NULL), C(IMPOSSIBLE, "running has no deadline"), C(SOFT, NULL),
         C(HARD, "kill requested"), C(SOFT, NULL), C(HARD, "a send timed out mid-frame"),
         C(SOFT, NULL), C(FORCE, "supervisor close: deadline expired"), C(SOFT, NULL),
-        C(IGNORE, "freed once it has ended")},
+        C(IGNORE, "freed once it has ended"), C(SOFT, NULL)},
     [TETHER__ST_SOFT] = {
         C(NOTE_READY, NULL), C(STOPPED_STAY, "actor stopped"),
         C(CLOSED_STAY, "channel closed without a stopped message"),
@@ -75,7 +78,7 @@ static const struct tether__cell table[TETHER__N_STATES][TETHER__N_EVENTS] = {
         C(HARD, "kill requested"), C(NOTE, "cancel already under way"),
         C(HARD, "a send timed out mid-frame"), C(NOTE, "cancel already under way"),
         C(FORCE, "supervisor close: deadline expired"), C(NOTE, "cancel already under way"),
-        C(IGNORE, "freed once it has ended")},
+        C(IGNORE, "freed once it has ended"), C(NOTE, "cancel already under way")},
     [TETHER__ST_EXITING] = {
         C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
         C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
@@ -83,14 +86,29 @@ static const struct tether__cell table[TETHER__N_STATES][TETHER__N_EVENTS] = {
         C(NOTE, "the actor is ending"), C(HARD, "kill requested"), C(NOTE, "the actor is ending"),
         C(HARD, "a send timed out mid-frame"), C(NOTE, "the actor is ending"),
         C(FORCE, "supervisor close: deadline expired"), C(NOTE, "the actor is ending"),
-        C(IGNORE, "freed once it has ended")},
+        C(IGNORE, "freed once it has ended"), C(NOTE, "the actor is ending")},
     [TETHER__ST_HARD] = {
         C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
         C(IMPOSSIBLE, "our end is aborted"), C(IMPOSSIBLE, "our end is aborted"),
         C(REAPED, NULL), C(ABANDON, "hard_kill deadline expired"), C(NOTE, "already killed"),
         C(NOTE, "already killed"), C(NOTE, "already killed"), C(IGNORE, "our end is aborted"),
         C(NOTE, "already killed"), C(FORCE, "supervisor close: deadline expired"),
-        C(NOTE, "already killed"), C(IGNORE, "freed once it has ended")},
+        C(NOTE, "already killed"), C(IGNORE, "freed once it has ended"),
+        C(NOTE, "already killed")},
+    /* Between two instances: no channel, no child; only the clock (the
+     * backoff) and the program's or the supervisor's word act. */
+    [TETHER__ST_RESTARTING] = {
+        C(IMPOSSIBLE, "no channel between instances"),
+        C(IMPOSSIBLE, "no channel between instances"),
+        C(IMPOSSIBLE, "no channel between instances"),
+        C(IMPOSSIBLE, "no channel between instances"),
+        C(IMPOSSIBLE, "no child between instances"), C(RESPAWN, "backoff over"),
+        C(END, "cancelled between instances"), C(END, "killed between instances"),
+        C(END, "aborted between instances"), C(IGNORE, "the old channel is gone"),
+        C(END, "supervisor close: nothing restarts"),
+        C(END, "supervisor close: nothing restarts"), C(END, "the supervisor gives up"),
+        C(IGNORE, "the supervisor owns it: it restarts on"),
+        C(IGNORE, "already restarting")},
     [TETHER__ST_REAPED] = FINAL_ROW,
     [TETHER__ST_ABANDONED] = FINAL_ROW,
 };
@@ -98,13 +116,16 @@ static const struct tether__cell table[TETHER__N_STATES][TETHER__N_EVENTS] = {
 #undef C
 
 static const char *const state_names[TETHER__N_STATES] = {
-    "spawning", "running", "soft-cancel", "exiting", "hard-kill", "reaped", "abandoned"};
+    "spawning", "running", "soft-cancel", "exiting", "hard-kill", "restarting", "reaped",
+    "abandoned"};
 static const char *const event_names[TETHER__N_EVENTS] = {
     "ready",  "stopped", "eof",         "protocol",      "exited",  "deadline", "cancel",
-    "kill",   "owner-abort", "send-broken", "close", "close-expired", "sibling", "release"};
+    "kill",   "owner-abort", "send-broken", "close", "close-expired", "sibling", "release",
+    "restart"};
 static const char *const action_names[TETHER__N_ACTIONS] = {
     "ignore", "impossible", "ready",  "note-ready", "stopped", "stopped-stay", "lost",
-    "closed-stay", "protocol", "reaped", "soft", "note", "hard", "abandon", "force"};
+    "closed-stay", "protocol", "reaped", "soft", "note", "hard", "abandon", "force",
+    "respawn", "end"};
 
 const struct tether__cell *tether__teardown_cell(int state, int event)
 {
@@ -175,7 +196,7 @@ void tether__event_log(tether_handle *h, const char *phase, const char *reason)
                   state_names[h->state]);
 }
 
-static void set_state(tether_handle *h, int st, int64_t deadline)
+void tether__set_state(tether_handle *h, int st, int64_t deadline)
 {
     h->state = st;
     h->state_since = tether_now_ns();
@@ -206,7 +227,7 @@ static void begin_hard(tether_handle *h, int event, const char *why)
     h->t_hard = tether_now_ns();
     h->hard_from = h->state;
     h->hard_by = event;
-    set_state(h, TETHER__ST_HARD, h->t_hard + tether__secs_ns(sup->to.hard_kill));
+    tether__set_state(h, TETHER__ST_HARD, h->t_hard + tether__secs_ns(sup->to.hard_kill));
     tether__event_log(h, "hard-kill", why);
     const struct tether_backend *vt = sup->plugin->vt;
     if (h->child) {
@@ -229,7 +250,7 @@ static void begin_soft(tether_handle *h, int event)
         begin_hard(h, event, "soft_cancel is 0: hard kill at once");
         return;
     }
-    set_state(h, TETHER__ST_SOFT, h->t_cancel + tether__secs_ns(sup->to.soft_cancel));
+    tether__set_state(h, TETHER__ST_SOFT, h->t_cancel + tether__secs_ns(sup->to.soft_cancel));
     tether__chan_send_cancel(h);
     if (h->child) {
         int rc;
@@ -291,13 +312,22 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
         sup->abandoned++;
         tether__plugin_pin(sup->plugin);
     }
-    set_state(h, st, TETHER_NEVER);
     if (sup->events)
         tether__event(sup->events, h->id, sup->backend_name, 0, 0,
                       st == TETHER__ST_ABANDONED ? "abandoned" : "reaped", o->message,
                       "\"outcome\":\"%s\",\"code\":%d,\"signal\":%d,\"soft_ms\":%.3f,\"hard_ms\":%.3f",
                       tether_outcome_name(o->kind), o->code, o->signal, o->soft_cancel_ns / 1e6,
                       o->hard_kill_ns / 1e6);
+    int gave_up;
+    if (tether__restart_decide(h, &d, &gave_up)) {
+        tether__restart_schedule(h, st);
+        return;
+    }
+    tether__set_state(h, st, TETHER_NEVER);
+    if (gave_up) {
+        tether__give_up(sup, h);
+        return;
+    }
     if (!d.failure)
         return;
     if (!sup->failure) {
@@ -306,10 +336,14 @@ static void finish(tether_handle *h, int st, const struct tether_outcome *bo)
                      tether_outcome_name(o->kind), o->message ? o->message : "") >= 0)
             sup->failure = text;
     }
-    if (sup->strategy == TETHER_ONE_FOR_ALL)
-        for (tether_handle *s = sup->handles; s; s = s->next)
-            if (s != h && !TETHER__IS_FINAL(s))
-                tether__dispatch(s, TETHER__EV_SIBLING, NULL);
+    /* a failure that does not restart: one_for_all ends the group with it,
+     * rest_for_one the actors started after it */
+    if (sup->sv.strategy == TETHER_ONE_FOR_ONE)
+        return;
+    for (tether_handle *s = sup->handles; s; s = s->next)
+        if (s != h && !TETHER__IS_FINAL(s) &&
+            (sup->sv.strategy == TETHER_ONE_FOR_ALL || s->seq > h->seq))
+            tether__dispatch(s, TETHER__EV_SIBLING, NULL);
 }
 
 void tether__try_reap(tether_handle *h)
@@ -334,7 +368,8 @@ static int is_request(int event)
     case TETHER__EV_OWNER_ABORT:
     case TETHER__EV_CLOSE:
     case TETHER__EV_CLOSE_EXPIRED:
-    case TETHER__EV_SIBLING: return 1;
+    case TETHER__EV_SIBLING:
+    case TETHER__EV_RESTART: return 1;
     default: return 0;
     }
 }
@@ -343,6 +378,12 @@ static int is_request(int event)
  * end is no failure; the owner's abort explains an exit without STOPPED. */
 static void note_request(tether_handle *h, int event)
 {
+    /* a sibling's restart takes this actor along; every other request
+     * (the program's, a close, a failed sibling, a give-up) ends it for good */
+    if (event == TETHER__EV_RESTART)
+        h->restart_asked = 1;
+    else
+        h->for_good = 1;
     if (event == TETHER__EV_OWNER_ABORT)
         h->requested = TETHER__REQ_OWNER_ABORT;
     else if (h->requested == TETHER__REQ_NONE)
@@ -374,7 +415,7 @@ void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *
     switch (c->action) {
     case TETHER__A_READY:
         h->t_ready = tether_now_ns();
-        set_state(h, TETHER__ST_RUNNING, TETHER_NEVER);
+        tether__set_state(h, TETHER__ST_RUNNING, TETHER_NEVER);
         tether__event_log(h, "ready", NULL);
         break;
     case TETHER__A_NOTE_READY:
@@ -391,7 +432,7 @@ void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *
                                                                     : TETHER_ECLOSED,
                            c->why);
         if (c->action == TETHER__A_STOPPED)
-            set_state(h, TETHER__ST_EXITING, tether_now_ns() + tether__secs_ns(sup->to.hard_kill));
+            tether__set_state(h, TETHER__ST_EXITING, tether_now_ns() + tether__secs_ns(sup->to.hard_kill));
         break;
     case TETHER__A_LOST:
         if (!h->lost_reason)
@@ -400,7 +441,7 @@ void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *
     case TETHER__A_CLOSED_STAY:
         tether__chan_abort(h, TETHER_ELOST, c->why);
         if (c->action == TETHER__A_LOST)
-            set_state(h, TETHER__ST_EXITING, tether_now_ns() + tether__secs_ns(sup->to.hard_kill));
+            tether__set_state(h, TETHER__ST_EXITING, tether_now_ns() + tether__secs_ns(sup->to.hard_kill));
         break;
     case TETHER__A_PROTOCOL: {
         const char *why = h->lost_reason ? h->lost_reason : c->why;
@@ -429,6 +470,8 @@ void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *
         if (!TETHER__IS_FINAL(h))
             finish(h, TETHER__ST_ABANDONED, NULL);
         break;
+    case TETHER__A_RESPAWN: tether__respawn(h); break;
+    case TETHER__A_END: tether__restart_end(h, c->why); break;
     default: impossible(h, event, "no such action"); break;
     }
 }

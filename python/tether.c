@@ -411,24 +411,31 @@ static void sup_leave(SupObject *self)
 
 static int Sup_init(SupObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"backend", "config", "strategy", NULL};
+    static char *kwlist[] = {"backend", "config", "strategy", "max_restarts", "period", "backoff",
+                             NULL};
     const char *backend = NULL, *strategy = "one_for_all";
     PyObject *config = Py_None;
+    long max_restarts = -1; /* < 0: the configuration's supervision */
+    double period = -1, backoff = -1;
     if (self->sup || self->cfg) {
         PyErr_SetString(PyExc_RuntimeError, "Supervisor.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zOs:Supervisor", kwlist, &backend, &config,
-                                     &strategy))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zOs$ldd:Supervisor", kwlist, &backend, &config,
+                                     &strategy, &max_restarts, &period, &backoff))
         return -1;
     int strat;
     if (strcmp(strategy, "one_for_all") == 0)
         strat = TETHER_ONE_FOR_ALL;
     else if (strcmp(strategy, "one_for_one") == 0)
         strat = TETHER_ONE_FOR_ONE;
+    else if (strcmp(strategy, "rest_for_one") == 0)
+        strat = TETHER_REST_FOR_ONE;
     else {
         PyErr_Format(PyExc_ValueError,
-                     "unknown strategy '%s' (expected 'one_for_all' or 'one_for_one')", strategy);
+                     "unknown strategy '%s' (expected 'one_for_all', 'one_for_one' or "
+                     "'rest_for_one')",
+                     strategy);
         return -1;
     }
     PyObject *path = NULL;
@@ -455,7 +462,25 @@ static int Sup_init(SupObject *self, PyObject *args, PyObject *kw)
         raise_err(st, rc, &err);
         return -1;
     }
-    tether_supervisor_set_strategy(sup, strat);
+    struct tether_supervision sv;
+    tether_supervisor_supervision(sup, &sv);
+    sv.strategy = strat;
+    /* -1 (the default) keeps the configuration's; any other bad value is
+     * refused by tether_supervisor_set_supervision below */
+    if (max_restarts != -1)
+        sv.max_restarts = max_restarts < 0 || max_restarts > (long)TETHER_MAX_RESTARTS_LIMIT
+                              ? TETHER_MAX_RESTARTS_LIMIT + 1
+                              : (unsigned)max_restarts;
+    if (period != -1)
+        sv.period = period;
+    if (backoff != -1)
+        sv.backoff = backoff;
+    if (tether_supervisor_set_supervision(sup, &sv, &err)) {
+        tether_supervisor_close(sup, NULL);
+        tether_config_free(cfg);
+        PyErr_Format(PyExc_ValueError, "Supervisor: %s", err.msg);
+        return -1;
+    }
     self->sup = sup;
     self->cfg = cfg;
     self->closed = 0;
@@ -645,12 +670,28 @@ static int wait_ready_sliced(modstate *st, struct hbox *b, int64_t deadline)
 
 static PyObject *Sup_spawn(SupObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"target", "wait", NULL};
+    static char *kwlist[] = {"target", "wait", "restart", NULL};
     PyObject *target_o;
     int wait = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|p:spawn", kwlist, PyUnicode_FSConverter,
-                                     &target_o, &wait))
+    const char *restart = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|p$z:spawn", kwlist, PyUnicode_FSConverter,
+                                     &target_o, &wait, &restart))
         return NULL;
+    struct tether_spawn_opts so = {.flags = TETHER_SPAWN_NOWAIT};
+    if (restart) {
+        static const char *const types[] = {"temporary", "transient", "permanent"};
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(restart, types[i]))
+                so.restart = TETHER_RESTART_TEMPORARY + i;
+        if (!so.restart) {
+            Py_DECREF(target_o);
+            PyErr_Format(PyExc_ValueError,
+                         "unknown restart type '%s' (expected 'temporary', 'transient' or "
+                         "'permanent')",
+                         restart);
+            return NULL;
+        }
+    }
     modstate *st = STATE(self);
     if (sup_enter(self) < 0) {
         Py_DECREF(target_o);
@@ -664,7 +705,7 @@ static PyObject *Sup_spawn(SupObject *self, PyObject *args, PyObject *kw)
     /* The backend's spawn is bounded by the spawn timeout; the ready
      * handshake is waited for below, in slices. */
     Py_BEGIN_ALLOW_THREADS
-    rc = tether_spawn(sup, target, TETHER_SPAWN_NOWAIT, &h, &err);
+    rc = tether_spawn_ex(sup, target, &so, &h, &err);
     Py_END_ALLOW_THREADS
     PyObject *actor = NULL;
     if (rc) {
@@ -1226,6 +1267,16 @@ static PyObject *Actor_get_state(ActorObject *self, void *c)
     return r;
 }
 
+static PyObject *Actor_get_restarts(ActorObject *self, void *c)
+{
+    struct hbox *b = actor_box(self);
+    if (!b)
+        return NULL;
+    unsigned n = tether_handle_restarts(b->h);
+    hbox_unref(b);
+    return PyLong_FromUnsignedLong(n);
+}
+
 static PyObject *Actor_get_supervisor(ActorObject *self, void *c)
 {
     return Py_NewRef(self->sup);
@@ -1293,6 +1344,8 @@ static PyGetSetDef Actor_getset[] = {
     {"pid", (getter)Actor_get_pid, NULL, "its process id (0 for in-process backends)", NULL},
     {"state", (getter)Actor_get_state, NULL, "its state ('running', 'soft-cancel', ...)", NULL},
     {"supervisor", (getter)Actor_get_supervisor, NULL, "the Supervisor that owns it", NULL},
+    {"restarts", (getter)Actor_get_restarts, NULL,
+     "how many times it was restarted (the handle follows it)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -35,10 +35,32 @@ struct tether_timeouts {
     double hard_kill;   /* seconds: hard kill -> reaped; past it abandoned; 0 skips */
 };
 
+/* Supervision: what a supervisor does when an actor ends (the
+ * `supervision:` section of plugins.yaml; plugins.yaml(5)). */
+enum { TETHER_ONE_FOR_ALL = 0, TETHER_ONE_FOR_ONE = 1, TETHER_REST_FOR_ONE = 2 };
+enum {
+    TETHER_RESTART_DEFAULT = 0,   /* in spawn options: the supervisor's `restart` */
+    TETHER_RESTART_TEMPORARY = 1, /* never restarted (the default) */
+    TETHER_RESTART_TRANSIENT = 2, /* restarted after a failure, crash or loss only */
+    TETHER_RESTART_PERMANENT = 3  /* always restarted */
+};
+struct tether_supervision {
+    int strategy;          /* TETHER_ONE_FOR_ALL (default), _ONE_FOR_ONE, _REST_FOR_ONE */
+    unsigned max_restarts; /* restart intensity: at most this many restarts ... */
+    double period;         /* ... within this many seconds (default 1 in 5 s, as OTP) */
+    int restart;           /* TETHER_RESTART_*: the type of a spawn that does not say */
+    double backoff;        /* seconds from a death to the respawn (0: none); doubles ... */
+    double backoff_max;    /* ... up to this cap; back to `backoff` after `period` healthy */
+};
+#define TETHER_MAX_RESTARTS_LIMIT 1000000u /* the largest max_restarts accepted */
+/* The defaults above, for a struct the program fills itself. */
+void tether_supervision_defaults(struct tether_supervision *sv);
+
 struct tether_backend_config {
     const char *name;
     const char *path; /* absolute, or resolved against the config file's folder */
     struct tether_timeouts timeouts; /* effective (global merged with overrides) */
+    struct tether_supervision supervision; /* effective (global merged with overrides) */
     const struct tether_option *options;
     size_t n_options;
     int line; /* line of its entry in the file */
@@ -49,6 +71,7 @@ struct tether_config {
     const char *dir;            /* that file's folder */
     const char *backend;        /* default backend name (after TETHER_BACKEND) */
     struct tether_timeouts timeouts;
+    struct tether_supervision supervision;
     const char *events;         /* JSON-lines event log path, or NULL */
     uint64_t max_frame;         /* largest accepted frame, bytes */
     const struct tether_backend_config *backends;
@@ -134,9 +157,19 @@ const struct tether_timeouts *tether_supervisor_timeouts(tether_supervisor *sup)
 const char *tether_supervisor_backend_detail(tether_supervisor *sup);
 
 /* Supervision strategy: one-for-all (default) cancels the siblings of an
- * actor that failed; one-for-one leaves them running. */
-enum { TETHER_ONE_FOR_ALL = 0, TETHER_ONE_FOR_ONE = 1 };
+ * actor that failed (restarts them all when it restarts); one-for-one
+ * leaves them running; rest-for-one restarts the actors started after it. */
 void tether_supervisor_set_strategy(tether_supervisor *sup, int strategy);
+/* Set the whole supervision (strategy, intensity, default restart type,
+ * backoff) of a supervisor (opened with its backend's from the config).
+ * TETHER_EINVAL if a value is out of range (as the config's checks). */
+int tether_supervisor_set_supervision(tether_supervisor *sup, const struct tether_supervision *sv,
+                                      struct tether_error *err);
+void tether_supervisor_supervision(tether_supervisor *sup, struct tether_supervision *out);
+/* Check a supervision: 0, or TETHER_EINVAL with err naming the field. */
+int tether_supervision_check(const struct tether_supervision *sv, struct tether_error *err);
+/* Restarts the supervisor made so far (all actors). */
+unsigned tether_supervisor_restarts(tether_supervisor *sup);
 
 /* ---- Actors ------------------------------------------------------------ */
 
@@ -150,6 +183,20 @@ void tether_supervisor_set_strategy(tether_supervisor *sup, int strategy);
  * a handle was created (release it); otherwise NULL. */
 int tether_spawn(tether_supervisor *sup, const char *target, unsigned flags, tether_handle **out,
                  struct tether_error *err);
+/* Spawn options (zeroed: tether_spawn's behaviour). */
+struct tether_spawn_opts {
+    unsigned flags;  /* TETHER_SPAWN_* */
+    int restart;     /* TETHER_RESTART_*; _DEFAULT: the supervisor's */
+    double backoff;  /* seconds; 0: the supervisor's */
+    double backoff_max; /* seconds; 0: the supervisor's */
+};
+/* tether_spawn with options. An actor that restarts keeps its handle: the
+ * handle follows it from instance to instance (tether_handle_restarts),
+ * waiters on an instance that ended get TETHER_EABORTED (or the end's
+ * error) at once, and its outcome is the last instance's. The first
+ * instance failing before it is ready is not restarted (the spawn fails). */
+int tether_spawn_ex(tether_supervisor *sup, const char *target, const struct tether_spawn_opts *opts,
+                    tether_handle **out, struct tether_error *err);
 int tether_wait_ready(tether_handle *h, int64_t deadline_ns, struct tether_error *err);
 
 /* Request cancellation. Never blocks; idempotent; a no-op once ended. */
@@ -183,6 +230,8 @@ int tether_call(tether_handle *h, const char *func, const char *sig,
                 int64_t deadline_ns, struct tether_error *err);
 
 uint64_t tether_handle_id(tether_handle *h);
+/* Times the actor was restarted (instances started after the first). */
+unsigned tether_handle_restarts(tether_handle *h);
 int64_t tether_handle_pid(tether_handle *h);
 /* A file descriptor for event loops: it polls readable (POLLIN) while the
  * actor has a message waiting (tether_recv would return one at once) or has

@@ -140,6 +140,28 @@ class SupervisorAPI(Base):
             time.sleep(0.1)
             self.assertIsNone(sib.outcome)
 
+    def test_restarts_follow_the_actor_until_the_intensity_is_exceeded(self):
+        with tether.Supervisor(config=self.config, strategy="rest_for_one", max_restarts=3,
+                               period=10) as sup:
+            a = sup.spawn(f"{ACTORS}:exit_7", restart="permanent")
+            out = a.wait(timeout=BOUND * 4)
+            self.assertEqual(out.kind, "exited")
+            self.assertEqual(a.restarts, 3)
+            self.assertIn("restart intensity exceeded: 3 restarts in 10 s", sup.failure)
+
+    def test_bad_restart_options_are_refused(self):
+        with self.assertRaises(ValueError):
+            tether.Supervisor(config=self.config, strategy="one_for_some")
+        with self.assertRaises(ValueError):
+            tether.Supervisor(config=self.config, period=0)
+        with self.assertRaises(ValueError):
+            tether.Supervisor(config=self.config, backoff=-2)
+        with self.assertRaises(ValueError):
+            tether.Supervisor(config=self.config, max_restarts=-5)
+        with tether.Supervisor(config=self.config) as sup:
+            with self.assertRaises(ValueError):
+                sup.spawn(f"{ACTORS}:cooperative", restart="always")
+
     def test_spawn_without_wait_then_wait_ready(self):
         a = self.spawn("serve", wait=False)
         a.wait_ready(timeout=5)

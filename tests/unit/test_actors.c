@@ -328,3 +328,33 @@ int escaper_cgroup(tether_actor *self);
 int escaper_cgroup(tether_actor *self) { return escape(self, ESC_CGROUP); }
 int escaper_traced(tether_actor *self);
 int escaper_traced(tether_actor *self) { return escape(self, ESC_TRACED); }
+
+/* ---- restarts (test_restart.c) ---- */
+
+static int fail_twice_calls; /* in process: the thread backend's instances share it */
+
+/* Fails its first two instances, then exits 0 (restart.transient-crash). */
+int fail_twice(tether_actor *self);
+int fail_twice(tether_actor *self)
+{
+    if (__atomic_fetch_add(&fail_twice_calls, 1, __ATOMIC_RELAXED) < 2)
+        return tether_fail(self, "failure number %d", fail_twice_calls);
+    return 0;
+}
+
+/* Fails when it receives the message "fail"; cooperative otherwise. */
+int fail_on_msg(tether_actor *self);
+int fail_on_msg(tether_actor *self)
+{
+    for (;;) {
+        void *buf;
+        size_t len;
+        int rc = tether_recv_msg(self, &buf, &len, -1);
+        if (rc)
+            return rc;
+        int fail = len == 4 && !memcmp(buf, "fail", 4);
+        free(buf);
+        if (fail)
+            return tether_fail(self, "told to fail");
+    }
+}

@@ -648,6 +648,85 @@ static TCase *tcase(const char *name, void (*setup)(void), void (*teardown)(void
     return tc;
 }
 
+/* ---- supervision (issue 18) ---- */
+
+START_TEST(supervision_defaults_are_otps)
+{
+    struct tether_config *cfg = parse_ok(ONE_BACKEND);
+    const struct tether_supervision *sv = &cfg->backends[0].supervision;
+    ck_assert_int_eq(sv->strategy, TETHER_ONE_FOR_ALL);
+    ck_assert_uint_eq(sv->max_restarts, 1);
+    ck_assert(sv->period == 5);
+    ck_assert_int_eq(sv->restart, TETHER_RESTART_TEMPORARY);
+    ck_assert(sv->backoff == 0);
+    tether_config_free(cfg);
+}
+END_TEST
+
+START_TEST(supervision_merges_per_backend_overrides)
+{
+    struct tether_config *cfg = parse_ok(
+        "backend: a\n"
+        "supervision: { strategy: rest_for_one, max_restarts: 3, period: 10, restart: transient,\n"
+        "               backoff: 0.5, backoff_max: 8 }\n"
+        "backends:\n"
+        "  a: { path: a.so }\n"
+        "  b: { path: b.so, supervision: { strategy: one_for_one, restart: permanent } }\n");
+    const struct tether_supervision *a = &tether_config_find(cfg, "a")->supervision;
+    const struct tether_supervision *b = &tether_config_find(cfg, "b")->supervision;
+    ck_assert_int_eq(a->strategy, TETHER_REST_FOR_ONE);
+    ck_assert_int_eq(a->restart, TETHER_RESTART_TRANSIENT);
+    ck_assert_uint_eq(a->max_restarts, 3);
+    ck_assert(a->period == 10 && a->backoff == 0.5 && a->backoff_max == 8);
+    ck_assert_int_eq(b->strategy, TETHER_ONE_FOR_ONE);
+    ck_assert_int_eq(b->restart, TETHER_RESTART_PERMANENT);
+    ck_assert_uint_eq(b->max_restarts, 3);
+    ck_assert(b->period == 10 && b->backoff == 0.5);
+    tether_config_free(cfg);
+}
+END_TEST
+
+START_TEST(supervision_bad_values_name_key_and_position)
+{
+    expect_refusal(ONE_BACKEND "supervision:\n  strategy: one_for_some\n",
+                   NAME ":4:13: supervision.strategy: unknown value 'one_for_some' (one of: "
+                        "one_for_all, one_for_one, rest_for_one)");
+    expect_refusal(ONE_BACKEND "supervision:\n  restart: always\n",
+                   NAME ":4:12: supervision.restart: unknown value 'always' (one of: temporary, "
+                        "transient, permanent)");
+    expect_refusal(ONE_BACKEND "supervision:\n  max_restarts: -1\n",
+                   NAME ":4:17: supervision.max_restarts: must be a whole number >= 0");
+    expect_refusal(ONE_BACKEND "supervision:\n  max_restarts: 1.5\n",
+                   NAME ":4:17: supervision.max_restarts: must be a whole number >= 0");
+    expect_refusal(ONE_BACKEND "supervision:\n  period: -5\n",
+                   NAME ":4:11: supervision.period: must be a finite number >= 0");
+    expect_refusal(ONE_BACKEND "supervision:\n  backoff: .inf\n",
+                   NAME ":4:12: supervision.backoff: must be a finite number >= 0");
+    expect_refusal(ONE_BACKEND "supervision:\n  backoff_max: .nan\n",
+                   NAME ":4:16: supervision.backoff_max: must be a finite number >= 0");
+    expect_refusal(ONE_BACKEND "supervision:\n  intensity: 3\n",
+                   NAME ":4:3: supervision.intensity: unknown key");
+    expect_refusal(ONE_BACKEND "supervision: 3\n",
+                   NAME ":3:14: supervision: expected a mapping");
+}
+END_TEST
+
+START_TEST(supervision_period_zero_with_restarts_is_refused)
+{
+    expect_refusal(ONE_BACKEND "supervision:\n  period: 0\n",
+                   NAME ":4:11: supervision.period: 0 with max_restarts 1");
+    /* fine when nothing may restart */
+    struct tether_config *cfg = parse_ok(ONE_BACKEND "supervision: { period: 0, max_restarts: 0 }\n");
+    tether_config_free(cfg);
+    /* a backend's override is checked merged, at its own key */
+    expect_refusal("supervision: { period: 0, max_restarts: 0 }\n"
+                   "backends:\n  t: { path: t.so, supervision: { max_restarts: 2 } }\n",
+                   NAME ":3:33: backends.t.supervision.period: 0 with max_restarts 2");
+    expect_refusal("backends:\n  t: { path: t.so, supervision: { period: 0 } }\n",
+                   NAME ":2:43: backends.t.supervision.period: 0 with max_restarts 1");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -693,6 +772,10 @@ static Suite *config_suite(void)
     tcase_add_test(tc, more_than_one_document_is_refused);
     tcase_add_test(tc, nul_byte_in_string_is_refused);
     tcase_add_test(tc, deep_nesting_is_refused);
+    tcase_add_test(tc, supervision_defaults_are_otps);
+    tcase_add_test(tc, supervision_merges_per_backend_overrides);
+    tcase_add_test(tc, supervision_bad_values_name_key_and_position);
+    tcase_add_test(tc, supervision_period_zero_with_restarts_is_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase("environment", clean_env, clean_env);
@@ -716,6 +799,7 @@ static Suite *config_suite(void)
     suite_add_tcase(s, tc);
     return s;
 }
+
 
 int main(void)
 {

@@ -145,7 +145,7 @@ END_TEST
 START_TEST(every_live_state_ends_on_exit_and_on_close)
 {
     for (int s = 0; s < TETHER__N_STATES; s++) {
-        if (s == TETHER__ST_REAPED || s == TETHER__ST_ABANDONED)
+        if (s == TETHER__ST_REAPED || s == TETHER__ST_ABANDONED || s == TETHER__ST_RESTARTING)
             continue;
         ck_assert_int_eq(tether__teardown_cell(s, TETHER__EV_EXITED)->action, TETHER__A_REAPED);
         ck_assert_int_eq(tether__teardown_cell(s, TETHER__EV_CLOSE_EXPIRED)->action,
@@ -160,6 +160,30 @@ START_TEST(every_live_state_ends_on_exit_and_on_close)
 }
 END_TEST
 
+/* Between instances (issue 18): only the backoff's deadline respawns;
+ * every request, a close and a give-up end it for good, at once. */
+START_TEST(restarting_ends_on_every_request_and_respawns_only_on_its_deadline)
+{
+    int ends[] = {TETHER__EV_CANCEL, TETHER__EV_KILL, TETHER__EV_OWNER_ABORT, TETHER__EV_CLOSE,
+                  TETHER__EV_CLOSE_EXPIRED, TETHER__EV_SIBLING};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        ck_assert_int_eq(tether__teardown_cell(TETHER__ST_RESTARTING, ends[i])->action,
+                         TETHER__A_END);
+    for (int e = 0; e < TETHER__N_EVENTS; e++) {
+        int a = tether__teardown_cell(TETHER__ST_RESTARTING, e)->action;
+        ck_assert(a != TETHER__A_RESPAWN || e == TETHER__EV_DEADLINE);
+        for (int s = 0; s < TETHER__N_STATES; s++)
+            if (s != TETHER__ST_RESTARTING)
+                ck_assert_int_ne(tether__teardown_cell(s, e)->action, TETHER__A_RESPAWN);
+    }
+    ck_assert_int_eq(tether__teardown_cell(TETHER__ST_RESTARTING, TETHER__EV_DEADLINE)->action,
+                     TETHER__A_RESPAWN);
+    /* a sibling's restart tears a live actor down like a cancel */
+    ck_assert_int_eq(tether__teardown_cell(TETHER__ST_RUNNING, TETHER__EV_RESTART)->action,
+                     TETHER__A_SOFT);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("teardown");
@@ -169,6 +193,7 @@ int main(void)
     tcase_add_test(tc, every_cell_is_filled);
     tcase_add_test(tc, final_states_never_act);
     tcase_add_test(tc, every_live_state_ends_on_exit_and_on_close);
+    tcase_add_test(tc, restarting_ends_on_every_request_and_respawns_only_on_its_deadline);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
