@@ -67,6 +67,21 @@ static void fwd_drop(int i)
     fwd[i] = fwd[--nfwd];
 }
 
+/* The live interpreter that owns the thread state `holder`, found by
+ * comparing addresses along the thread lists, never by reading *holder:
+ * Py_EndInterpreter frees its own thread state while its thread still holds
+ * the GIL, so last_holder can point at freed memory (ASan saw it in
+ * restart.hundred). A thread state is unlinked under interpreters.mutex
+ * (held by our caller) before it is freed, so one still linked is live. */
+static PyInterpreterState *owner_of(_PyRuntimeState *rt, const PyThreadState *holder)
+{
+    for (PyInterpreterState *i = rt->interpreters.head; i; i = i->next)
+        for (PyThreadState *t = i->threads.head; t; t = t->next)
+            if (t == holder)
+                return i;
+    return NULL;
+}
+
 int subint_gil_forward(void)
 {
     _PyRuntimeState *rt = &_PyRuntime;
@@ -78,13 +93,12 @@ int subint_gil_forward(void)
     struct _gil_runtime_state *gil = &rt->ceval.gil;
     if (pthread_mutex_trylock(&gil->mutex) == 0) {
         /* With gil->mutex held nobody takes or drops the GIL: while it is
-         * locked, last_holder is the holder, and its thread state cannot be
-         * freed (a thread state is freed only after its thread dropped the
-         * GIL, which needs this mutex). */
+         * locked, last_holder is the holder's thread state -- which may
+         * already be freed (see owner_of), so it is only compared. */
         PyThreadState *holder = NULL;
         if (_Py_atomic_load_relaxed(&gil->locked) > 0)
             holder = (PyThreadState *)_Py_atomic_load_relaxed(&gil->last_holder);
-        PyInterpreterState *h = holder ? holder->interp : NULL;
+        PyInterpreterState *h = holder ? owner_of(rt, holder) : NULL;
         int starved = 0;
         for (PyInterpreterState *i = rt->interpreters.head; i; i = i->next) {
             int set = _Py_atomic_load_relaxed(&i->ceval.gil_drop_request) != 0;
