@@ -507,6 +507,10 @@ static void injector_stop(struct sstate *st)
     st->stopping = 1;
     pthread_cond_signal(&st->inj_cv);
     pthread_mutex_unlock(&st->m);
+    /* Bounded: the injector waits only on inj_cv (signalled above, with
+     * stopping set) or until its next due time, and its one other call,
+     * start_helper, creates a thread and returns: it sees stopping within
+     * one turn of its loop. */
     if (on)
         pthread_join(st->injector, NULL);
     pthread_mutex_lock(&st->m);
