@@ -484,7 +484,11 @@ static pid_t spawn_with_tiny_init(struct fstate *st, struct request *r, int wr)
         r->what = "vfork (namespace init)";
         return -1;
     }
-    if (actor <= 0) { /* it exited: reap it (at once) and say why */
+    if (actor <= 0) {
+        /* Bounded: vfork returns here only once the init has exec'd or
+         * exited, and it execs only after setting actor > 0 (a failed exec
+         * sets it back to -1 and _exits): so it has exited, and this reaps
+         * a zombie at once. Then say why. */
         waitpid(init, NULL, 0);
         if (!r->err) {
             r->err = ESRCH;
