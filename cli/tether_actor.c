@@ -354,6 +354,11 @@ static int channel_stdio(const char *target, const char *token)
     pthread_t td, tu;
     int have_down = pthread_create(&td, NULL, pump_main, &down) == 0;
     int have_up = sock_out >= 0 && pthread_create(&tu, NULL, pump_main, &up) == 0;
+    /* the down pump may sit in a read of stdin until srun closes it: it is
+     * never joined (the helper ends with _exit, and `down` lives in this
+     * frame, which never returns), so it is detached, not leaked */
+    if (have_down)
+        pthread_detach(td);
     int killed = 0;
     if (!have_down || !have_up) {
         fprintf(stderr, "tether-actor: cannot start the channel pumps\n");
@@ -366,8 +371,11 @@ static int channel_stdio(const char *target, const char *token)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 2;
-        pthread_timedjoin_np(tu, NULL, &ts);
+        if (pthread_timedjoin_np(tu, NULL, &ts) == 0)
+            have_up = 0;
     }
+    if (have_up)
+        pthread_detach(tu); /* still pumping, or not waited for: _exit ends it */
     int descendants = sweep_descendants();
     int sig = killed ? SIGKILL : WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 70;
