@@ -1945,10 +1945,10 @@ static void *watchdog_main(void *arg)
     struct result r = {0};
     r.status = FAIL;
     r.elapsed = wd->budget;
-    snprintf(r.msg, sizeof r.msg, "watchdog: %s still running after %.1fs (hang dump follows)", wd->id,
-             wd->budget);
-    send_result(&r);
     tether_supervisor *sup = __atomic_load_n(&current_sup, __ATOMIC_ACQUIRE);
+    snprintf(r.msg, sizeof r.msg, "watchdog: %s still running after %.1fs (%s)", wd->id, wd->budget,
+             sup ? "hang dump follows" : "no supervisor open: nothing to dump");
+    send_result(&r);
     if (sup) {
         char *text = NULL;
         size_t len = 0;
