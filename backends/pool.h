@@ -16,6 +16,9 @@
  * thread). An untaken worker detaches itself and exits when the pool stops
  * (after `discard`).
  *
+ * A parked worker's thread is named POOL_THREAD_NAME (so `ps -L` shows the
+ * pool, and tests can wait for it to be warm).
+ *
  * Fork: the pool belongs to the process that started it. In a forked child
  * (a fork actor of the same program) its workers do not exist: pool_take
  * then says no (the child spawns cold) and pool_stop does not wait.
@@ -39,6 +42,9 @@
 /* after a worker whose prepare failed, the refiller waits this long before
  * it starts another (no busy loop on a persistent failure) */
 #define POOL_BACKOFF_NS (100 * 1000000LL)
+/* the name of a parked worker's thread (/proc/PID/task/TID/comm); a taken
+ * one gets back the name it was born with (its creator's) */
+#define POOL_THREAD_NAME "tether-pool"
 
 struct pool;
 
@@ -111,6 +117,8 @@ static inline void *pool_worker_main(void *arg)
     /* a parked worker is nobody's actor yet: nothing may cancel it */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     w->tid = (uint64_t)syscall(SYS_gettid);
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
     void *warm = p->prepare(p->ctx);
     pthread_mutex_lock(&p->m);
     if (!warm)
@@ -126,6 +134,9 @@ static inline void *pool_worker_main(void *arg)
     w->next = p->idle;
     p->idle = w;
     p->n_idle++;
+    /* parked, as `ps -L` and tests see it (a thread name is set by a
+     * system call that never waits) */
+    pthread_setname_np(pthread_self(), POOL_THREAD_NAME);
     /* Idle wait without a deadline on purpose: a parked worker blocks
      * nobody. Proof that it ends: pool_take sets w->job and pool_stop sets
      * p->stop, each under p->m, and each signals w->cv. */
@@ -144,6 +155,7 @@ static inline void *pool_worker_main(void *arg)
     void *ctx = p->ctx;
     void (*run)(void *, void *, void *) = p->run;
     pthread_mutex_unlock(&p->m); /* the pool may be gone from here */
+    pthread_setname_np(pthread_self(), name); /* the name it was born with */
     pthread_cond_destroy(&w->cv);
     free(w); /* the job owns this thread from here; the pool may be gone */
     run(ctx, warm, job);

@@ -83,6 +83,7 @@
 #include <tether/backend.h>
 
 #include "../inproc.h"
+#include "../pool.h"
 #include "subint.h"
 
 /* The host members this backend calls (appended after `log`). */
@@ -152,6 +153,8 @@ struct sstate {
     int injector_on, stopping;
     pthread_cond_t inj_cv; /* CLOCK_MONOTONIC */
     struct schild *soft_head;
+    struct pool pool;       /* interpreters made ahead; size 0: none */
+    atomic_int pool_failed; /* a pool worker failed (logged once) */
 };
 
 enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
@@ -309,6 +312,17 @@ static void monitor_start_locked(void)
 {
 }
 #endif
+
+/* A pool worker making an interpreter ahead is starting too (3.11: its
+ * imports wait for the GIL). */
+static void starting_count(int delta)
+{
+    pthread_mutex_lock(&g_lock);
+    g_starting += (unsigned)delta;
+    if (delta > 0)
+        monitor_start_locked();
+    pthread_mutex_unlock(&g_lock);
+}
 
 static void starting_begin(struct schild *c)
 {
@@ -608,6 +622,24 @@ static void end_interpreter(struct schild *c, PyThreadState *ts)
     PyThreadState_DeleteCurrent();
 }
 
+/* End an interpreter no actor code ran in (made ahead for the pool), whose
+ * thread state `ts` this thread holds without the GIL: no other thread
+ * state can be in it. Returns without the GIL. Same ending as above. */
+static void discard_interpreter(PyThreadState *ts)
+{
+    subint_gil_take(ts);
+    PyThreadState *release = PyThreadState_New(py_main);
+    if (!release) { /* out of memory: leave it */
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent();
+        return;
+    }
+    Py_EndInterpreter(ts);
+    PyThreadState_Swap(release);
+    PyThreadState_Clear(release);
+    PyThreadState_DeleteCurrent();
+}
+
 /* Create the actor's interpreter, with the main interpreter's GIL held by
  * the caller's thread state. Returns its first thread state, current (and
  * holding that interpreter's GIL), or NULL with `why`.
@@ -656,31 +688,34 @@ static PyThreadState *new_interpreter(int own_gil, char *why, size_t n)
 
 static void outcome_out(struct schild *c);
 
-static void run_actor(struct schild *c, struct tether_actor *a)
+/* Steps 1 and 2 of an actor: its interpreter, made on the calling thread
+ * (the driver's). Returns this thread's own first thread state in it,
+ * current and holding its GIL, or NULL: with `why`, or, `a` given and
+ * cancelled while waiting for the GIL, with why[0] == 0. */
+static PyThreadState *make_interpreter(int own_gil, const struct tether_backend_host *host,
+                                       struct tether_actor *a, tether_cancel_flag *flag,
+                                       char *why, size_t n)
 {
-    const struct tether_backend_host *host = c->host;
+    why[0] = 0;
     /* 1. A main-interpreter thread state, only to create ours. */
     PyThreadState *mts = PyThreadState_New(py_main);
     if (!mts) {
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "cannot create a Python thread state");
-        return;
+        snprintf(why, n, "cannot create a Python thread state");
+        return NULL;
     }
     subint_gil_take(mts);
-    if (tether_cancel_flag_get(&c->cancel_flag) != TETHER_CANCEL_NONE || host->actor_checkpoint(a)) {
+    if (a && (tether_cancel_flag_get(flag) != TETHER_CANCEL_NONE || host->actor_checkpoint(a))) {
         /* cancelled while waiting for the GIL: no interpreter at all */
         PyThreadState_Clear(mts);
         PyThreadState_DeleteCurrent();
-        host->actor_finish(a, TETHER_OUTCOME_CANCELLED, 0, NULL);
-        return;
+        return NULL;
     }
-    char why[200];
-    PyThreadState *first = new_interpreter(c->st->own_gil, why, sizeof why);
+    PyThreadState *first = new_interpreter(own_gil, why, n);
     if (!first) {
         PyThreadState_Swap(mts);
         PyThreadState_Clear(mts);
         PyThreadState_DeleteCurrent();
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, why);
-        return;
+        return NULL;
     }
     PyInterpreterState *interp = PyThreadState_GetInterpreter(first);
     /* 2. The hand-off: drop the main-interpreter state (PyGILState forgets
@@ -691,15 +726,39 @@ static void run_actor(struct schild *c, struct tether_actor *a)
     PyThreadState_DeleteCurrent();
     PyThreadState *ts = PyThreadState_New(interp);
     if (!ts) {
-        c->host->log("subint", "actor %llu: out of memory after creating its interpreter; "
-                               "leaving it", (unsigned long long)c->actor_id);
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "cannot create a Python thread state");
-        return;
+        host->log("subint", "out of memory after creating a sub-interpreter; leaving it");
+        snprintf(why, n, "cannot create a Python thread state");
+        return NULL;
     }
     subint_gil_take(ts);
     PyThreadState_Clear(first);
     PyThreadState_Delete(first);
+    return ts;
+}
 
+static void run_in(struct schild *c, struct tether_actor *a, PyThreadState *ts);
+
+static void run_actor(struct schild *c, struct tether_actor *a)
+{
+    char why[200];
+    PyThreadState *ts =
+        make_interpreter(c->st->own_gil, c->host, a, &c->cancel_flag, why, sizeof why);
+    if (!ts) {
+        if (why[0])
+            c->host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, why);
+        else
+            c->host->actor_finish(a, TETHER_OUTCOME_CANCELLED, 0, NULL);
+        return;
+    }
+    run_in(c, a, ts);
+}
+
+/* Steps 3 and 4: the actor in its interpreter, whose thread state `ts` is
+ * current with the GIL held; returns without either. */
+static void run_in(struct schild *c, struct tether_actor *a, PyThreadState *ts)
+{
+    const struct tether_backend_host *host = c->host;
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
     c->run.host = host;
     c->run.backend_child = c;
     c->run.a = a;
@@ -787,21 +846,84 @@ static void driver_exit(struct schild *c)
     child_unref(c);
 }
 
-static void *driver_main(void *arg)
+/* A pooled driver's actor: its interpreter `ts` was made ahead, on this
+ * thread, and is held without the GIL. */
+static void run_warm(struct schild *c, struct tether_actor *a, PyThreadState *ts)
 {
-    struct schild *c = arg;
+    subint_gil_take(ts);
+    if (tether_cancel_flag_get(&c->cancel_flag) == TETHER_CANCEL_NONE &&
+        !c->host->actor_checkpoint(a)) {
+        run_in(c, a, ts);
+        return;
+    }
+    /* cancelled before it ran: as a cold driver, no actor code at all */
+    PyEval_SaveThread();
+    c->host->actor_finish(a, TETHER_OUTCOME_CANCELLED, 0, NULL);
+    outcome_out(c);
+    discard_interpreter(ts);
+}
+
+/* The driver: `warm` is its interpreter made ahead (a pooled driver) or NULL. */
+static void drive(struct schild *c, PyThreadState *warm)
+{
     /* atomic: the core reads it for a dump from another thread (TETHER__CHILD_TID) */
     __atomic_store_n(&c->pub.thread_id, (uint64_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     struct tether_actor *a = c->host->actor_attach(c->channel_fd, &c->cancel_flag);
     c->channel_fd = -1;
     starting_begin(c);
-    if (a)
+    if (a && warm)
+        run_warm(c, a, warm);
+    else if (a)
         run_actor(c, a);
     else
         c->status = 127;
+    if (!a && warm)
+        discard_interpreter(warm);
     starting_end(c);
     driver_exit(c);
+}
+
+static void *driver_main(void *arg)
+{
+    drive(arg, NULL);
     return NULL;
+}
+
+/* ---- the warm pool (options pool: N; ../pool.h) ------------------------------------------ */
+
+/* On a pool worker: the interpreter of a future actor, made as a cold
+ * driver makes it, then parked without the GIL. */
+static void *pool_prepare(void *ctx)
+{
+    struct sstate *st = ctx;
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL); /* what start_thread gives a driver */
+    starting_count(1);
+    char why[200];
+    PyThreadState *ts = make_interpreter(st->own_gil, st->host, NULL, NULL, why, sizeof why);
+    starting_count(-1);
+    if (!ts) {
+        if (!atomic_exchange(&st->pool_failed, 1))
+            st->host->log("subint", "pool: %s; the pool retries every 100 ms", why);
+        return NULL;
+    }
+    PyEval_SaveThread();
+    return ts;
+}
+
+static void pool_run(void *ctx, void *warm, void *job)
+{
+    (void)ctx;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL); /* as a cold driver's */
+    drive(job, warm);
+}
+
+static void pool_discard(void *ctx, void *warm)
+{
+    (void)ctx;
+    discard_interpreter(warm);
 }
 
 /* ---- Python, once per process ----------------------------------------------------------- */
@@ -863,9 +985,15 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
         return err->code = TETHER_ELOAD;
     }
     int own_gil = OWN_GIL_DEFAULT;
+    unsigned pool = 0;
     for (size_t i = 0; i < opts->count; i++) {
         const struct tether_option *o = &opts->items[i];
-        if (strcmp(o->key, "own_gil") == 0) {
+        if (strcmp(o->key, "pool") == 0) {
+            if (pool_parse_size(o->value, &pool) == 0)
+                continue;
+            snprintf(err->msg, sizeof err->msg,
+                     "option pool: '%s' is not a whole number from 0 to %d", o->value, POOL_MAX);
+        } else if (strcmp(o->key, "own_gil") == 0) {
             if (strcmp(o->value, "false") == 0) {
                 own_gil = 0;
                 continue;
@@ -887,7 +1015,7 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 #endif
         } else {
             snprintf(err->msg, sizeof err->msg,
-                     "unknown option '%s' (the subint backend knows own_gil)", o->key);
+                     "unknown option '%s' (the subint backend knows own_gil, pool)", o->key);
         }
         return err->code = TETHER_ECONFIG;
     }
@@ -918,6 +1046,19 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
      * exception to unwind through its finally blocks; at most 0.5 s. */
     double g = opts->soft_cancel_timeout / 2;
     st->grace_ns = (int64_t)((g < 0.5 ? g : 0.5) * 1e9);
+    st->pool.size = pool;
+    st->pool.ctx = st;
+    st->pool.prepare = pool_prepare;
+    st->pool.run = pool_run;
+    st->pool.discard = pool_discard;
+    int rc = pool_start(&st->pool);
+    if (rc) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the pool's refiller: %s", strerror(rc));
+        injector_stop(st);
+        pool_destroy(&st->pool);
+        state_unref(st);
+        return err->code = TETHER_ESYS;
+    }
     *state = st;
     return 0;
 }
@@ -925,6 +1066,14 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 static void s_close(void *state)
 {
     struct sstate *st = state;
+    /* Parked drivers end their interpreters (each a few ms of CPU, on 3.11
+     * under the one GIL) and exit; one slower than the bound finishes by
+     * itself, and st stays alive for it. */
+    unsigned parked = pool_stop(&st->pool, now_ns() + END_WAIT_NS + CLOSE_END_NS);
+    if (parked)
+        st->host->log("subint", "%u pooled driver(s) still ending their interpreters after "
+                                "%.0f ms; left to finish by themselves (state kept)",
+                      parked, (END_WAIT_NS + CLOSE_END_NS) / 1e6);
     injector_stop(st);
     /* Drivers whose actors have ended may still be ending their
      * interpreters (outcome_out): let them, so that close returns with
@@ -948,7 +1097,10 @@ static void s_close(void *state)
                       "(atexit handlers?) after %.0f ms; left to finish by themselves",
                       left, (END_WAIT_NS + CLOSE_END_NS) / 1e6);
     /* children still alive (abandoned, or ending) hold their own reference */
-    state_unref(st);
+    if (!parked) {
+        pool_destroy(&st->pool);
+        state_unref(st);
+    }
     /* Python stays initialised: never Py_FinalizeEx (see the top) */
 }
 
@@ -973,6 +1125,12 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     pthread_condattr_destroy(&ca);
     atomic_init(&c->refs, 2);
     atomic_fetch_add(&st->refs, 1);
+    uint64_t tid;
+    if (pool_take(&st->pool, c, &c->thread, &tid)) {
+        __atomic_store_n(&c->pub.thread_id, tid, __ATOMIC_RELAXED);
+        *out = &c->pub;
+        return 0;
+    }
     int rc = start_thread(&c->thread, driver_main, c, 0);
     if (rc != 0) {
         snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));

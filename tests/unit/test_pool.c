@@ -67,6 +67,36 @@ static int listed(const long *tids, int n, long tid)
     return 0;
 }
 
+/* The parked pool workers (threads named tether-pool) into tids; their count. */
+static int parked(long *tids)
+{
+    long all[MAX_TASKS];
+    int n = tasks(all), k = 0;
+    for (int i = 0; i < n; i++) {
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%ld/comm", all[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* ended meanwhile */
+        if (fgets(comm, sizeof comm, f) && strcmp(comm, "tether-pool\n") == 0)
+            tids[k++] = all[i];
+        fclose(f);
+    }
+    return k;
+}
+
+/* Wait (at most 5 s, 1 ms naps) until `want` pool workers are parked. */
+static int wait_parked(int want, long *tids)
+{
+    int64_t end = tether_now_ns() + 5 * SEC;
+    int n;
+    while ((n = parked(tids)) != want && tether_now_ns() < end) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return n;
+}
+
 /* Wait (at most 5 s, 1 ms naps) until this process has `want` threads. */
 static int wait_tasks(int want, long *tids)
 {
@@ -103,27 +133,25 @@ static void probe(int *tls, int *usr2, char cancel[8], long *tid)
  * its own; the next actor gets another pre-started thread. */
 START_TEST(pooled_actor_is_isolated)
 {
-    long before[MAX_TASKS], warm[MAX_TASKS];
-    int base = tasks(before);
+    long warm[MAX_TASKS];
     struct tether_error err;
     ck_assert_msg(open_pool("2", &err) == 0, "%s", err.msg);
-    /* + the engine, the refiller and two parked workers */
-    ck_assert_int_eq(wait_tasks(base + 4, warm), base + 4);
     long seen[2];
     for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(wait_parked(2, warm), 2);
         int tls, usr2;
         char cancel[8];
         probe(&tls, &usr2, cancel, &seen[round]);
-        ck_assert_msg(listed(warm, base + 4, seen[round]),
-                      "round %d: tid %ld was not started ahead", round, seen[round]);
+        ck_assert_msg(listed(warm, 2, seen[round]), "round %d: tid %ld was not parked ahead",
+                      round, seen[round]);
         ck_assert_int_eq(tls, 0);
         ck_assert_int_eq(usr2, 0);
         ck_assert_str_eq(cancel, "on");
-        /* the used thread is gone, a replacement parked */
-        ck_assert_int_eq(wait_tasks(base + 4, warm), base + 4);
-        ck_assert(!listed(warm, base + 4, seen[round]));
     }
+    /* the used threads are gone: another one ran the second actor */
     ck_assert(seen[0] != seen[1]);
+    ck_assert_int_eq(wait_parked(2, warm), 2);
+    ck_assert(!listed(warm, 2, seen[0]) && !listed(warm, 2, seen[1]));
 }
 END_TEST
 
@@ -135,7 +163,7 @@ START_TEST(close_ends_the_pool)
     int base = tasks(tids);
     struct tether_error err;
     ck_assert_msg(open_pool("8", &err) == 0, "%s", err.msg);
-    ck_assert_int_eq(wait_tasks(base + 10, tids), base + 10);
+    ck_assert_int_eq(wait_parked(8, tids), 8);
     ck_assert_int_eq(tether_supervisor_close(sup, NULL), 0);
     sup = NULL;
     ck_assert_int_eq(wait_tasks(base, tids), base);
