@@ -8,7 +8,7 @@
  * actor gets a fresh thread (fresh thread-local storage, cancel state,
  * signal mask, name) and, on subint, a fresh interpreter, exactly as a cold
  * one does. Nothing of one actor can reach the next. The refiller then
- * starts a replacement. With no parked worker, spawn() starts the actor cold
+ * starts a replacement, once spawns have been quiet for quiet_ns. With no parked worker, spawn() starts the actor cold
  * (it never waits for the pool).
  *
  * Ownership: a taken worker's thread is joinable and belongs to the job
@@ -28,8 +28,10 @@
 #ifndef TETHER_BACKENDS_POOL_H
 #define TETHER_BACKENDS_POOL_H
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -56,11 +58,14 @@ struct pool_worker {
     void *job;                 /* set by pool_take */
     pthread_cond_t cv;         /* CLOCK_MONOTONIC; signalled by pool_take / pool_stop */
     struct pool_worker *next;  /* in the idle list */
+    struct pool_worker *anext, *aprev; /* in the list of untaken workers (p->all) */
+    int dead;                  /* exited (or exiting) without a job: to be joined */
 };
 
 struct pool {
     /* set by the backend before pool_start */
-    unsigned size; /* parked workers to keep */
+    unsigned size;    /* parked workers to keep */
+    int64_t quiet_ns; /* a replacement starts this long after the last take */
     void *ctx;
     /* on the worker, cancellation disabled: return what run/discard need,
      * or NULL when it failed (the worker then exits) */
@@ -74,12 +79,16 @@ struct pool {
     pthread_mutex_t m;
     pthread_cond_t cv; /* CLOCK_MONOTONIC: the refiller and pool_stop wait on it */
     struct pool_worker *idle;
+    struct pool_worker *all; /* every worker not taken: joined by the refiller or pool_stop */
     unsigned n_idle;
     unsigned n_untaken; /* started, not yet running a job nor exited */
     unsigned n_handed;  /* of which taken, not yet woken: not counted for the refill */
     int64_t backoff_until;
+    int64_t last_take;
     int stop;
     int refiller_on;
+    int attr_ok;         /* attr carries the opener's scheduling */
+    pthread_attr_t attr; /* of the workers */
     pid_t pid;
     pthread_t refiller;
 };
@@ -97,17 +106,30 @@ static inline struct timespec pool_ts(int64_t ns)
     return ts;
 }
 
-/* A worker's way out without a job: detach, count it gone, free it. */
-static inline void pool_worker_gone(struct pool_worker *w)
+/* Under p->m: unlink `w` from p->all. */
+static inline void pool_unlink_locked(struct pool *p, struct pool_worker *w)
+{
+    if (w->aprev)
+        w->aprev->anext = w->anext;
+    else
+        p->all = w->anext;
+    if (w->anext)
+        w->anext->aprev = w->aprev;
+    w->anext = w->aprev = NULL;
+}
+
+/* A worker's way out without a job: it stays joinable and listed (the
+ * refiller or pool_stop joins it: a detached thread could still be
+ * running this plugin's code when the core unloads it). */
+static inline void *pool_worker_gone(struct pool_worker *w)
 {
     struct pool *p = w->pool;
-    pthread_detach(pthread_self());
-    pthread_cond_destroy(&w->cv);
-    free(w);
     pthread_mutex_lock(&p->m);
+    w->dead = 1;
     p->n_untaken--;
     pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->m); /* p may be freed once this returns: touch nothing after */
+    pthread_mutex_unlock(&p->m);
+    return NULL;
 }
 
 static inline void *pool_worker_main(void *arg)
@@ -116,6 +138,8 @@ static inline void *pool_worker_main(void *arg)
     struct pool *p = w->pool;
     /* a parked worker is nobody's actor yet: nothing may cancel it */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    /* read by pool_take and the joiners only after this worker took p->m */
+    w->thread = pthread_self();
     w->tid = (uint64_t)syscall(SYS_gettid);
     char name[16] = "";
     pthread_getname_np(pthread_self(), name, sizeof name);
@@ -127,8 +151,7 @@ static inline void *pool_worker_main(void *arg)
         pthread_mutex_unlock(&p->m);
         if (warm)
             p->discard(p->ctx, warm);
-        pool_worker_gone(w);
-        return NULL;
+        return pool_worker_gone(w);
     }
     w->warm = warm;
     w->next = p->idle;
@@ -146,9 +169,9 @@ static inline void *pool_worker_main(void *arg)
     if (!job) { /* stopping: pool_stop emptied the idle list */
         pthread_mutex_unlock(&p->m);
         p->discard(p->ctx, warm);
-        pool_worker_gone(w);
-        return NULL;
+        return pool_worker_gone(w);
     }
+    /* taken: pool_take unlinked it; the job owns (joins) this thread */
     p->n_untaken--;
     p->n_handed--;
     pthread_cond_broadcast(&p->cv); /* pool_stop may be waiting for it */
@@ -157,9 +180,27 @@ static inline void *pool_worker_main(void *arg)
     pthread_mutex_unlock(&p->m); /* the pool may be gone from here */
     pthread_setname_np(pthread_self(), name); /* the name it was born with */
     pthread_cond_destroy(&w->cv);
-    free(w); /* the job owns this thread from here; the pool may be gone */
+    free(w);
     run(ctx, warm, job);
     return NULL;
+}
+
+/* Under p->m: join the workers that ended without a job (each has
+ * returned or is returning: the join is bounded). */
+static inline void pool_join_dead_locked(struct pool *p)
+{
+    for (struct pool_worker *w = p->all, *next; w; w = next) {
+        next = w->anext;
+        if (!w->dead)
+            continue;
+        pool_unlink_locked(p, w);
+        pthread_mutex_unlock(&p->m);
+        pthread_join(w->thread, NULL); /* bounded: it is returning */
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        pthread_mutex_lock(&p->m);
+        next = p->all; /* the list may have changed meanwhile */
+    }
 }
 
 /* Under p->m: start one worker. 0, or an errno. */
@@ -175,34 +216,54 @@ static inline int pool_start_worker_locked(struct pool *p)
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     p->n_untaken++;
+    w->anext = p->all; /* listed before it runs: it parks (and may be taken) under p->m */
+    if (p->all)
+        p->all->aprev = w;
+    p->all = w;
+    pthread_t t;
     pthread_mutex_unlock(&p->m); /* pthread_create outside the lock */
-    int rc = pthread_create(&w->thread, NULL, pool_worker_main, w);
+    int rc = pthread_create(&t, p->attr_ok ? &p->attr : NULL, pool_worker_main, w);
     pthread_mutex_lock(&p->m);
     if (rc) {
+        pool_unlink_locked(p, w);
         p->n_untaken--;
         pthread_cond_destroy(&w->cv);
         free(w);
+        return rc;
     }
-    return rc;
+    return 0; /* w may be taken and freed already: not touched here */
 }
 
-/* The refiller keeps size workers preparing or parked. Its waits: the idle wait below has
- * no deadline on purpose (it blocks nobody); proof that it ends: pool_take
- * (a worker taken lowers n_untaken) and pool_stop broadcast p->cv under
- * p->m. The backoff wait is timed. */
+/* The refiller keeps size workers preparing or parked. A replacement
+ * starts only once no worker was taken for quiet_ns: starting it at once
+ * would compete with the actor just handed over (on a busy or a single
+ * CPU, or for the GIL) in the very moments the pool is meant to shorten;
+ * a burst of spawns empties the pool and the rest start cold. Its waits:
+ * the idle wait has no deadline on purpose (it blocks nobody); proof that
+ * it ends: pool_take (a worker taken lowers the count) and pool_stop
+ * broadcast p->cv under p->m. The backoff and quiet waits are timed. */
 static inline void *pool_refiller_main(void *arg)
 {
     struct pool *p = arg;
+    /* SCHED_BATCH: woken by a take, the refiller does not preempt the
+     * spawning thread nor the actor (its workers get the opener's policy
+     * back: pool_start_worker_locked) */
+    struct sched_param batch = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
     pthread_mutex_lock(&p->m);
     while (!p->stop) {
+        pool_join_dead_locked(p);
         int64_t now = pool_now_ns();
-        if (now < p->backoff_until) {
-            struct timespec ts = pool_ts(p->backoff_until);
-            pthread_cond_timedwait(&p->cv, &p->m, &ts); /* bounded: the backoff */
-            continue;
-        }
         if (p->n_untaken - p->n_handed >= p->size) {
             pthread_cond_wait(&p->cv, &p->m); /* idle wait: proof above */
+            continue;
+        }
+        int64_t until = p->last_take + p->quiet_ns;
+        if (until < p->backoff_until)
+            until = p->backoff_until;
+        if (now < until) {
+            struct timespec ts = pool_ts(until);
+            pthread_cond_timedwait(&p->cv, &p->m, &ts); /* bounded: quiet or backoff */
             continue;
         }
         if (pool_start_worker_locked(p))
@@ -210,6 +271,16 @@ static inline void *pool_refiller_main(void *arg)
     }
     pthread_mutex_unlock(&p->m);
     return NULL;
+}
+
+/* Keep this plugin loaded for the life of the process (a worker that
+ * outlived pool_stop's bound still runs its code; the core unloads a
+ * plugin whose supervisors are all closed). */
+static inline void pool_pin_plugin(void)
+{
+    Dl_info info;
+    if (dladdr((void *)pool_worker_main, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
 /* Parse the option value of `pool`: 0..POOL_MAX. 0 on success. */
@@ -237,6 +308,18 @@ static inline int pool_start(struct pool *p)
     p->pid = getpid();
     if (p->size == 0)
         return 0;
+    /* a worker is born with the scheduling of the thread that opened the
+     * supervisor, not the refiller's */
+    int policy;
+    struct sched_param sp;
+    if (pthread_attr_init(&p->attr) == 0) {
+        p->attr_ok = pthread_getschedparam(pthread_self(), &policy, &sp) == 0 &&
+                     pthread_attr_setinheritsched(&p->attr, PTHREAD_EXPLICIT_SCHED) == 0 &&
+                     pthread_attr_setschedpolicy(&p->attr, policy) == 0 &&
+                     pthread_attr_setschedparam(&p->attr, &sp) == 0;
+        if (!p->attr_ok)
+            pthread_attr_destroy(&p->attr);
+    }
     int rc = pthread_create(&p->refiller, NULL, pool_refiller_main, p);
     p->refiller_on = rc == 0;
     return rc;
@@ -258,20 +341,22 @@ static inline int pool_take(struct pool *p, void *job, pthread_t *thread, uint64
     }
     p->idle = w->next;
     p->n_idle--;
+    pool_unlink_locked(p, w);
     p->n_handed++;
+    p->last_take = pool_now_ns();
     w->job = job;
     *thread = w->thread;
     *tid = w->tid;
     pthread_cond_signal(&w->cv);
-    pthread_cond_broadcast(&p->cv); /* the refiller starts a replacement now */
+    pthread_cond_broadcast(&p->cv); /* the refiller: a replacement after the quiet time */
     pthread_mutex_unlock(&p->m);
     return 1;
 }
 
-/* Stop: no new worker, every parked one discards its warm and exits.
- * Waits until deadline_ns at most for them. Returns how many untaken
- * workers still run (0: the pool may be freed; else it must stay alive:
- * they still use it, and free themselves). */
+/* Stop: no new worker, every parked one discards its warm and exits, and
+ * is joined. Waits until deadline_ns at most for them. Returns how many
+ * workers still use the pool (0: it may be freed; else it must stay
+ * alive, and this plugin is pinned: their code still runs). */
 static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
 {
     if (p->pid != getpid())
@@ -288,12 +373,30 @@ static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
         pthread_join(p->refiller, NULL); /* bounded: it is in a wait, or in pthread_create */
     p->refiller_on = 0;
     pthread_mutex_lock(&p->m);
+    /* untaken workers discard and end; taken ones not yet awake still
+     * touch p once */
     struct timespec ts = pool_ts(deadline_ns);
-    while (p->n_untaken > 0)
+    while (p->n_untaken > 0 || p->n_handed > 0)
         if (pthread_cond_timedwait(&p->cv, &p->m, &ts) == ETIMEDOUT)
             break; /* bounded by deadline_ns */
-    unsigned left = p->n_untaken;
+    unsigned left = p->n_untaken + p->n_handed;
+    /* join the ended ones (bounded: each has returned or is returning);
+     * one still running keeps its struct (it writes w->dead) */
+    for (struct pool_worker *w = p->all, *next; w; w = next) {
+        next = w->anext;
+        if (!w->dead)
+            continue;
+        pool_unlink_locked(p, w);
+        pthread_mutex_unlock(&p->m);
+        pthread_join(w->thread, NULL); /* bounded: it is returning */
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        pthread_mutex_lock(&p->m);
+        next = p->all;
+    }
     pthread_mutex_unlock(&p->m);
+    if (left)
+        pool_pin_plugin();
     return left;
 }
 
@@ -302,6 +405,8 @@ static inline void pool_destroy(struct pool *p)
 {
     if (p->pid != getpid())
         return; /* a forked child: the lock may have been held at the fork */
+    if (p->attr_ok)
+        pthread_attr_destroy(&p->attr);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->m);
 }

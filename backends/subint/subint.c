@@ -891,6 +891,11 @@ static void *driver_main(void *arg)
 
 /* ---- the warm pool (options pool: N; ../pool.h) ------------------------------------------ */
 
+/* A replacement interpreter is made 10 ms after the last spawn that took
+ * one: making it (several ms, on 3.11 under the one GIL) would slow the
+ * actor just started through its imports. */
+#define POOL_QUIET_NS (10 * 1000000LL)
+
 /* On a pool worker: the interpreter of a future actor, made as a cold
  * driver makes it, then parked without the GIL. */
 static void *pool_prepare(void *ctx)
@@ -903,6 +908,8 @@ static void *pool_prepare(void *ctx)
     starting_count(1);
     char why[200];
     PyThreadState *ts = make_interpreter(st->own_gil, st->host, NULL, NULL, why, sizeof why);
+    if (ts)
+        subint_preload();
     starting_count(-1);
     if (!ts) {
         if (!atomic_exchange(&st->pool_failed, 1))
@@ -1047,6 +1054,7 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
     double g = opts->soft_cancel_timeout / 2;
     st->grace_ns = (int64_t)((g < 0.5 ? g : 0.5) * 1e9);
     st->pool.size = pool;
+    st->pool.quiet_ns = POOL_QUIET_NS;
     st->pool.ctx = st;
     st->pool.prepare = pool_prepare;
     st->pool.run = pool_run;

@@ -103,6 +103,10 @@ static void *actor_thread(void *arg)
     return NULL;
 }
 
+/* A replacement thread starts 1 ms after the last spawn that took one
+ * (../pool.h: it would compete with the actor just started). */
+#define POOL_QUIET_NS (1000000LL)
+
 /* The pool's hooks (../pool.h). A parked thread needs nothing prepared. */
 static void *pool_prepare(void *ctx)
 {
@@ -175,6 +179,7 @@ static int t_open(const struct tether_backend_host *host, const struct tether_op
         return TETHER_ENOMEM;
     st->host = host;
     st->pool.size = pool;
+    st->pool.quiet_ns = POOL_QUIET_NS;
     st->pool.ctx = st;
     st->pool.prepare = pool_prepare;
     st->pool.run = pool_run;
