@@ -8,13 +8,16 @@
  * actor gets a fresh thread (fresh thread-local storage, cancel state,
  * signal mask, name) and, on subint, a fresh interpreter, exactly as a cold
  * one does. Nothing of one actor can reach the next. The refiller then
- * starts a replacement, once spawns have been quiet for quiet_ns. With no parked worker, spawn() starts the actor cold
- * (it never waits for the pool).
+ * starts a replacement, once spawns have been quiet for quiet_ns. With no
+ * parked worker, spawn() starts the actor cold (it never waits for the
+ * pool).
  *
  * Ownership: a taken worker's thread is joinable and belongs to the job
  * (the backend joins it in reap, or detaches it on release, as for a cold
- * thread). An untaken worker detaches itself and exits when the pool stops
- * (after `discard`).
+ * thread). An untaken worker is joined by the pool: by the refiller when
+ * its prepare failed, by pool_stop after its `discard` (never detached: the
+ * core may unload the plugin right after close, and a detached thread
+ * could still be returning through the plugin's code).
  *
  * A parked worker's thread is named POOL_THREAD_NAME (so `ps -L` shows the
  * pool, and tests can wait for it to be warm).
