@@ -126,6 +126,7 @@ static void probe(int *tls, int *usr2, char cancel[8], long *tid)
     struct tether_outcome o;
     ck_assert_int_eq(tether_wait(h, tether_now_ns() + 5 * SEC, &o), 0);
     ck_assert_int_eq(o.kind, TETHER_OUTCOME_EXITED);
+    tether_handle_release(h);
 }
 
 /* A pooled actor runs on a thread that existed before its spawn, and finds
@@ -206,6 +207,7 @@ START_TEST(pool_runs_dry)
         struct tether_outcome o;
         ck_assert_int_eq(tether_cancel(h[i]), 0);
         ck_assert_int_eq(tether_wait(h[i], tether_now_ns() + 5 * SEC, &o), 0);
+        tether_handle_release(h[i]);
     }
 }
 END_TEST

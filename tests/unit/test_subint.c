@@ -507,6 +507,7 @@ START_TEST(pooled_interpreter_is_fresh_and_close_ends_the_pool)
         free(text);
         struct tether_outcome o = wait_outcome(h);
         ck_assert_int_eq(o.kind, TETHER_OUTCOME_EXITED);
+        tether_handle_release(h);
     }
     ck_assert(tids[0] != tids[1]);
     ck_assert_int_eq(wait_count(2, 1, before), 2);
