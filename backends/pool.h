@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -59,7 +60,9 @@ struct pool_worker {
     uint64_t tid;              /* gettid() of the worker */
     void *warm;                /* what prepare made */
     void *job;                 /* set by pool_take */
-    pthread_cond_t cv;         /* CLOCK_MONOTONIC; signalled by pool_take / pool_stop */
+    sem_t wake;                /* posted by pool_take (job set) or pool_stop (no job) */
+    void *ctx;                 /* copies of the pool's, read after the pool may be gone */
+    void (*run)(void *ctx, void *warm, void *job);
     struct pool_worker *next;  /* in the idle list */
     struct pool_worker *anext, *aprev; /* in the list of untaken workers (p->all) */
     int dead;                  /* exited (or exiting) without a job: to be joined */
@@ -84,8 +87,8 @@ struct pool {
     struct pool_worker *idle;
     struct pool_worker *all; /* every worker not taken: joined by the refiller or pool_stop */
     unsigned n_idle;
-    unsigned n_untaken; /* started, not yet running a job nor exited */
-    unsigned n_handed;  /* of which taken, not yet woken: not counted for the refill */
+    unsigned n_untaken; /* started, not yet taken nor exited */
+    int refiller_idle;  /* the refiller waits for a take (pool_take wakes it) */
     int64_t backoff_until;
     int64_t last_take;
     int stop;
@@ -124,9 +127,11 @@ static inline void pool_unlink_locked(struct pool *p, struct pool_worker *w)
 /* A worker's way out without a job: it stays joinable and listed (the
  * refiller or pool_stop joins it: a detached thread could still be
  * running this plugin's code when the core unloads it). */
-static inline void *pool_worker_gone(struct pool_worker *w)
+static inline void *pool_worker_gone(struct pool_worker *w, void *warm)
 {
     struct pool *p = w->pool;
+    if (warm)
+        p->discard(p->ctx, warm);
     pthread_mutex_lock(&p->m);
     w->dead = 1;
     p->n_untaken--;
@@ -152,9 +157,7 @@ static inline void *pool_worker_main(void *arg)
         p->backoff_until = pool_now_ns() + POOL_BACKOFF_NS;
     if (!warm || p->stop) {
         pthread_mutex_unlock(&p->m);
-        if (warm)
-            p->discard(p->ctx, warm);
-        return pool_worker_gone(w);
+        return pool_worker_gone(w, warm);
     }
     w->warm = warm;
     w->next = p->idle;
@@ -163,26 +166,24 @@ static inline void *pool_worker_main(void *arg)
     /* parked, as `ps -L` and tests see it (a thread name is set by a
      * system call that never waits) */
     pthread_setname_np(pthread_self(), POOL_THREAD_NAME);
+    pthread_mutex_unlock(&p->m);
     /* Idle wait without a deadline on purpose: a parked worker blocks
-     * nobody. Proof that it ends: pool_take sets w->job and pool_stop sets
-     * p->stop, each under p->m, and each signals w->cv. */
-    while (!w->job && !p->stop)
-        pthread_cond_wait(&w->cv, &p->m);
-    void *job = w->job;
-    if (!job) { /* stopping: pool_stop emptied the idle list */
-        pthread_mutex_unlock(&p->m);
-        p->discard(p->ctx, warm);
-        return pool_worker_gone(w);
-    }
-    /* taken: pool_take unlinked it; the job owns (joins) this thread */
-    p->n_untaken--;
-    p->n_handed--;
-    pthread_cond_broadcast(&p->cv); /* pool_stop may be waiting for it */
-    void *ctx = p->ctx;
-    void (*run)(void *, void *, void *) = p->run;
-    pthread_mutex_unlock(&p->m); /* the pool may be gone from here */
+     * nobody. Proof that it ends: pool_take (with w->job set) and
+     * pool_stop (with p->stop set) each unlink it from the idle list under
+     * p->m and post w->wake once; only EINTR repeats the wait. A semaphore,
+     * not p->m's condition variable: the woken worker then takes no lock
+     * shared with the spawning thread. */
+    while (sem_wait(&w->wake) != 0)
+        ;
+    void *job = w->job; /* ordered by the post */
+    if (!job) /* stopping: pool_stop emptied the idle list */
+        return pool_worker_gone(w, warm);
+    /* taken: pool_take unlinked and uncounted it; the job owns (joins)
+     * this thread; the pool may be gone: only w is used */
+    void *ctx = w->ctx;
+    void (*run)(void *, void *, void *) = w->run;
     pthread_setname_np(pthread_self(), name); /* the name it was born with */
-    pthread_cond_destroy(&w->cv);
+    sem_destroy(&w->wake);
     free(w);
     run(ctx, warm, job);
     return NULL;
@@ -199,7 +200,7 @@ static inline void pool_join_dead_locked(struct pool *p)
         pool_unlink_locked(p, w);
         pthread_mutex_unlock(&p->m);
         pthread_join(w->thread, NULL); /* bounded: it is returning */
-        pthread_cond_destroy(&w->cv);
+        sem_destroy(&w->wake);
         free(w);
         pthread_mutex_lock(&p->m);
         next = p->all; /* the list may have changed meanwhile */
@@ -213,11 +214,9 @@ static inline int pool_start_worker_locked(struct pool *p)
     if (!w)
         return ENOMEM;
     w->pool = p;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    w->ctx = p->ctx;
+    w->run = p->run;
+    sem_init(&w->wake, 0, 0);
     p->n_untaken++;
     w->anext = p->all; /* listed before it runs: it parks (and may be taken) under p->m */
     if (p->all)
@@ -230,7 +229,7 @@ static inline int pool_start_worker_locked(struct pool *p)
     if (rc) {
         pool_unlink_locked(p, w);
         p->n_untaken--;
-        pthread_cond_destroy(&w->cv);
+        sem_destroy(&w->wake);
         free(w);
         return rc;
     }
@@ -257,8 +256,10 @@ static inline void *pool_refiller_main(void *arg)
     while (!p->stop) {
         pool_join_dead_locked(p);
         int64_t now = pool_now_ns();
-        if (p->n_untaken - p->n_handed >= p->size) {
+        if (p->n_untaken >= p->size) {
+            p->refiller_idle = 1;
             pthread_cond_wait(&p->cv, &p->m); /* idle wait: proof above */
+            p->refiller_idle = 0;
             continue;
         }
         int64_t until = p->last_take + p->quiet_ns;
@@ -345,14 +346,15 @@ static inline int pool_take(struct pool *p, void *job, pthread_t *thread, uint64
     p->idle = w->next;
     p->n_idle--;
     pool_unlink_locked(p, w);
-    p->n_handed++;
+    p->n_untaken--;
     p->last_take = pool_now_ns();
     w->job = job;
     *thread = w->thread;
     *tid = w->tid;
-    pthread_cond_signal(&w->cv);
-    pthread_cond_broadcast(&p->cv); /* the refiller: a replacement after the quiet time */
+    if (p->refiller_idle) /* a replacement, after the quiet time */
+        pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->m);
+    sem_post(&w->wake); /* w is the worker's from here */
     return 1;
 }
 
@@ -368,7 +370,7 @@ static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
     for (struct pool_worker *w = p->idle; w; w = w->next)
-        pthread_cond_signal(&w->cv);
+        sem_post(&w->wake); /* it needs p->m to end: not before the unlock */
     p->idle = NULL;
     p->n_idle = 0;
     pthread_mutex_unlock(&p->m);
@@ -376,13 +378,12 @@ static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
         pthread_join(p->refiller, NULL); /* bounded: it is in a wait, or in pthread_create */
     p->refiller_on = 0;
     pthread_mutex_lock(&p->m);
-    /* untaken workers discard and end; taken ones not yet awake still
-     * touch p once */
+    /* untaken workers discard and end (a taken one never touches p again) */
     struct timespec ts = pool_ts(deadline_ns);
-    while (p->n_untaken > 0 || p->n_handed > 0)
+    while (p->n_untaken > 0)
         if (pthread_cond_timedwait(&p->cv, &p->m, &ts) == ETIMEDOUT)
             break; /* bounded by deadline_ns */
-    unsigned left = p->n_untaken + p->n_handed;
+    unsigned left = p->n_untaken;
     /* join the ended ones (bounded: each has returned or is returning);
      * one still running keeps its struct (it writes w->dead) */
     for (struct pool_worker *w = p->all, *next; w; w = next) {
@@ -392,7 +393,7 @@ static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
         pool_unlink_locked(p, w);
         pthread_mutex_unlock(&p->m);
         pthread_join(w->thread, NULL); /* bounded: it is returning */
-        pthread_cond_destroy(&w->cv);
+        sem_destroy(&w->wake);
         free(w);
         pthread_mutex_lock(&p->m);
         next = p->all;
