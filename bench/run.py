@@ -23,7 +23,6 @@ PLAN = [
     ("spawn", "pinned", 3000, 8, []),
     ("spawn", "split", 3000, 8, []),
     ("spawn-pool", "pinned", 3000, 8, []),  # options pool: 4 (thread, subint; fork: noted)
-    ("spawn-pool", "split", 3000, 8, []),
     ("cancel", "pinned", 2000, 8, []),
     ("cancel", "split", 2000, 8, []),
     ("call", "pinned", 10000, 6, []),

@@ -182,6 +182,13 @@ static void t_spawn(int pooled)
         emit_note(fr_name, o.backend, o.mode, "not measured: this backend has no pool");
         exit(0);
     }
+    if (pooled && !strcmp(o.mode, "split")) {
+        /* the refiller and its workers are born when the supervisor opens,
+         * on the supervisor's CPU: pooled actors would not run on CPU 1 */
+        emit_note(fr_name, o.backend, o.mode,
+                  "not measured: pooled workers run where the supervisor was opened");
+        exit(0);
+    }
     if (pooled) {
         size_t n = strlen(option_text);
         if (n)
