@@ -88,6 +88,7 @@ struct pool {
     struct pool_worker *all; /* every worker not taken: joined by the refiller or pool_stop */
     unsigned n_idle;
     unsigned n_untaken; /* started, not yet taken nor exited */
+    unsigned n_preparing; /* of which still in prepare: at most one at a time */
     int refiller_idle;  /* the refiller waits for a take (pool_take wakes it) */
     int64_t backoff_until;
     int64_t last_take;
@@ -153,6 +154,8 @@ static inline void *pool_worker_main(void *arg)
     pthread_getname_np(pthread_self(), name, sizeof name);
     void *warm = p->prepare(p->ctx);
     pthread_mutex_lock(&p->m);
+    p->n_preparing--;
+    pthread_cond_broadcast(&p->cv); /* the refiller may start the next one */
     if (!warm)
         p->backoff_until = pool_now_ns() + POOL_BACKOFF_NS;
     if (!warm || p->stop) {
@@ -218,6 +221,7 @@ static inline int pool_start_worker_locked(struct pool *p)
     w->run = p->run;
     sem_init(&w->wake, 0, 0);
     p->n_untaken++;
+    p->n_preparing++;
     w->anext = p->all; /* listed before it runs: it parks (and may be taken) under p->m */
     if (p->all)
         p->all->aprev = w;
@@ -229,6 +233,7 @@ static inline int pool_start_worker_locked(struct pool *p)
     if (rc) {
         pool_unlink_locked(p, w);
         p->n_untaken--;
+        p->n_preparing--;
         sem_destroy(&w->wake);
         free(w);
         return rc;
@@ -260,6 +265,13 @@ static inline void *pool_refiller_main(void *arg)
             p->refiller_idle = 1;
             pthread_cond_wait(&p->cv, &p->m); /* idle wait: proof above */
             p->refiller_idle = 0;
+            continue;
+        }
+        if (p->n_preparing > 0) {
+            /* one prepare at a time: a pool filling up competes less
+             * with the actors (subint: for the GIL), and pool_stop waits
+             * for at most one interpreter being made */
+            pthread_cond_wait(&p->cv, &p->m); /* ends: the worker broadcasts after prepare */
             continue;
         }
         int64_t until = p->last_take + p->quiet_ns;
