@@ -741,8 +741,10 @@ PyObject *subint_module_install(struct subint_run *run)
  * "package.module:FUNC" (the current folder goes on sys.path, as `python
  * -m` does). Python code: the import machinery is Python's anyway. */
 static const char loader_src[] =
-    "def load(target):\n"
+    "def load(target=None):\n"
     "    import importlib, importlib.util, os, sys\n"
+    "    if target is None:\n" /* a pooled interpreter's warm-up: the imports only */
+    "        return None\n"
     "    where, sep, func = target.rpartition(':')\n"
     "    if not sep or not where or not func:\n"
     "        raise ValueError(f'target {target!r} is not of the form path/file.py:FUNC or "
@@ -765,20 +767,60 @@ static const char loader_src[] =
     "        raise AttributeError(f'actor module {where} has no function {func!r}')\n"
     "    return mod, fn\n";
 
-static PyObject *load_target(const char *target)
+/* What a pooled interpreter does ahead: the loader's own imports, which
+ * every actor's loader makes before the actor's module runs (so the state
+ * an actor's module finds is the same, pooled or cold). Errors are
+ * dropped: the loader then meets them again, as a cold one would. */
+/* The loader's `load` function, compiled in the current interpreter: a new
+ * reference, or NULL with an exception set. */
+static PyObject *compile_loader(void)
 {
     PyObject *globals = PyDict_New();
     if (!globals)
         return NULL;
-    PyObject *res = NULL;
+    PyObject *load = NULL;
     if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0) {
         PyObject *r = PyRun_String(loader_src, Py_file_input, globals, globals);
-        PyObject *load = r ? PyDict_GetItemString(globals, "load") : NULL; /* borrowed */
+        load = r ? PyDict_GetItemString(globals, "load") : NULL; /* borrowed */
+        Py_XINCREF(load);
         Py_XDECREF(r);
-        if (load)
-            res = PyObject_CallFunction(load, "s", target);
     }
     Py_DECREF(globals);
+    return load;
+}
+
+/* Where a pooled interpreter keeps its compiled loader: its own
+ * per-interpreter dict, which Python code never sees. */
+#define LOADER_KEY "tether.loader"
+
+/* What a pooled interpreter does ahead: compile the loader, and make the
+ * imports every actor's loader makes first (so the state an actor's module
+ * finds is the same, pooled or cold). Errors are dropped: the loader then
+ * meets them again, as a cold one would. */
+void subint_preload(void)
+{
+    PyObject *load = compile_loader();
+    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    if (load && idict && PyDict_SetItemString(idict, LOADER_KEY, load) == 0) {
+        PyObject *r = PyObject_CallFunction(load, NULL); /* load(): the imports only */
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(load);
+    PyErr_Clear();
+}
+
+static PyObject *load_target(const char *target)
+{
+    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    PyObject *load = idict ? PyDict_GetItemString(idict, LOADER_KEY) : NULL; /* borrowed */
+    if (load) {
+        Py_INCREF(load);
+        PyDict_DelItemString(idict, LOADER_KEY); /* one use */
+    } else if (!(load = compile_loader())) {
+        return NULL;
+    }
+    PyObject *res = PyObject_CallFunction(load, "s", target);
+    Py_DECREF(load);
     return res;
 }
 

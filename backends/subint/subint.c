@@ -58,6 +58,11 @@
  *              above is unchanged: since 3.12 a thread-state swap releases
  *              and takes each interpreter's own GIL. docs/subint.md.
  *
+ * Files: subint.c (this: the vtable, the GIL monitor, the cancel
+ * injector), driver.c (a driver thread: its interpreter, the actor, the
+ * outcome, the end; the warm pool's hooks), driver.h (their shared
+ * state), module.c (the `tether` module), pack.c, gil311.c.
+ *
  * Every wait of this file has a deadline except the GIL waits of the
  * backend's own threads (driver, helpers): those are never supervisor
  * threads, and on 3.11 the monitor above keeps them from starving. */
@@ -83,19 +88,12 @@
 #include <tether/backend.h>
 
 #include "../inproc.h"
-#include "subint.h"
+#include "driver.h"
 
 /* The host members this backend calls (appended after `log`). */
 #define HOST_NEEDS \
     (offsetof(struct tether_backend_host, actor_finish) + sizeof(void (*)(void)))
 
-/* How long an ending driver lets other thread states of its interpreter
- * finish (helpers that hold one, the actor's own threads) before it leaves
- * the interpreter alive instead of ending it. */
-#define END_WAIT_NS (100 * 1000000LL)
-/* How long close waits beyond that for drivers still ending their
- * interpreters (each end: a few ms of CPU). */
-#define CLOSE_END_NS (200 * 1000000LL)
 /* Monitor period: while one of ours waits for the GIL (or starts), the
  * driver holding it at each sample gets a nudge. */
 #define MONITOR_NS (2 * 1000000LL)
@@ -116,88 +114,6 @@
     "(such an actor is abandoned)"
 #endif
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void nap_ns(int64_t ns)
-{
-    if (ns <= 0)
-        return;
-    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* ---- state ---------------------------------------------------------------------- */
-
-struct sstate {
-    const struct tether_backend_host *host;
-    int64_t grace_ns; /* CANCEL frame -> injected Cancelled: soft_cancel / 2, <= 0.5 s */
-    int own_gil;      /* each actor's interpreter has its own GIL (3.12+) */
-    atomic_uint abandoned_running;
-    atomic_uint refs; /* open's, and one per child not yet freed */
-    /* m guards `ending`: drivers whose outcome is out and that still end
-     * their interpreter; close waits for them (bounded), cv says when one
-     * is done */
-    pthread_mutex_t m;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
-    unsigned ending;
-    /* The soft-cancel timer (injector_main), also under m: children whose
-     * grace runs, each holding a reference, in no order. */
-    pthread_t injector;
-    int injector_on, stopping;
-    pthread_cond_t inj_cv; /* CLOCK_MONOTONIC */
-    struct schild *soft_head;
-};
-
-enum istate { I_NONE, I_ALIVE, I_ENDING, I_GONE, I_LEAKED };
-/* INJ_SOFT: wait the grace, then inject unless the actor saw the cancel;
- * INJ_SOFT_DUE: the same with the grace over (the injector waited it). */
-enum inject { INJ_SOFT, INJ_SOFT_DUE, INJ_HARD };
-
-struct schild {
-    struct tether_child pub; /* first: the core sees only this */
-    struct sstate *st;
-    const struct tether_backend_host *host;
-    char *target;
-    uint64_t actor_id;
-    int channel_fd; /* handed to the driver, which gives it to the host runtime */
-    pthread_t thread;
-    tether_cancel_flag cancel_flag; /* read by the host runtime at every tether call */
-    atomic_int refs;          /* the core's, the driver's, one per helper */
-    atomic_int done;          /* the outcome is out (reap may see it); written under m */
-    atomic_int hard_killed;
-    int status; /* exit code, read after done */
-
-    /* m guards what follows; held for a few instructions only, never
-     * across a wait or a GIL acquisition */
-    pthread_mutex_t m;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC; broadcast when `over` is set */
-    int over;          /* the actor code is done (or never ran) */
-    int abandoned;
-    int64_t t_abandoned;
-    int istate;
-    unsigned helpers; /* helpers holding (or making) a thread state in interp */
-    PyInterpreterState *interp;
-    PyThreadState *drv_ts;
-    int soft_sent, hard_sent;
-    int ending; /* counted in st->ending */
-    /* under st->m: queued for the injector */
-    struct schild *soft_next;
-    int64_t soft_due;
-
-    /* under g_lock */
-    int starting; /* counted in g_starting */
-    int running;  /* counted in g_running */
-    int running_abandoned; /* and in g_running_abandoned */
-
-    struct subint_run run; /* the driver's; see subint.h */
-};
-
 /* Process-wide: the GIL is. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned g_waiters;  /* our threads waiting for the GIL */
@@ -211,9 +127,9 @@ static int g_monitor; /* the monitor thread runs (3.11) */
 static pthread_once_t py_once = PTHREAD_ONCE_INIT;
 static int py_ok;
 static char py_err[256];
-static PyInterpreterState *py_main;
+PyInterpreterState *py_main;
 
-static void state_unref(struct sstate *st)
+void state_unref(struct sstate *st)
 {
     if (atomic_fetch_sub(&st->refs, 1) != 1)
         return;
@@ -223,7 +139,7 @@ static void state_unref(struct sstate *st)
     free(st);
 }
 
-static void child_unref(struct schild *c)
+void child_unref(struct schild *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
@@ -310,7 +226,18 @@ static void monitor_start_locked(void)
 }
 #endif
 
-static void starting_begin(struct schild *c)
+/* A pool worker making an interpreter ahead is starting too (3.11: its
+ * imports wait for the GIL). */
+void starting_count(int delta)
+{
+    pthread_mutex_lock(&g_lock);
+    g_starting += (unsigned)delta;
+    if (delta > 0)
+        monitor_start_locked();
+    pthread_mutex_unlock(&g_lock);
+}
+
+void starting_begin(struct schild *c)
 {
     pthread_mutex_lock(&g_lock);
     c->starting = 1;
@@ -319,7 +246,7 @@ static void starting_begin(struct schild *c)
     pthread_mutex_unlock(&g_lock);
 }
 
-static void starting_end(struct schild *c)
+void starting_end(struct schild *c)
 {
     pthread_mutex_lock(&g_lock);
     if (c->starting) {
@@ -335,7 +262,7 @@ void subint_started(struct subint_run *run)
 }
 
 /* The driver runs (or stops running) actor code. */
-static void running_set(struct schild *c, int on)
+void running_set(struct schild *c, int on)
 {
     pthread_mutex_lock(&g_lock);
     if (on != c->running) {
@@ -524,286 +451,6 @@ static void injector_stop(struct sstate *st)
     }
 }
 
-/* ---- the driver thread --------------------------------------------------------------- */
-
-static const char *istate_text(int s)
-{
-    return s == I_GONE ? "its sub-interpreter was ended"
-           : s == I_LEAKED ? "its sub-interpreter was left alive (other threads run in it)"
-                           : "it had no sub-interpreter";
-}
-
-/* The actor code is done: sleeping soft helpers give up. */
-static void set_over(struct schild *c)
-{
-    pthread_mutex_lock(&c->m);
-    c->over = 1;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->m);
-}
-
-/* End the interpreter, with `ts` current and the GIL held; returns without
- * the GIL and without a thread state. */
-static void end_interpreter(struct schild *c, PyThreadState *ts)
-{
-    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
-    int64_t deadline = now_ns() + END_WAIT_NS;
-    unsigned others = 0;
-    for (;;) {
-        pthread_mutex_lock(&c->m);
-        if (c->istate == I_ALIVE && c->helpers == 0)
-            c->istate = I_ENDING; /* from now on no helper makes a thread state here */
-        int ending = c->istate == I_ENDING;
-        others = c->helpers;
-        pthread_mutex_unlock(&c->m);
-        if (ending) {
-            /* stable: we hold the GIL, and only a holder of it adds or
-             * removes thread states of this interpreter now */
-            others = 0;
-            for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t;
-                 t = PyThreadState_Next(t))
-                others += t != ts;
-            if (others == 0)
-                break;
-        }
-        if (now_ns() >= deadline) {
-            pthread_mutex_lock(&c->m);
-            c->istate = I_LEAKED; /* nobody touches it again */
-            pthread_mutex_unlock(&c->m);
-            c->host->log("subint",
-                          "actor %llu (%s): %u other thread state(s) still in its "
-                          "sub-interpreter after %.0f ms; leaving it alive",
-                          (unsigned long long)c->actor_id, c->target, others, END_WAIT_NS / 1e6);
-            PyThreadState_Clear(ts);
-            PyThreadState_DeleteCurrent(); /* others remain: the list never empties here */
-            return;
-        }
-        /* let them run (helpers want the GIL; the actor's threads finish) */
-        PyThreadState *saved = PyEval_SaveThread();
-        nap_ns(5 * 1000000LL);
-        subint_gil_take(saved);
-    }
-    /* 3.11 returns from Py_EndInterpreter with the GIL held and no thread
-     * state: a main-interpreter one, made now, releases it afterwards.
-     * 3.12+ returns holding no GIL (an own one is freed with its
-     * interpreter): the swap below then takes the main GIL, and the
-     * delete releases it, the same ending in both modes. */
-    PyThreadState *release = PyThreadState_New(py_main);
-    if (!release) {
-        pthread_mutex_lock(&c->m);
-        c->istate = I_LEAKED;
-        pthread_mutex_unlock(&c->m);
-        PyThreadState_Clear(ts);
-        PyThreadState_DeleteCurrent();
-        return;
-    }
-    Py_EndInterpreter(ts);
-    pthread_mutex_lock(&c->m);
-    c->istate = I_GONE;
-    c->interp = NULL;
-    c->drv_ts = NULL;
-    pthread_mutex_unlock(&c->m);
-    PyThreadState_Swap(release);
-    PyThreadState_Clear(release);
-    PyThreadState_DeleteCurrent();
-}
-
-/* Create the actor's interpreter, with the main interpreter's GIL held by
- * the caller's thread state. Returns its first thread state, current (and
- * holding that interpreter's GIL), or NULL with `why`.
- *
- * Own GIL (3.12+, PEP 684): its own GIL and allocator, as PEP 684 requires,
- * so only extension modules that declare per-interpreter GIL support import
- * there (single-phase init ones refuse to load with ImportError). os.fork()
- * is refused (forking a process that runs other interpreters' threads is
- * unsafe: notes); exec, subprocess and threads work; daemon threads are
- * allowed, as on 3.11: an interpreter one still runs in at the end is left
- * alive (end_interpreter), never ended. Shared: Py_NewInterpreter()'s
- * legacy configuration, as on 3.11. Since 3.12 PyThreadState_Swap releases
- * and takes each interpreter's own GIL, so the hand-off in run_actor holds
- * for both modes. */
-static PyThreadState *new_interpreter(int own_gil, char *why, size_t n)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    if (own_gil) {
-        PyInterpreterConfig cfg = {
-            .use_main_obmalloc = 0,
-            .allow_fork = 0,
-            .allow_exec = 1,
-            .allow_threads = 1,
-            .allow_daemon_threads = 1,
-            .check_multi_interp_extensions = 1,
-            .gil = PyInterpreterConfig_OWN_GIL,
-        };
-        PyThreadState *ts = NULL;
-        PyStatus s = Py_NewInterpreterFromConfig(&ts, &cfg);
-        if (PyStatus_Exception(s) || !ts) {
-            snprintf(why, n, "cannot create a sub-interpreter with its own GIL: %s%s%s",
-                     s.func ? s.func : "", s.func ? ": " : "",
-                     s.err_msg ? s.err_msg : "Py_NewInterpreterFromConfig failed");
-            return NULL;
-        }
-        return ts;
-    }
-#else
-    (void)own_gil;
-#endif
-    PyThreadState *ts = Py_NewInterpreter();
-    if (!ts)
-        snprintf(why, n, "Py_NewInterpreter failed");
-    return ts;
-}
-
-static void outcome_out(struct schild *c);
-
-static void run_actor(struct schild *c, struct tether_actor *a)
-{
-    const struct tether_backend_host *host = c->host;
-    /* 1. A main-interpreter thread state, only to create ours. */
-    PyThreadState *mts = PyThreadState_New(py_main);
-    if (!mts) {
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "cannot create a Python thread state");
-        return;
-    }
-    subint_gil_take(mts);
-    if (tether_cancel_flag_get(&c->cancel_flag) != TETHER_CANCEL_NONE || host->actor_checkpoint(a)) {
-        /* cancelled while waiting for the GIL: no interpreter at all */
-        PyThreadState_Clear(mts);
-        PyThreadState_DeleteCurrent();
-        host->actor_finish(a, TETHER_OUTCOME_CANCELLED, 0, NULL);
-        return;
-    }
-    char why[200];
-    PyThreadState *first = new_interpreter(c->st->own_gil, why, sizeof why);
-    if (!first) {
-        PyThreadState_Swap(mts);
-        PyThreadState_Clear(mts);
-        PyThreadState_DeleteCurrent();
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, why);
-        return;
-    }
-    PyInterpreterState *interp = PyThreadState_GetInterpreter(first);
-    /* 2. The hand-off: drop the main-interpreter state (PyGILState forgets
-     * it), make this thread's own first state in the new interpreter, and
-     * only then delete the one Py_NewInterpreter made. */
-    PyThreadState_Swap(mts);
-    PyThreadState_Clear(mts);
-    PyThreadState_DeleteCurrent();
-    PyThreadState *ts = PyThreadState_New(interp);
-    if (!ts) {
-        c->host->log("subint", "actor %llu: out of memory after creating its interpreter; "
-                               "leaving it", (unsigned long long)c->actor_id);
-        host->actor_finish(a, TETHER_OUTCOME_FAILED, 1, "cannot create a Python thread state");
-        return;
-    }
-    subint_gil_take(ts);
-    PyThreadState_Clear(first);
-    PyThreadState_Delete(first);
-
-    c->run.host = host;
-    c->run.backend_child = c;
-    c->run.a = a;
-    c->run.py_tid = PyThread_get_thread_ident();
-    pthread_mutex_lock(&c->m);
-    c->interp = interp;
-    c->drv_ts = ts;
-    c->istate = I_ALIVE;
-    pthread_mutex_unlock(&c->m);
-    running_set(c, 1);
-
-    /* 3. The actor. */
-    int outcome, code;
-    char *text;
-    subint_run_target(&c->run, c->target, &outcome, &code, &text);
-    running_set(c, 0);
-    c->run.finished = 1; /* no helper injects anything after this */
-    set_over(c);         /* and sleeping ones give up now */
-    PyThreadState_SetAsyncExc(c->run.py_tid, NULL);
-    PyErr_Clear();
-    subint_run_clear(&c->run);
-    c->run.a = NULL;
-    c->status = outcome == TETHER_OUTCOME_EXITED ? code : 0;
-    PyThreadState *saved = PyEval_SaveThread();
-    host->actor_finish(a, outcome, code, text); /* STOPPED; closes the channel */
-    free(text);
-    /* The actor is over and has said how: reap may see it now. Ending the
-     * interpreter costs ~3-4 ms of CPU on 3.13+ (docs/subint.md); 16
-     * actors failing at once on 2 busy cores paid all of it before the
-     * last outcome was known (error.many-fail missed its bound on 3.14).
-     * It is backend housekeeping, done after the outcome; close waits
-     * for it (bounded). */
-    outcome_out(c);
-    subint_gil_take(saved);
-
-    /* 4. Its interpreter. */
-    end_interpreter(c, ts);
-}
-
-/* The outcome is out: mark the child done and wake reap (unless it was
- * abandoned: nobody reaps it, its exit fd is closed). From now on the
- * driver only ends its interpreter and exits, counted in st->ending. */
-static void outcome_out(struct schild *c)
-{
-    pthread_mutex_lock(&c->m);
-    if (!atomic_load(&c->done)) {
-        if (!c->abandoned) {
-            pthread_mutex_lock(&c->st->m); /* order: c->m, then st->m */
-            c->st->ending++;
-            pthread_mutex_unlock(&c->st->m);
-            c->ending = 1;
-            uint64_t one = 1;
-            ssize_t w = write(c->pub.exit_fd, &one, sizeof one); /* nonblocking eventfd */
-            (void)w;
-        }
-        atomic_store(&c->done, 1);
-    }
-    pthread_mutex_unlock(&c->m);
-}
-
-/* The driver's last act, on every way out. */
-static void driver_exit(struct schild *c)
-{
-    outcome_out(c); /* the ways out that made no interpreter */
-    pthread_mutex_lock(&c->m);
-    c->over = 1;
-    pthread_cond_broadcast(&c->cv);
-    int abandoned = c->abandoned;
-    int64_t since = c->t_abandoned;
-    int istate = c->istate;
-    int ending = c->ending;
-    pthread_mutex_unlock(&c->m);
-    if (ending) {
-        pthread_mutex_lock(&c->st->m);
-        c->st->ending--;
-        pthread_cond_broadcast(&c->st->cv);
-        pthread_mutex_unlock(&c->st->m);
-    }
-    if (abandoned) {
-        atomic_fetch_sub(&c->st->abandoned_running, 1);
-        c->host->log("subint", "actor %llu (%s): abandoned %.3fs ago, it has finished by itself; %s",
-                     (unsigned long long)c->actor_id, c->target, (now_ns() - since) / 1e9,
-                     istate_text(istate));
-    }
-    child_unref(c);
-}
-
-static void *driver_main(void *arg)
-{
-    struct schild *c = arg;
-    /* atomic: the core reads it for a dump from another thread (TETHER__CHILD_TID) */
-    __atomic_store_n(&c->pub.thread_id, (uint64_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
-    struct tether_actor *a = c->host->actor_attach(c->channel_fd, &c->cancel_flag);
-    c->channel_fd = -1;
-    starting_begin(c);
-    if (a)
-        run_actor(c, a);
-    else
-        c->status = 127;
-    starting_end(c);
-    driver_exit(c);
-    return NULL;
-}
-
 /* ---- Python, once per process ----------------------------------------------------------- */
 
 static void py_init(void)
@@ -863,9 +510,15 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
         return err->code = TETHER_ELOAD;
     }
     int own_gil = OWN_GIL_DEFAULT;
+    unsigned pool = 0;
     for (size_t i = 0; i < opts->count; i++) {
         const struct tether_option *o = &opts->items[i];
-        if (strcmp(o->key, "own_gil") == 0) {
+        if (strcmp(o->key, "pool") == 0) {
+            if (pool_parse_size(o->value, &pool) == 0)
+                continue;
+            snprintf(err->msg, sizeof err->msg,
+                     "option pool: '%s' is not a whole number from 0 to %d", o->value, POOL_MAX);
+        } else if (strcmp(o->key, "own_gil") == 0) {
             if (strcmp(o->value, "false") == 0) {
                 own_gil = 0;
                 continue;
@@ -887,7 +540,7 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 #endif
         } else {
             snprintf(err->msg, sizeof err->msg,
-                     "unknown option '%s' (the subint backend knows own_gil)", o->key);
+                     "unknown option '%s' (the subint backend knows own_gil, pool)", o->key);
         }
         return err->code = TETHER_ECONFIG;
     }
@@ -918,6 +571,20 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
      * exception to unwind through its finally blocks; at most 0.5 s. */
     double g = opts->soft_cancel_timeout / 2;
     st->grace_ns = (int64_t)((g < 0.5 ? g : 0.5) * 1e9);
+    st->pool.size = pool;
+    st->pool.quiet_ns = POOL_QUIET_NS;
+    st->pool.ctx = st;
+    st->pool.prepare = pool_prepare;
+    st->pool.run = pool_run;
+    st->pool.discard = pool_discard;
+    int rc = pool_start(&st->pool);
+    if (rc) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the pool's refiller: %s", strerror(rc));
+        injector_stop(st);
+        pool_destroy(&st->pool);
+        state_unref(st);
+        return err->code = TETHER_ESYS;
+    }
     *state = st;
     return 0;
 }
@@ -925,6 +592,14 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 static void s_close(void *state)
 {
     struct sstate *st = state;
+    /* Parked drivers end their interpreters (each a few ms of CPU, on 3.11
+     * under the one GIL) and exit; one slower than the bound finishes by
+     * itself, and st stays alive for it. */
+    unsigned parked = pool_stop(&st->pool, now_ns() + END_WAIT_NS + CLOSE_END_NS);
+    if (parked)
+        st->host->log("subint", "%u pooled driver(s) still ending their interpreters after "
+                                "%.0f ms; left to finish by themselves (state kept)",
+                      parked, (END_WAIT_NS + CLOSE_END_NS) / 1e6);
     injector_stop(st);
     /* Drivers whose actors have ended may still be ending their
      * interpreters (outcome_out): let them, so that close returns with
@@ -948,7 +623,10 @@ static void s_close(void *state)
                       "(atexit handlers?) after %.0f ms; left to finish by themselves",
                       left, (END_WAIT_NS + CLOSE_END_NS) / 1e6);
     /* children still alive (abandoned, or ending) hold their own reference */
-    state_unref(st);
+    if (!parked) {
+        pool_destroy(&st->pool);
+        state_unref(st);
+    }
     /* Python stays initialised: never Py_FinalizeEx (see the top) */
 }
 
@@ -973,6 +651,12 @@ static int s_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     pthread_condattr_destroy(&ca);
     atomic_init(&c->refs, 2);
     atomic_fetch_add(&st->refs, 1);
+    uint64_t tid;
+    if (pool_take(&st->pool, c, &c->thread, &tid)) {
+        __atomic_store_n(&c->pub.thread_id, tid, __ATOMIC_RELAXED);
+        *out = &c->pub;
+        return 0;
+    }
     int rc = start_thread(&c->thread, driver_main, c, 0);
     if (rc != 0) {
         snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));

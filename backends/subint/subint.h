@@ -31,6 +31,9 @@ PyObject *subint_module_install(struct subint_run *run);
  * before the greeting makes the spawn fail with that text. */
 void subint_run_target(struct subint_run *run, const char *target, int *outcome, int *code,
                        char **text);
+/* module.c: in a pooled interpreter made ahead (its thread state current,
+ * the GIL held), the imports every actor's loader makes first. */
+void subint_preload(void);
 /* module.c: flush the interpreter's stdout/stderr and drop run's references
  * (before the interpreter is ended). */
 void subint_run_clear(struct subint_run *run);

@@ -8,6 +8,11 @@
  *              detached, counted, never joined.
  * exit fd:     an eventfd the thread signals as its very last act, so the
  *              core's reap never waits for a running thread.
+ * pool:        options { pool: N } keeps N threads started ahead
+ *              (../pool.h); spawn hands the actor to a parked one, which
+ *              then runs exactly as a cold actor thread (and only this
+ *              actor: it exits after it). With none parked, spawn starts a
+ *              thread cold.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,11 +30,13 @@
 #include <tether/backend.h>
 
 #include "../inproc.h"
+#include "../pool.h"
 
 struct tstate {
     const struct tether_backend_host *host;
     atomic_uint abandoned_running;
     atomic_uint live; /* children not yet freed */
+    struct pool pool; /* warm threads; size 0: none */
 };
 
 enum { FATE_RUNNING, FATE_DONE, FATE_ABANDONED };
@@ -96,6 +103,34 @@ static void *actor_thread(void *arg)
     return NULL;
 }
 
+/* A replacement thread starts 1 ms after the last spawn that took one
+ * (../pool.h: it would compete with the actor just started). */
+#define POOL_QUIET_NS (1000000LL)
+
+/* The pool's hooks (../pool.h). A parked thread needs nothing prepared. */
+static void *pool_prepare(void *ctx)
+{
+    return ctx;
+}
+
+static void pool_discard(void *ctx, void *warm)
+{
+    (void)ctx;
+    (void)warm;
+}
+
+/* A parked thread takes its actor: from here it is that actor's thread,
+ * cancellable as a cold one (a hard kill sent before this point is
+ * pending and acts at the first cancellation point, in run_c_actor, with
+ * the cleanup handler pushed). */
+static void pool_run(void *ctx, void *warm, void *job)
+{
+    (void)ctx;
+    (void)warm;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    actor_thread(job);
+}
+
 static void prime_once(void);
 static void *exit_at_once(void *arg)
 {
@@ -124,9 +159,17 @@ static void prime_unwinder(void)
 static int t_open(const struct tether_backend_host *host, const struct tether_options *opts,
                   void **state, struct tether_error *err)
 {
+    unsigned pool = 0;
     for (size_t i = 0; i < opts->count; i++) {
-        snprintf(err->msg, sizeof err->msg, "unknown option '%s' (the thread backend has none)",
-                 opts->items[i].key);
+        const char *k = opts->items[i].key, *v = opts->items[i].value;
+        if (strcmp(k, "pool") == 0 && pool_parse_size(v, &pool) == 0)
+            continue;
+        if (strcmp(k, "pool") == 0)
+            snprintf(err->msg, sizeof err->msg,
+                     "option pool: '%s' is not a whole number from 0 to %d", v, POOL_MAX);
+        else
+            snprintf(err->msg, sizeof err->msg,
+                     "unknown option '%s' (the thread backend takes pool)", k);
         err->code = TETHER_ECONFIG;
         return TETHER_ECONFIG;
     }
@@ -135,6 +178,19 @@ static int t_open(const struct tether_backend_host *host, const struct tether_op
     if (!st)
         return TETHER_ENOMEM;
     st->host = host;
+    st->pool.size = pool;
+    st->pool.quiet_ns = POOL_QUIET_NS;
+    st->pool.ctx = st;
+    st->pool.prepare = pool_prepare;
+    st->pool.run = pool_run;
+    st->pool.discard = pool_discard;
+    int rc = pool_start(&st->pool);
+    if (rc) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the pool's refiller: %s", strerror(rc));
+        pool_destroy(&st->pool);
+        free(st);
+        return err->code = TETHER_ESYS;
+    }
     *state = st;
     return 0;
 }
@@ -142,6 +198,14 @@ static int t_open(const struct tether_backend_host *host, const struct tether_op
 static void t_close(void *state)
 {
     struct tstate *st = state;
+    /* Parked threads only wake and exit: 1 s is far beyond what they need. */
+    unsigned left = pool_stop(&st->pool, tether_backend_now_ns() + 1000000000LL);
+    if (left) {
+        /* they still use st->pool: keep st alive for them */
+        st->host->log("thread", "%u pooled thread(s) still exiting after 1 s; kept", left);
+        return;
+    }
+    pool_destroy(&st->pool);
     /* Children still alive (abandoned) keep a pointer to st: leave it. */
     if (atomic_load(&st->live) == 0)
         free(st);
@@ -160,6 +224,12 @@ static int t_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
     c->channel_fd = spec->channel_fd;
     atomic_init(&c->refs, 2);
     atomic_fetch_add(&st->live, 1);
+    uint64_t tid;
+    if (pool_take(&st->pool, c, &c->thread, &tid)) {
+        __atomic_store_n(&c->pub.thread_id, tid, __ATOMIC_RELAXED);
+        *out = &c->pub;
+        return 0;
+    }
     int rc = pthread_create(&c->thread, NULL, actor_thread, c);
     if (rc != 0) {
         snprintf(err->msg, sizeof err->msg, "pthread_create: %s", strerror(rc));

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -357,4 +359,28 @@ int fail_on_msg(tether_actor *self)
         if (fail)
             return tether_fail(self, "told to fail");
     }
+}
+
+/* test_pool: what one actor could leave on its thread for the next. It
+ * reports what it finds (thread-local counter, SIGUSR2 blocked, cancel
+ * state, thread id), then dirties all of it: a pooled actor that ran on a
+ * reused thread would find the dirt. */
+int leave_marks(tether_actor *self);
+static __thread int marks;
+int leave_marks(tether_actor *self)
+{
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    int old_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old_state);
+    char text[128];
+    int n = snprintf(text, sizeof text, "tls=%d usr2=%d cancel=%s tid=%ld", marks,
+                     sigismember(&mask, SIGUSR2), old_state == PTHREAD_CANCEL_ENABLE ? "on" : "off",
+                     (long)gettid());
+    marks++;
+    sigaddset(&mask, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    int rc = tether_send_msg(self, text, (size_t)n);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    return rc;
 }

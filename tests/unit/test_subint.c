@@ -7,10 +7,12 @@
  * Each test runs in its own process (CK_FORK), so each initialises Python
  * afresh; the test runner itself never does. */
 #include <check.h>
+#include <dirent.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tether/tether.h>
@@ -427,6 +429,110 @@ START_TEST(own_gil_option_by_python_version)
 }
 END_TEST
 
+
+/* ---- the warm pool (options pool: N) ----------------------------------------------------- */
+
+/* Is `tid` a thread of this process now? */
+static int is_task(long tid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld", tid);
+    return access(path, F_OK) == 0;
+}
+
+/* The threads of this process (all, or only parked pool drivers: named
+ * tether-pool) into tids (at most 64); their count. */
+static int tasks(long *tids, int only_parked)
+{
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < 64;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = only_parked ? fopen(path, "r") : NULL;
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = 0;
+            fclose(f);
+        }
+        if (!only_parked || strcmp(comm, "tether-pool\n") == 0)
+            tids[n++] = atol(e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Wait (at most 10 s, 2 ms naps) until `want` threads (parked ones, or all). */
+static int wait_count(int want, int only_parked, long *tids)
+{
+    int64_t end = tether_now_ns() + 10 * SEC;
+    int n;
+    while ((n = tasks(tids, only_parked)) != want && tether_now_ns() < end) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return n;
+}
+
+/* A pooled actor runs in an interpreter made ahead, on a driver thread
+ * parked before its spawn, and finds nothing an earlier actor left in its
+ * own interpreter (sys.modules, sys, builtins, its module's globals); close
+ * then ends every parked driver. */
+START_TEST(pooled_interpreter_is_fresh_and_close_ends_the_pool)
+{
+    long before[64];
+    int base = tasks(before, 0);
+    static const char yaml[] =
+        "backend: subint\n"
+        "timeouts: { spawn: 2.0, soft_cancel: 0.5, hard_kill: 0.5 }\n"
+        "backends:\n"
+        "  subint: { path: " TOP_BUILDDIR "/backends/subint/.libs/subint.so, options: { pool: 2 } }\n";
+    struct tether_error err;
+    ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "test.yaml", "/", &cfg, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_msg(tether_supervisor_open(cfg, NULL, &sup, &err) == 0, "%s", err.msg);
+    long tids[2];
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(wait_count(2, 1, before), 2);
+        tether_handle *h = spawn("leave_marks");
+        char *text = recv_text(h);
+        char found[64];
+        ck_assert_msg(sscanf(text, "found=%63s tid=%ld", found, &tids[round]) == 2, "%s", text);
+        ck_assert_msg(strcmp(found, "-") == 0, "round %d found marks in: %s", round, found);
+        ck_assert_msg(before[0] == tids[round] || before[1] == tids[round],
+                      "round %d: driver %ld was not parked ahead", round, tids[round]);
+        free(text);
+        struct tether_outcome o = wait_outcome(h);
+        ck_assert_int_eq(o.kind, TETHER_OUTCOME_EXITED);
+        tether_handle_release(h);
+    }
+    ck_assert(tids[0] != tids[1]);
+    ck_assert_int_eq(wait_count(2, 1, before), 2);
+    ck_assert_int_eq(tether_supervisor_close(sup, NULL), 0);
+    sup = NULL;
+    ck_assert(!is_task(tids[0]) && !is_task(tids[1]));
+    /* the engine, the injector, the refiller and the parked drivers are gone */
+    ck_assert_int_eq(wait_count(base, 0, before), base);
+}
+END_TEST
+
+START_TEST(pool_option_is_checked)
+{
+    static const char yaml[] =
+        "backend: subint\n"
+        "backends:\n"
+        "  subint: { path: " TOP_BUILDDIR "/backends/subint/.libs/subint.so, options: { pool: lots } }\n";
+    struct tether_error err;
+    ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "test.yaml", "/", &cfg, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_int_eq(tether_supervisor_open(cfg, NULL, &sup, &err), TETHER_ECONFIG);
+    ck_assert_msg(strstr(err.msg, "option pool: 'lots'"), "%s", err.msg);
+}
+END_TEST
+
 static Suite *subint_suite(void)
 {
     Suite *s = suite_create("subint");
@@ -454,6 +560,12 @@ static Suite *subint_suite(void)
     tcase_set_timeout(st, 600);
     tcase_add_test(st, spawns_calls_and_messages_beside_two_spinners);
     suite_add_tcase(s, st);
+    TCase *pt = tcase_create("pool");
+    tcase_add_checked_fixture(pt, NULL, teardown);
+    tcase_set_timeout(pt, 40);
+    tcase_add_test(pt, pooled_interpreter_is_fresh_and_close_ends_the_pool);
+    tcase_add_test(pt, pool_option_is_checked);
+    suite_add_tcase(s, pt);
     return s;
 }
 
