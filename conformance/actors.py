@@ -318,3 +318,58 @@ def fail_on_msg(actor):
     while True:
         if tether.recv_bytes(timeout=3600) == b"fail":
             return tether.fail("told to fail (pid %d)" % os.getpid())
+
+
+# ---- TREES (nested supervisors: tether.Supervisor inside an actor) ------------
+
+
+def _tree(child):
+    """A node of cancel.tree: opens its own supervisor (the suite's config
+    and backend, from TETHER_CONFIG and TETHER_BACKEND) and spawns two
+    children one level down; tells its parent when its whole subtree is
+    ready; on cancel leaves the `with` block, which closes its supervisor."""
+    if child is None:
+        tether.send_bytes(b"up")
+        _wait_for_cancel()
+    target = os.environ["TETHER_CONFORMANCE_ACTORS"] + ":" + child
+    with tether.Supervisor() as sup:
+        kids = [sup.spawn(target) for _ in range(2)]
+        for k in kids:
+            k.recv(timeout=20)
+        tether.send_bytes(b"up")
+        _wait_for_cancel()
+
+
+def tree1(actor):
+    _tree(None)
+
+
+def tree2(actor):
+    _tree("tree1")
+
+
+def tree3(actor):
+    _tree("tree2")
+
+
+def abandon16(actor):
+    """cancel.sigint-after-abandon: abandons 16 actors of its own (8 blocked
+    reads, then 8 busy loops), says so on its stdout (the CLI's), then idles
+    cooperatively until cancelled. As the C actor, a spawn that fails is
+    passed over. The blocked ones first: with one shared GIL (3.11) each
+    busy loop already spinning slows the next start (docs/subint.md)."""
+    where = os.environ["TETHER_CONFORMANCE_ACTORS"]
+    with tether.Supervisor() as sup:
+        kids = []
+        for fn in ["blocked_syscall"] * 8 + ["busy_loop"] * 8:
+            try:
+                kids.append(sup.spawn(where + ":" + fn))
+            except (tether.Error, TimeoutError):
+                pass
+        for k in kids:
+            k.cancel()
+        for k in kids:
+            k.wait(timeout=30)
+        tether.send_bytes(b"abandoned")
+        os.write(1, b"abandoned\n")
+        _wait_for_cancel()

@@ -18,6 +18,8 @@ struct subint_run {
     PyObject *target;         /* (GIL) the actor's module (strong), for serve() */
     PyObject *cancelled_type; /* (GIL) tether.Cancelled of this interpreter (strong) */
     int finished;             /* (GIL) the actor code is done: inject nothing more */
+    PyObject *ext;            /* (GIL) the tether extension, once loaded for its
+                                 supervisor API (strong), or NULL */
 };
 
 /* module.c: create the `tether` module in the current (sub-)interpreter,
