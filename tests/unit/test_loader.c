@@ -454,7 +454,7 @@ START_TEST(probes_in_tree_fork_backend)
 {
     expect_probe_ok(BACKEND("fork"));
     ck_assert_str_eq(info.name, "fork");
-    ck_assert_str_eq(info.language, "c");
+    ck_assert_str_eq(info.language, "c,python"); /* its `languages`: Python targets too */
     ck_assert_uint_eq(info.abi, TETHER_BACKEND_ABI);
     ck_assert_uint_eq(info.caps & TETHER_CAP_OUT_OF_PROCESS, TETHER_CAP_OUT_OF_PROCESS);
 }
