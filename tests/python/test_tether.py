@@ -477,6 +477,58 @@ class PythonActorsOnSubint(unittest.TestCase):
 TREE_ACTORS = os.path.join(SRC, "tests/python/tree_actors.py")
 
 
+PYACTOR = os.path.join(BUILD, "backends/subint/tether-pyactor")
+
+
+@unittest.skipUnless(os.path.exists(PYACTOR), "tether-pyactor not built (--disable-subint)")
+class PythonActorsOnFork(unittest.TestCase):
+    """The same file.py:FUNC targets in processes of their own (the fork
+    backend's python_helper): same module, same outcomes; a hard kill ends
+    an actor stuck in a C call."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        cfg = os.path.join(self.tmp.name, "plugins.yaml")
+        with open(cfg, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                backend: fork
+                timeouts: {{ spawn: 10.0, soft_cancel: {SOFT}, hard_kill: {HARD} }}
+                backends:
+                  fork: {{ path: {BUILD}/backends/fork/.libs/fork.so,
+                           options: {{ python_helper: {PYACTOR} }} }}
+                """))
+        self.sup = tether.Supervisor(config=cfg)
+
+    def tearDown(self):
+        self.sup.close()
+        self.tmp.cleanup()
+
+    def test_messages_exit_status_and_a_process_of_its_own(self):
+        a = self.sup.spawn(f"{PY_ACTORS}:echo")
+        self.assertGreater(a.pid, 0)
+        a.send(b"\xa3abc")
+        self.assertEqual(a.recv(timeout=5), b"\xa3abc")
+        self.assertEqual(a.call("add", "ii:i", 20, 22, timeout=5), 42)
+        self.assertEqual(self.sup.spawn(f"{PY_ACTORS}:exits_7").wait(timeout=5).code, 7)
+
+    def test_outcome_carries_the_exception_and_traceback(self):
+        out = self.sup.spawn(f"{PY_ACTORS}:raises").wait(timeout=5)
+        self.assertEqual(out.kind, "failed")
+        self.assertEqual(out.exception, "ValueError: boom 42")
+        self.assertTrue(out.traceback.startswith("Traceback (most recent call last):"))
+        self.assertIn("_deeper", out.traceback)
+
+    def test_a_hard_kill_ends_a_c_call(self):
+        a = self.sup.spawn(f"{TREE_ACTORS}:sleeps_in_c")
+        self.assertEqual(a.recv(timeout=5), b"sleeping")
+        t0 = time.monotonic()
+        a.cancel()
+        out = a.wait(timeout=BOUND + 5)
+        self.assertEqual(out.kind, "killed", out.message)
+        self.assertLess(time.monotonic() - t0, BOUND)
+
+
+
 def tasks():
     return len(os.listdir("/proc/self/task"))
 

@@ -78,3 +78,11 @@ def calls_c_actor(actor):
         a = sup.spawn(lib + ":serve")
         tether.send_bytes(b"%d %s" % (a.call("add", "ii:i", 20, 22), sup.backend.encode()))
         _idle()
+
+
+def sleeps_in_c(actor):
+    """One C call that never returns (on fork only the hard kill ends it)."""
+    import time
+
+    tether.send_bytes(b"sleeping")
+    time.sleep(3600)
