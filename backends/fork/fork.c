@@ -117,14 +117,14 @@ static void child_setup(pid_t parent, int channel_fd, int cg_fd, const char *cg_
 
 /* ---- starting the actor process ------------------------------------------------ */
 
-/* Start the actor: fork (fork mode) or vfork + exec of the helper (see
- * fork.h). */
 int python_target(const char *target)
 {
     const char *colon = strrchr(target, ':');
     return colon && colon - target >= 3 && !memcmp(colon - 3, ".py", 3);
 }
 
+/* Start the actor: fork (fork mode) or vfork + exec of the helper (see
+ * fork.h); a Python target: vfork + exec of tether-pyactor in either mode. */
 pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
 {
     const struct tether_spawn_spec *spec = r->spec;

@@ -630,128 +630,15 @@ static PyObject *m_serve(PyObject *mod, PyObject *unused)
     }
 }
 
-/* ---- the supervisor API: the extension, bound to this actor ------------------------ */
-
-/* As python/tether.c declares it (HOOK_NAME there). */
-#define HOOK_NAME "tether.actor_hook.v1"
-struct actor_hook {
-    void *ctx;
-    int (*cancelled)(void *ctx);
-    unsigned long thread;
-};
-
-/* The extension's waits ask this between slices, on the actor's thread
- * with the GIL held: the actor was asked to cancel (it noticed: no
- * asynchronous Cancelled is needed any more). */
-static int hook_cancelled(void *ctx)
-{
-    struct subint_run *r = ctx;
-    if (!r->a || r->finished || !r->host->actor_checkpoint(r->a))
-        return 0;
-    r->observed = 1;
-    PyThreadState_SetAsyncExc(r->py_tid, NULL);
-    return 1;
-}
-
-/* The tether extension from sys.path, never sys.modules["tether"] (this
- * module is that): only an extension file named tether, so that a
- * tether.py or a folder on the path cannot stand in for it. */
-static const char ext_src[] =
-    "def load():\n"
-    "    import sys, importlib.machinery as m, importlib.util as u\n"
-    "    for d in sys.path:\n"
-    "        f = m.FileFinder(d or '.', (m.ExtensionFileLoader, m.EXTENSION_SUFFIXES))\n"
-    "        spec = f.find_spec('tether')\n"
-    "        if spec is not None and isinstance(spec.loader, m.ExtensionFileLoader):\n"
-    "            mod = u.module_from_spec(spec)\n"
-    "            spec.loader.exec_module(mod)\n"
-    "            return mod\n"
-    "    raise ImportError('tether: the supervisor API needs the tether extension "
-    "(tether*.so, installed by make install where Python imports from), and no folder of "
-    "sys.path has it', name='tether')\n";
-
-static PyObject *load_ext(struct subint_run *r)
-{
-    if (r->ext)
-        return r->ext;
-    PyObject *globals = PyDict_New();
-    PyObject *ext = NULL;
-    if (globals && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0) {
-        PyObject *res = PyRun_String(ext_src, Py_file_input, globals, globals);
-        PyObject *load = res ? PyDict_GetItemString(globals, "load") : NULL; /* borrowed */
-        Py_XDECREF(res);
-        if (load)
-            ext = PyObject_CallNoArgs(load);
-    }
-    Py_XDECREF(globals);
-    if (!ext)
-        return NULL;
-    static struct actor_hook proto = {NULL, hook_cancelled, 0};
-    struct actor_hook *h = malloc(sizeof *h);
-    PyObject *cap = NULL, *res = NULL;
-    if (h) {
-        *h = proto;
-        h->ctx = r;
-        h->thread = r->py_tid;
-        /* the extension copies it: the capsule frees it */
-        cap = PyCapsule_New(h, HOOK_NAME, NULL);
-        if (!cap)
-            free(h);
-    }
-    if (cap)
-        res = PyObject_CallMethod(ext, "_bind_actor", "OO", cap, r->cancelled_type);
-    Py_XDECREF(cap);
-    if (!res) {
-        if (!h)
-            PyErr_NoMemory();
-        Py_DECREF(ext);
-        return NULL;
-    }
-    Py_DECREF(res);
-    r->ext = ext;
-    return ext;
-}
-
-static const char *const ext_names[] = {"Supervisor", "Actor",     "Outcome",   "CloseReport",
-                                        "Error",      "ConfigError", "LoadError", "SpawnError",
-                                        "CallError",  "Aborted",   NULL};
-
-/* PEP 562: tether.Supervisor and the rest of the extension's API. */
+/* PEP 562: tether.Supervisor and the rest of the extension's API (nest.c). */
 static PyObject *m_getattr(PyObject *mod, PyObject *name)
 {
-    const char *n = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
-    int known = 0;
-    for (int i = 0; n && ext_names[i]; i++)
-        known |= strcmp(n, ext_names[i]) == 0;
-    if (!known) {
-        PyErr_Format(PyExc_AttributeError, "module 'tether' has no attribute %R", name);
-        return NULL;
-    }
     struct mstate *st = mstate(mod);
-    if (!st || !st->run) {
-        PyErr_Format(PyExc_AttributeError, "tether.%s: not inside a tether actor", n);
-        return NULL;
-    }
-    PyObject *ext = load_ext(st->run);
-    PyObject *v = ext ? PyObject_GetAttr(ext, name) : NULL;
+    PyObject *v = subint_ext_attr(st ? st->run : NULL, name);
     /* later lookups find it in the module's dict */
     if (v && PyObject_SetAttr(mod, name, v) < 0)
         Py_CLEAR(v);
     return v;
-}
-
-/* The actor's code has ended: close what it left open, before its outcome. */
-static void ext_done(struct subint_run *r)
-{
-    if (!r->ext)
-        return;
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyObject *res = PyObject_CallMethod(r->ext, "_actor_done", NULL);
-    if (!res)
-        PyErr_WriteUnraisable(r->ext);
-    Py_XDECREF(res);
-    PyErr_Restore(t, v, tb);
 }
 
 /* ---- the module ------------------------------------------------------------------ */
@@ -979,7 +866,7 @@ void subint_run_target(struct subint_run *r, const char *target, int *outcome, i
         *text = exc_text(1);
     }
 out:
-    ext_done(r);
+    subint_ext_done(r);
     if (r->fail) {
         /* tether.fail() wins, as tether_fail() does for a C actor */
         *outcome = TETHER_OUTCOME_FAILED;
@@ -999,12 +886,7 @@ void subint_run_clear(struct subint_run *r)
             Py_XDECREF(res);
         }
     PyErr_Clear();
-    if (r->ext) {
-        PyObject *res = PyObject_CallMethod(r->ext, "_bind_actor", "OO", Py_None, Py_None);
-        Py_XDECREF(res);
-        PyErr_Clear();
-    }
-    Py_CLEAR(r->ext);
+    subint_ext_unbind(r);
     Py_CLEAR(r->target);
     Py_CLEAR(r->cancelled_type);
     free(r->fail);

@@ -37,6 +37,17 @@ void subint_run_target(struct subint_run *run, const char *target, int *outcome,
  * (before the interpreter is ended). */
 void subint_run_clear(struct subint_run *run);
 
+/* nest.c: the extension's attribute `name` (Supervisor, Actor, Error...),
+ * the extension loaded and bound to `run` on first use; a new reference, or
+ * NULL with AttributeError (not one of its names; not inside an actor) or
+ * ImportError (no tether extension on sys.path). */
+PyObject *subint_ext_attr(struct subint_run *run, PyObject *name);
+/* nest.c: the actor's code has ended: close every supervisor it left open
+ * (each bounded by its teardown), keeping a pending exception. */
+void subint_ext_done(struct subint_run *run);
+/* nest.c: unbind and drop the extension (subint_run_clear). */
+void subint_ext_unbind(struct subint_run *run);
+
 /* pack.c: Python value <-> one MessagePack value (None, bool, int, float,
  * str, bytes, list/tuple, dict). Both return NULL with an exception set
  * (TypeError for an object that cannot cross, ValueError for bytes that are
