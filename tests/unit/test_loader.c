@@ -262,6 +262,13 @@ START_TEST(refuses_unknown_language_naming_it)
 }
 END_TEST
 
+START_TEST(refuses_languages_not_starting_with_its_language)
+{
+    expect_refusal(PLUGIN_DIR "bad_languages.so",
+                   "languages 'python,c' does not start with language 'c'");
+}
+END_TEST
+
 START_TEST(supervisor_open_plugin_reports_the_loader_refusal)
 {
     struct tether_config *cfg = config_for("testgood", GOOD);
@@ -549,6 +556,7 @@ static Suite *loader_suite(void)
     tcase_add_test(tc, refuses_null_mandatory_member_naming_it);
     tcase_add_test(tc, refuses_backend_name_of_64_characters);
     tcase_add_test(tc, refuses_unknown_language_naming_it);
+    tcase_add_test(tc, refuses_languages_not_starting_with_its_language);
     tcase_add_test(tc, supervisor_open_plugin_reports_the_loader_refusal);
     suite_add_tcase(s, tc);
 
