@@ -1,5 +1,6 @@
 """conformance/actors.py - the Python scenario actors of the
-conformance suite (subint backend). Each function behaves as its namesake in
+conformance suite (the subint backend; the fork backend with --language
+python, each actor in a process of its own). Each function behaves as its namesake in
 actors.c and as SCENARIOS.md describes. Messages the suite reads are raw
 bytes (send_bytes), as a C actor sends them.
 
@@ -64,6 +65,26 @@ def _wait_for_cancel():
         tether.sleep(3600)
 
 
+def _visible_pid(pid):
+    """`pid` (as this process sees it) as /proc, and so the supervisor, names
+    it: they differ when the actor has a PID namespace of its own (fork
+    backend, containment pidns)."""
+    if int(os.readlink("/proc/self")) == os.getpid():
+        return pid
+    ns = os.readlink("/proc/self/ns/pid")
+    for d in os.listdir("/proc"):
+        try:
+            if not d.isdigit() or os.readlink(f"/proc/{d}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{d}/status") as f:
+                for line in f:
+                    if line.startswith("NSpid:") and int(line.split()[-1]) == pid:
+                        return int(d)
+        except (OSError, ValueError):
+            pass
+    return pid
+
+
 # ---- CANCEL ----------------------------------------------------------------
 
 
@@ -105,9 +126,15 @@ def blocked_syscall(actor):
 
 
 def ignores_signals(actor):
-    """In a sub-interpreter signals are not the actor's (only the main
-    thread of the main interpreter may set handlers): timed waits, as the
-    suite runs it for in-process backends."""
+    """In a process of its own: ignores SIGTERM, SIGINT and SIGHUP, then
+    timed waits. In a sub-interpreter signals are not the actor's (only the
+    main thread of the main interpreter may set handlers): timed waits, as
+    the suite runs it for in-process backends."""
+    if os.environ.get("TETHER_CONFORMANCE_IN_PROCESS") != "1":
+        import signal
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
     _timed_wait_forever()
 
 
@@ -148,7 +175,7 @@ def grandchild(actor):
     injected exception is raised within the soft timeout."""
     p = _start_sleeper()
     try:
-        tether.send_bytes(b"%d" % p.pid)
+        tether.send_bytes(b"%d" % _visible_pid(p.pid))
         while True:
             time.sleep(0.1)
     finally:
@@ -159,7 +186,7 @@ def grandchild(actor):
 def parent_dies_idle(actor):
     p = _start_sleeper()
     try:
-        tether.send_bytes(b"%d" % p.pid)
+        tether.send_bytes(b"%d" % _visible_pid(p.pid))
         _wait_for_cancel()
     finally:
         p.kill()
@@ -180,9 +207,17 @@ def late_actor(actor):
 
 
 def _fds_beyond(skip):
-    return ",".join(
-        d for d in sorted(os.listdir("/proc/self/fd"), key=int) if int(d) > 2 and int(d) not in skip
-    )
+    """The open fds beyond stdio, found without opening one (a listing of
+    /proc/self/fd would show its own)."""
+    fds = []
+    for fd in range(3, 1024):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        if fd not in skip:
+            fds.append(str(fd))
+    return ",".join(fds)
 
 
 def fd_report(actor):
@@ -255,7 +290,7 @@ def escaped_descendant(actor):
         ["/bin/sh", "-c", "trap '' HUP INT QUIT TERM USR1 USR2; "
          "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!"],
         stdin=subprocess.DEVNULL, capture_output=True, check=True)
-    tether.send_bytes(out.stdout.strip())
+    tether.send_bytes(b"%d" % _visible_pid(int(out.stdout.strip())))
     _timed_wait_forever()
 
 
@@ -318,3 +353,58 @@ def fail_on_msg(actor):
     while True:
         if tether.recv_bytes(timeout=3600) == b"fail":
             return tether.fail("told to fail (pid %d)" % os.getpid())
+
+
+# ---- TREES (nested supervisors: tether.Supervisor inside an actor) ------------
+
+
+def _tree(child):
+    """A node of cancel.tree: opens its own supervisor (the suite's config
+    and backend, from TETHER_CONFIG and TETHER_BACKEND) and spawns two
+    children one level down; tells its parent when its whole subtree is
+    ready; on cancel leaves the `with` block, which closes its supervisor."""
+    if child is None:
+        tether.send_bytes(b"up")
+        _wait_for_cancel()
+    target = os.environ["TETHER_CONFORMANCE_ACTORS"] + ":" + child
+    with tether.Supervisor() as sup:
+        kids = [sup.spawn(target) for _ in range(2)]
+        for k in kids:
+            k.recv(timeout=20)
+        tether.send_bytes(b"up")
+        _wait_for_cancel()
+
+
+def tree1(actor):
+    _tree(None)
+
+
+def tree2(actor):
+    _tree("tree1")
+
+
+def tree3(actor):
+    _tree("tree2")
+
+
+def abandon16(actor):
+    """cancel.sigint-after-abandon: abandons 16 actors of its own (8 blocked
+    reads, then 8 busy loops), says so on its stdout (the CLI's), then idles
+    cooperatively until cancelled. As the C actor, a spawn that fails is
+    passed over. The blocked ones first: with one shared GIL (3.11) each
+    busy loop already spinning slows the next start (docs/subint.md)."""
+    where = os.environ["TETHER_CONFORMANCE_ACTORS"]
+    with tether.Supervisor() as sup:
+        kids = []
+        for fn in ["blocked_syscall"] * 8 + ["busy_loop"] * 8:
+            try:
+                kids.append(sup.spawn(where + ":" + fn))
+            except (tether.Error, TimeoutError):
+                pass
+        for k in kids:
+            k.cancel()
+        for k in kids:
+            k.wait(timeout=30)
+        tether.send_bytes(b"abandoned")
+        os.write(1, b"abandoned\n")
+        _wait_for_cancel()

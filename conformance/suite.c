@@ -2155,6 +2155,7 @@ static const char conf_usage[] =
     "usage: tether conformance [-c FILE] (-b NAME | --plugin PATH) [-k GLOB] [--repeat N]\n"
     "                          [--shuffle] [--seed N] [--jitter MS]\n"
     "                          [-o KEY=VALUE] [--list] [--events FILE] [--timeout-scale X]\n"
+    "                          [--language LANG]\n"
     "Run every scenario of the conformance catalogue against one backend plugin,\n"
     "each in its own process under a watchdog. Output is TAP; the last line is\n"
     "'N passed, N failed, N skipped'. Exit 0 only when nothing failed.\n"
@@ -2170,6 +2171,8 @@ static const char conf_usage[] =
     "      --list          list the scenario ids and exit\n"
     "      --events FILE   write the lifecycle events of every scenario to FILE\n"
     "  -o, --option KEY=VALUE  set a backend option (e.g. -o mode=exec)\n"
+    "      --language LANG the scenario actors' language, for a backend that runs\n"
+    "                      more than one (fork: c or python; default: its first)\n"
     "      --timeout-scale X   multiply the watchdogs and the room given to each\n"
     "                      scenario's setup by X (0.1..100, default 1) for a slow\n"
     "                      or loaded machine; the measured bounds and the suite's\n"
@@ -2252,6 +2255,19 @@ static int selected_id(const char *const *globs, int n, const char *id)
     return n == 0;
 }
 
+/* LANG is one of the comma-separated `list`. */
+static int has_language(const char *list, const char *lang)
+{
+    size_t n = strlen(lang);
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && !strncmp(p, lang, n))
+            return 1;
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
 int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn load_config)
 {
     static const struct option opts[] = {
@@ -2262,9 +2278,10 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
         {"shuffle", no_argument, NULL, 'S'},      {"seed", required_argument, NULL, 's'},
         {"jitter", required_argument, NULL, 'j'},
         {"timeout-scale", required_argument, NULL, 'T'},
+        {"language", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL, *backend = NULL, *plugin = NULL;
+    const char *config = NULL, *backend = NULL, *plugin = NULL, *language = NULL;
     int repeat = 1, list = 0, shuffle = 0, have_seed = 0, c;
     double spawn_override = 0;
     const char *globs[16];
@@ -2287,6 +2304,7 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
             break;
         case 'c': config = optarg; break;
         case 'b': backend = optarg; break;
+        case 'L': language = optarg; break;
         case 'p': plugin = optarg; break;
         case 'k':
             if (n_globs == 16) {
@@ -2414,6 +2432,19 @@ int tether_conformance_main(int argc, char **argv, tether_conformance_load_fn lo
         return EXIT_FAIL;
     }
     snprintf(s.name, sizeof s.name, "%s", s.info.name);
+    if (language && !has_language(s.info.language, language)) {
+        usage_error("--language: backend %s runs %s, not '%s'", s.info.name, s.info.language,
+                    language);
+        tether_config_free(cfg);
+        return EXIT_USAGE;
+    }
+    /* the backend's (first) language unless --language picks another */
+    if (!language) {
+        size_t n = strcspn(s.info.language, ",");
+        s.info.language[n] = '\0';
+    } else {
+        snprintf(s.info.language, sizeof s.info.language, "%s", language);
+    }
     s.python = strcmp(s.info.language, "python") == 0;
     s.S = SUITE_SOFT;
     s.H = SUITE_HARD;

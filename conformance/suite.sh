@@ -13,7 +13,11 @@ cfg="$top/plugins.yaml"
 # Python scenario actors are sources: in a build outside the source tree
 # (make distcheck) they are found there, not beside the built modules.
 case $backend in
-    subint) export TETHER_CONFORMANCE_DIR="${abs_top_srcdir:-$top}/conformance" ;;
+    subint)
+        export TETHER_CONFORMANCE_DIR="${abs_top_srcdir:-$top}/conformance"
+        # nested scenarios: actors import the build tree's tether extension
+        PYTHONPATH="$top/python/.libs${PYTHONPATH:+:$PYTHONPATH}"
+        export PYTHONPATH ;;
 esac
 # Sanitizer builds (Makefile.am sets TETHER_SANITIZER): every process the
 # suite starts (actors, exec helpers, supervising programs) writes its

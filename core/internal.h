@@ -35,6 +35,9 @@ struct tether__plugin {
 int tether__plugin_load(const char *path, struct tether__plugin **out, struct tether_error *err);
 /* Drop a reference; unloads at zero unless pinned. */
 void tether__plugin_unref(struct tether__plugin *p);
+/* The languages a backend runs: its `languages` member when its size covers
+ * it and it is set, else its `language` ("c,python" or "c"...). */
+const char *tether__languages(const struct tether_backend *vt);
 void tether__plugin_pin(struct tether__plugin *p);
 
 /* actor_rt.c: the C actor runtime (host service run_c_actor), and the same

@@ -92,6 +92,14 @@ static int check_permissions(const char *path, const char *real, struct tether_e
     return 0;
 }
 
+const char *tether__languages(const struct tether_backend *vt)
+{
+    if (vt->size >= offsetof(struct tether_backend, languages) + sizeof vt->languages &&
+        vt->languages)
+        return vt->languages;
+    return vt->language;
+}
+
 static int check_vtable(const char *path, const struct tether_backend *vt, struct tether_error *err)
 {
     if (!vt)
@@ -124,6 +132,14 @@ static int check_vtable(const char *path, const struct tether_backend *vt, struc
         return refuse(err, path, "backend name must be 1 to 63 characters");
     if (strcmp(vt->language, "c") != 0 && strcmp(vt->language, "python") != 0)
         return refuse(err, path, "unknown language '%s' (expected \"c\" or \"python\")",
+                      vt->language);
+    const char *all = tether__languages(vt);
+    if (strcmp(all, "c") && strcmp(all, "python") && strcmp(all, "c,python") &&
+        strcmp(all, "python,c"))
+        return refuse(err, path, "unknown languages '%s' (expected \"c\", \"python\" or "
+                      "\"c,python\")", all);
+    if (strncmp(all, vt->language, strlen(vt->language)) != 0)
+        return refuse(err, path, "languages '%s' does not start with language '%s'", all,
                       vt->language);
     return 0;
 }
@@ -264,7 +280,8 @@ int tether_plugin_probe(const char *path, struct tether_plugin_info *info, struc
         return rc;
     if (info) {
         tether__strlcpy(info->name, p->vt->name, sizeof info->name);
-        tether__strlcpy(info->language, p->vt->language, sizeof info->language);
+        /* every language it runs: "c,python" for the fork backend */
+        tether__strlcpy(info->language, tether__languages(p->vt), sizeof info->language);
         info->abi = p->vt->abi;
         info->caps = p->vt->caps;
         info->note[0] = '\0';

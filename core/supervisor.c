@@ -53,6 +53,11 @@ static const struct tether_backend_host host = {
     .actor_finish = tether__actor_finish,
 };
 
+const struct tether_backend_host *tether_backend_host(void)
+{
+    return &host;
+}
+
 static int open_with(const struct tether_config *cfg, const char *path, const char *name,
                      const struct tether_timeouts *to, const struct tether_supervision *sv,
                      const struct tether_option *opts, size_t n_opts, tether_supervisor **out,

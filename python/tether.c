@@ -42,10 +42,29 @@
 /* more than a frame's header and message envelope take (length, array, kind, ids) */
 #define FRAME_OVERHEAD 64
 
+/* Inside a subint actor, the actor's `tether` module loads this extension
+ * for its supervisor API and binds it to the actor with _bind_actor(hook,
+ * Cancelled): a capsule named HOOK_NAME holding this struct (the subint
+ * backend's module.c declares the same; a new member gets a new name).
+ * `cancelled(ctx)` says, on the actor's own thread with the GIL held,
+ * whether the actor was asked to cancel (and records that it noticed). */
+#define HOOK_NAME "tether.actor_hook.v1"
+struct actor_hook {
+    void *ctx;
+    int (*cancelled)(void *ctx);
+    unsigned long thread; /* PyThread_get_thread_ident() of the actor's thread */
+};
+
+struct SupObject_;
+
 typedef struct {
     PyObject *Error, *ConfigError, *LoadError, *SpawnError, *CallError, *Aborted, *Cancelled;
     PyTypeObject *SupervisorType, *ActorType, *OutcomeType, *CloseReportType;
-    unsigned long main_ident; /* the thread that runs signal handlers */
+    unsigned long main_ident; /* the thread that runs signal handlers (0: none) */
+    /* bound to an actor (subint): its hook and its tether.Cancelled */
+    struct actor_hook hook;
+    PyObject *ActorCancelled;
+    struct SupObject_ *open; /* supervisors not closed yet (GIL), for _actor_done */
 } modstate;
 
 static PyModuleDef tether_def;
@@ -145,6 +164,30 @@ static int64_t next_slice(int64_t deadline)
 {
     int64_t s = tether_now_ns() + SLICE_NS;
     return s < deadline ? s : deadline;
+}
+
+/* Between slices: the main thread's signal handlers (Ctrl-C), and inside
+ * a subint actor its own cancel: a supervisor call of a cancelled actor
+ * raises the actor's tether.Cancelled, so that a tree comes down level by
+ * level without waiting for any wait's timeout. 0, or -1 with an
+ * exception. */
+static int check_interrupts(modstate *st)
+{
+    if (PyErr_CheckSignals() < 0)
+        return -1;
+    if (st->hook.cancelled && PyThread_get_thread_ident() == st->hook.thread &&
+        st->hook.cancelled(st->hook.ctx)) {
+        PyErr_SetString(st->ActorCancelled, "the supervisor cancelled this actor");
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits of this thread run on a helper, in slices (op_execute). */
+static int sliced_thread(modstate *st)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    return me == st->main_ident || (st->hook.cancelled && me == st->hook.thread);
 }
 
 
@@ -266,7 +309,7 @@ static int op_execute(modstate *st, struct op *o)
     o->users = 1;
     o->done = 0;
     int threaded = 0;
-    if (PyThread_get_thread_ident() == st->main_ident) {
+    if (sliced_thread(st)) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -306,7 +349,7 @@ static int op_execute(modstate *st, struct op *o)
         Py_END_ALLOW_THREADS
         if (done)
             return 0;
-        if (PyErr_CheckSignals() < 0) {
+        if (check_interrupts(st) < 0) {
             op_put(o); /* the helper frees it when it is done */
             return -1;
         }
@@ -373,8 +416,9 @@ static PyObject *make_outcome(modstate *st, const struct tether_outcome *o)
 
 /* ---- Supervisor ------------------------------------------------------------------- */
 
-typedef struct {
+typedef struct SupObject_ {
     PyObject_HEAD
+    struct SupObject_ *next, **pprev; /* in modstate.open while not closed */
     tether_supervisor *sup;
     struct tether_config *cfg;
     int closing;  /* no new calls */
@@ -407,6 +451,26 @@ static int sup_enter(SupObject *self)
 static void sup_leave(SupObject *self)
 {
     self->inflight--;
+}
+
+static void sup_link(modstate *st, SupObject *self)
+{
+    self->next = st->open;
+    if (st->open)
+        st->open->pprev = &self->next;
+    self->pprev = &st->open;
+    st->open = self;
+}
+
+static void sup_unlink(SupObject *self)
+{
+    if (!self->pprev)
+        return;
+    *self->pprev = self->next;
+    if (self->next)
+        self->next->pprev = self->pprev;
+    self->next = NULL;
+    self->pprev = NULL;
 }
 
 static int Sup_init(SupObject *self, PyObject *args, PyObject *kw)
@@ -484,6 +548,7 @@ static int Sup_init(SupObject *self, PyObject *args, PyObject *kw)
     self->sup = sup;
     self->cfg = cfg;
     self->closed = 0;
+    sup_link(st, self);
     self->backend = PyUnicode_FromString(tether_supervisor_backend(sup));
     const struct tether_timeouts *to = tether_supervisor_timeouts(sup);
     self->timeouts = Py_BuildValue("{s:d,s:d,s:d}", "spawn", to->spawn, "soft_cancel",
@@ -548,6 +613,7 @@ static PyObject *sup_do_close(SupObject *self)
     Py_END_ALLOW_THREADS
     self->sup = NULL; /* libtether frees it with its last handle */
     self->closed = 1;
+    sup_unlink(self);
     PyObject *r = PyStructSequence_New(st->CloseReportType);
     if (!r)
         return NULL;
@@ -599,6 +665,7 @@ static void Sup_dealloc(SupObject *self)
         Py_XDECREF(r);
         PyErr_Restore(exc_t, exc_v, exc_tb);
     }
+    sup_unlink(self);
     if (self->cfg && !self->sup)
         tether_config_free(self->cfg);
     /* else: a close that never finished (cannot happen: close is bounded)
@@ -656,7 +723,7 @@ static int wait_ready_sliced(modstate *st, struct hbox *b, int64_t deadline)
         /* a slice ran out while the actor is still starting (a spawn
          * timeout has ended it: tether_wait then answers at once) */
         if (rc == TETHER_ETIMEDOUT && until < deadline && tether_wait(b->h, 0, NULL) != 0) {
-            if (PyErr_CheckSignals() < 0)
+            if (check_interrupts(st) < 0)
                 return -1;
             continue;
         }
@@ -1117,7 +1184,7 @@ static PyObject *Actor_recv(ActorObject *self, PyObject *args, PyObject *kw)
         Py_END_ALLOW_THREADS
         if (rc != TETHER_ETIMEDOUT || until >= deadline)
             break;
-        if (PyErr_CheckSignals() < 0) {
+        if (check_interrupts(STATE(self)) < 0) {
             hbox_unref(b);
             return NULL;
         }
@@ -1152,7 +1219,7 @@ static PyObject *Actor_wait(ActorObject *self, PyObject *args, PyObject *kw)
         Py_END_ALLOW_THREADS
         if (rc != TETHER_ETIMEDOUT || until >= deadline)
             break;
-        if (PyErr_CheckSignals() < 0) {
+        if (check_interrupts(STATE(self)) < 0) {
             hbox_unref(b);
             return NULL;
         }
@@ -1383,6 +1450,9 @@ static int tether_exec(PyObject *m)
     PyObject *mt = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
     PyObject *ident = mt ? PyObject_GetAttrString(mt, "ident") : NULL;
     st->main_ident = ident ? PyLong_AsUnsignedLong(ident) : 0;
+    /* a sub-interpreter's "main thread" runs no signal handlers */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main())
+        st->main_ident = 0;
     Py_XDECREF(ident);
     Py_XDECREF(mt);
     Py_XDECREF(threading);
@@ -1417,6 +1487,61 @@ static int tether_exec(PyObject *m)
     return 0;
 }
 
+/* _bind_actor(hook, Cancelled) / _bind_actor(None, None): see struct
+ * actor_hook. Private: the subint backend's actor module calls it. */
+static PyObject *m_bind_actor(PyObject *m, PyObject *args)
+{
+    PyObject *cap, *cancelled;
+    if (!PyArg_ParseTuple(args, "OO:_bind_actor", &cap, &cancelled))
+        return NULL;
+    modstate *st = PyModule_GetState(m);
+    if (cap == Py_None) {
+        memset(&st->hook, 0, sizeof st->hook);
+        Py_CLEAR(st->ActorCancelled);
+        Py_RETURN_NONE;
+    }
+    struct actor_hook *h = PyCapsule_GetPointer(cap, HOOK_NAME);
+    if (!h)
+        return NULL;
+    if (!PyExceptionClass_Check(cancelled)) {
+        PyErr_SetString(PyExc_TypeError, "_bind_actor: Cancelled must be an exception class");
+        return NULL;
+    }
+    st->hook = *h;
+    Py_XSETREF(st->ActorCancelled, Py_NewRef(cancelled));
+    Py_RETURN_NONE;
+}
+
+/* _actor_done(): the actor's code has ended; close every supervisor it
+ * left open (each bounded by its teardown), so that no actor of the tree
+ * outlives its parent's outcome, and unbind. Returns how many it closed. */
+static PyObject *m_actor_done(PyObject *m, PyObject *unused)
+{
+    modstate *st = PyModule_GetState(m);
+    memset(&st->hook, 0, sizeof st->hook);
+    long n = 0;
+    /* each close unlinks its supervisor; one closing in another thread
+     * (closing set) is skipped, and unlinked so that the loop ends */
+    while (st->open) {
+        SupObject *s = (SupObject *)Py_NewRef(st->open);
+        PyObject *r = s->closing ? NULL : sup_do_close(s);
+        if (r)
+            n++;
+        else if (PyErr_Occurred())
+            PyErr_WriteUnraisable((PyObject *)s);
+        Py_XDECREF(r);
+        sup_unlink(s);
+        Py_DECREF(s);
+    }
+    return PyLong_FromLong(n);
+}
+
+static PyMethodDef tether_methods[] = {
+    {"_bind_actor", m_bind_actor, METH_VARARGS, "Private: see the subint backend."},
+    {"_actor_done", m_actor_done, METH_NOARGS, "Private: see the subint backend."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int tether_traverse(PyObject *m, visitproc visit, void *arg)
 {
     modstate *st = PyModule_GetState(m);
@@ -1433,6 +1558,7 @@ static int tether_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->ActorType);
     Py_VISIT(st->OutcomeType);
     Py_VISIT(st->CloseReportType);
+    Py_VISIT(st->ActorCancelled);
     return 0;
 }
 
@@ -1452,6 +1578,8 @@ static int tether_clear(PyObject *m)
     Py_CLEAR(st->ActorType);
     Py_CLEAR(st->OutcomeType);
     Py_CLEAR(st->CloseReportType);
+    Py_CLEAR(st->ActorCancelled);
+    memset(&st->hook, 0, sizeof st->hook);
     return 0;
 }
 
@@ -1460,8 +1588,14 @@ static void tether_free(void *m)
     tether_clear(m);
 }
 
+/* Per-module state only (no static Python objects): it loads in
+ * sub-interpreters with their own GIL (PEP 684), where subint actors
+ * import it for their own supervisors. */
 static PyModuleDef_Slot tether_slots[] = {
     {Py_mod_exec, tether_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
     {0, NULL},
 };
 
@@ -1470,6 +1604,7 @@ static PyModuleDef tether_def = {
     .m_name = "tether",
     .m_doc = "Supervise actors with bounded teardown (libtether). See docs/python.md.",
     .m_size = sizeof(modstate),
+    .m_methods = tether_methods,
     .m_slots = tether_slots,
     .m_traverse = tether_traverse,
     .m_clear = tether_clear,

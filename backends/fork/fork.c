@@ -11,6 +11,10 @@
  *         actor module in a fresh process: robust when the host program
  *         has many threads and locks.
  *
+ * Python targets (path/file.py:FUNC) run in either mode in an exec'd
+ * tether-pyactor (options: { python_helper: PATH }), the same command line
+ * as tether-actor: Python is never initialised in a fork of the host.
+ *
  * Containment (options: { containment: auto | pidns | cgroup | subreaper |
  * group }): what takes down every process the actor started, however it
  * detached (setsid, setpgid, double fork). `auto` picks the strongest that
@@ -113,16 +117,24 @@ static void child_setup(pid_t parent, int channel_fd, int cg_fd, const char *cg_
 
 /* ---- starting the actor process ------------------------------------------------ */
 
+int python_target(const char *target)
+{
+    const char *colon = strrchr(target, ':');
+    return colon && colon - target >= 3 && !memcmp(colon - 3, ".py", 3);
+}
+
 /* Start the actor: fork (fork mode) or vfork + exec of the helper (see
- * fork.h). */
+ * fork.h); a Python target: vfork + exec of tether-pyactor in either mode. */
 pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
 {
     const struct tether_spawn_spec *spec = r->spec;
-    if (st->mode == MODE_EXEC) {
+    int py = python_target(spec->target);
+    if (st->mode == MODE_EXEC || py) {
         /* vfork + exec: the helper does the rest of child_setup itself */
+        char *exe = py ? st->py_helper : st->helper;
         char ppid[32];
         snprintf(ppid, sizeof ppid, "%d", (int)parent);
-        char *argv[] = {st->helper, "--channel-fd", "3", "--parent", ppid, (char *)spec->target,
+        char *argv[] = {exe, "--channel-fd", "3", "--parent", ppid, (char *)spec->target,
                         NULL, NULL, NULL};
         if (r->cg_procs) { /* the helper enters the cgroup before it loads anything */
             argv[5] = "--cgroup";
@@ -144,12 +156,12 @@ pid_t start_actor(struct fstate *st, struct request *r, pid_t parent)
         posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                           POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
         pid_t pid;
-        int rc = posix_spawn(&pid, st->helper, &fa, &at, argv, environ);
+        int rc = posix_spawn(&pid, exe, &fa, &at, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&at);
         if (rc) {
             r->err = rc;
-            r->what = st->helper;
+            r->what = exe;
         }
         return rc ? -1 : pid;
     }
@@ -281,6 +293,7 @@ static void free_state(struct fstate *st)
         free(st->cg_base);
     }
     free(st->helper);
+    free(st->py_helper);
     free(st);
 }
 
@@ -301,7 +314,7 @@ static int f_open(const struct tether_backend_host *host, const struct tether_op
 {
     enum mode mode = MODE_FORK;
     enum contain contain = CT_AUTO;
-    const char *helper = NULL;
+    const char *helper = NULL, *py_helper = NULL;
     for (size_t i = 0; i < opts->count; i++) {
         const char *k = opts->items[i].key, *v = opts->items[i].value;
         if (!strcmp(k, "mode") && !strcmp(v, "fork"))
@@ -312,6 +325,8 @@ static int f_open(const struct tether_backend_host *host, const struct tether_op
             return set_error(err, TETHER_ECONFIG, "option mode: '%s' is not 'fork' or 'exec'", v);
         else if (!strcmp(k, "helper"))
             helper = v;
+        else if (!strcmp(k, "python_helper"))
+            py_helper = v;
         else if (!strcmp(k, "containment")) {
             int found = -1;
             for (int m = 0; m <= CT_AUTO; m++)
@@ -325,7 +340,8 @@ static int f_open(const struct tether_backend_host *host, const struct tether_op
             contain = (enum contain)found;
         } else
             return set_error(err, TETHER_ECONFIG,
-                             "unknown option '%s' (the fork backend takes mode, helper, containment)",
+                             "unknown option '%s' (the fork backend takes mode, helper, python_helper, "
+                             "containment)",
                              k);
     }
     struct fstate *st = calloc(1, sizeof *st);
@@ -361,6 +377,20 @@ static int f_open(const struct tether_backend_host *host, const struct tether_op
             return set_error(err, TETHER_ECONFIG, "exec helper %s: %s", buf, strerror(e));
         }
         st->helper = strdup(buf);
+    }
+    if (!py_helper)
+        py_helper = getenv("TETHER_PYACTOR_HELPER");
+    if (py_helper && *py_helper) {
+        /* Optional: C actors do not need it (a build without the subint
+         * backend has no tether-pyactor); a Python target is refused at
+         * spawn with the reason, naming the path. */
+        char buf[4096];
+        if (py_helper[0] != '/' && opts->config_dir)
+            snprintf(buf, sizeof buf, "%s/%s", opts->config_dir, py_helper);
+        else
+            snprintf(buf, sizeof buf, "%s", py_helper);
+        st->py_errno = access(buf, X_OK) != 0 ? errno : 0;
+        st->py_helper = strdup(buf);
     }
     pthread_mutex_init(&st->lock, NULL);
     pthread_condattr_t ca;
@@ -453,6 +483,20 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
 {
     struct fstate *st = state;
     struct request r = {.spec = spec, .pid = -1, .cg_fd = -1, .keeper_rd = -1};
+    int py = python_target(spec->target);
+    if (py && st->py_helper && st->py_errno) {
+        close(spec->channel_fd);
+        return set_error(err, TETHER_ESPAWN, "%s: a Python target: option python_helper: %s: %s",
+                         spec->target, st->py_helper, strerror(st->py_errno));
+    }
+    if (py && !st->py_helper) {
+        close(spec->channel_fd);
+        return set_error(err, TETHER_ESPAWN,
+                         "%s: a Python target, and the fork backend has no python_helper "
+                         "(option python_helper: PATH of tether-pyactor, or "
+                         "TETHER_PYACTOR_HELPER; built with the subint backend)",
+                         spec->target);
+    }
     if (__atomic_load_n(&st->n_late, __ATOMIC_RELAXED) || st->n_late_cg) /* hints; reap_late locks */
         reap_late(st);
     char cg[8600], procs[8700];
@@ -467,7 +511,7 @@ static int f_spawn(void *state, const struct tether_spawn_spec *spec, struct tet
         }
         have_cg = 1;
         r.cg_procs = procs;
-        if (st->mode == MODE_FORK && (r.cg_fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
+        if (st->mode == MODE_FORK && !py && (r.cg_fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
             int e = errno;
             rmdir(cg);
             close(spec->channel_fd);
@@ -759,6 +803,7 @@ static const struct tether_backend fork_backend = {
     .size = sizeof(struct tether_backend),
     .name = "fork",
     .language = "c",
+    .languages = "c,python", /* Python targets: tether-pyactor (option python_helper) */
     .caps = TETHER_CAP_OUT_OF_PROCESS | TETHER_CAP_SURVIVES_CRASH | TETHER_CAP_CAN_KILL |
             TETHER_CAP_NESTED,
     .open = f_open,

@@ -75,6 +75,8 @@ struct fstate {
     enum mode mode;
     enum contain contain; /* in force */
     char *helper;
+    char *py_helper; /* tether-pyactor, for path/file.py:FUNC targets (any mode), or NULL */
+    int py_errno;    /* why py_helper cannot be run (a Python target is refused), or 0 */
     char detail[640]; /* the containment in force and why; for `tether backends` */
     pid_t self_pid;
     int self_pidfd; /* this process: the children's parent-death race check */
@@ -141,6 +143,8 @@ int set_error(struct tether_error *err, int code, const char *fmt, ...)
 /* Start the actor process (fork, or vfork + exec of the helper); `parent`
  * is the starting process's pid as the child will see it. */
 pid_t start_actor(struct fstate *st, struct request *r, pid_t parent);
+/* TARGET names a Python actor: its module part ends in ".py". */
+int python_target(const char *target);
 
 /* contain.c */
 int cgroup_write(const char *dir, const char *file, const char *text);

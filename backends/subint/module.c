@@ -21,6 +21,15 @@
  *   Cancelled               BaseException subclass: raised by the calls
  *                           above, and injected asynchronously on cancel
  *   _channel_fd()           the channel's fd (protocol tests only)
+ *   Supervisor, Actor, Outcome, CloseReport, Error and its subclasses
+ *                           the supervisor API of the tether extension
+ *                           (python/tether.c), loaded from sys.path on
+ *                           first use (module __getattr__: actors that
+ *                           never supervise pay nothing) and bound to this
+ *                           actor: its waits raise this tether.Cancelled
+ *                           once the actor is cancelled, and every
+ *                           supervisor it left open is closed before its
+ *                           outcome (a tree comes down under one bound)
  *
  * Every call that can wait releases the GIL around the host's runtime call.
  * A cancel seen by these calls marks the actor as having noticed it and
@@ -621,6 +630,17 @@ static PyObject *m_serve(PyObject *mod, PyObject *unused)
     }
 }
 
+/* PEP 562: tether.Supervisor and the rest of the extension's API (nest.c). */
+static PyObject *m_getattr(PyObject *mod, PyObject *name)
+{
+    struct mstate *st = mstate(mod);
+    PyObject *v = subint_ext_attr(st ? st->run : NULL, name);
+    /* later lookups find it in the module's dict */
+    if (v && PyObject_SetAttr(mod, name, v) < 0)
+        Py_CLEAR(v);
+    return v;
+}
+
 /* ---- the module ------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
@@ -644,6 +664,7 @@ static PyMethodDef methods[] = {
     {"fail", m_fail, METH_O,
      "fail(message)\n--\n\nRecord a failure: the actor's outcome is `failed` with message."},
     {"_channel_fd", m_channel_fd, METH_NOARGS, "The channel's fd (protocol tests only)."},
+    {"__getattr__", m_getattr, METH_O, "The supervisor API, loaded on first use."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -887,6 +908,7 @@ void subint_run_target(struct subint_run *r, const char *target, int *outcome, i
         *text = exc_text(1);
     }
 out:
+    subint_ext_done(r);
     if (r->fail) {
         /* tether.fail() wins, as tether_fail() does for a C actor */
         *outcome = TETHER_OUTCOME_FAILED;
@@ -906,6 +928,7 @@ void subint_run_clear(struct subint_run *r)
             Py_XDECREF(res);
         }
     PyErr_Clear();
+    subint_ext_unbind(r);
     Py_CLEAR(r->target);
     Py_CLEAR(r->cancelled_type);
     free(r->fail);

@@ -768,7 +768,9 @@ static const struct tether_backend subint_backend = {
     .size = sizeof(struct tether_backend),
     .name = "subint",
     .language = "python",
-    .caps = 0,
+    /* nested: an actor's tether.Supervisor (module.c) opens supervisors of
+     * its own, on any configured backend */
+    .caps = TETHER_CAP_NESTED,
     .open = s_open,
     .close = s_close,
     .spawn = s_spawn,

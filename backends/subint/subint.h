@@ -18,6 +18,8 @@ struct subint_run {
     PyObject *target;         /* (GIL) the actor's module (strong), for serve() */
     PyObject *cancelled_type; /* (GIL) tether.Cancelled of this interpreter (strong) */
     int finished;             /* (GIL) the actor code is done: inject nothing more */
+    PyObject *ext;            /* (GIL) the tether extension, once loaded for its
+                                 supervisor API (strong), or NULL */
 };
 
 /* module.c: create the `tether` module in the current (sub-)interpreter,
@@ -37,6 +39,17 @@ void subint_preload(void);
 /* module.c: flush the interpreter's stdout/stderr and drop run's references
  * (before the interpreter is ended). */
 void subint_run_clear(struct subint_run *run);
+
+/* nest.c: the extension's attribute `name` (Supervisor, Actor, Error...),
+ * the extension loaded and bound to `run` on first use; a new reference, or
+ * NULL with AttributeError (not one of its names; not inside an actor) or
+ * ImportError (no tether extension on sys.path). */
+PyObject *subint_ext_attr(struct subint_run *run, PyObject *name);
+/* nest.c: the actor's code has ended: close every supervisor it left open
+ * (each bounded by its teardown), keeping a pending exception. */
+void subint_ext_done(struct subint_run *run);
+/* nest.c: unbind and drop the extension (subint_run_clear). */
+void subint_ext_unbind(struct subint_run *run);
 
 /* pack.c: Python value <-> one MessagePack value (None, bool, int, float,
  * str, bytes, list/tuple, dict). Both return NULL with an exception set

@@ -350,9 +350,22 @@ struct tether_backend {
      * stronger ones are not), for `tether backends` and `tether config
      * explain`. Owned by the backend; valid until close(). */
     const char *(*detail)(void *state);
+
+    /* Optional (may be NULL). Every language whose targets this backend
+     * runs, comma-separated, when it runs more than one: "c,python" (the
+     * fork backend runs path/file.py:FUNC targets in a Python helper
+     * process). `language` stays the first of them (a core that predates
+     * this member sees only that one). */
+    const char *languages;
 };
 /* The loader requires `size` to cover every member up to `release`; it
  * reads a later member only when `size` covers it. */
+
+/* The core's host table, the one every backend gets at open, for a
+ * program that runs the actor side of a channel for a language the core
+ * cannot load itself, in a process of its own (tether-pyactor, the fork
+ * backend's Python helper). Never NULL; valid for the life of the process. */
+const struct tether_backend_host *tether_backend_host(void);
 
 /* The exported entry point's name and type. */
 #define TETHER_BACKEND_ENTRY "tether_backend_v1"

@@ -474,6 +474,143 @@ class PythonActorsOnSubint(unittest.TestCase):
         self.assertIn("boom 42", self.sup.failure)
 
 
+TREE_ACTORS = os.path.join(SRC, "tests/python/tree_actors.py")
+
+
+PYACTOR = os.path.join(BUILD, "backends/subint/tether-pyactor")
+
+
+@unittest.skipUnless(os.path.exists(PYACTOR), "tether-pyactor not built (--disable-subint)")
+class PythonActorsOnFork(unittest.TestCase):
+    """The same file.py:FUNC targets in processes of their own (the fork
+    backend's python_helper): same module, same outcomes; a hard kill ends
+    an actor stuck in a C call."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        cfg = os.path.join(self.tmp.name, "plugins.yaml")
+        with open(cfg, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                backend: fork
+                timeouts: {{ spawn: 10.0, soft_cancel: {SOFT}, hard_kill: {HARD} }}
+                backends:
+                  fork: {{ path: {BUILD}/backends/fork/.libs/fork.so,
+                           options: {{ python_helper: {PYACTOR} }} }}
+                """))
+        self.sup = tether.Supervisor(config=cfg)
+
+    def tearDown(self):
+        self.sup.close()
+        self.tmp.cleanup()
+
+    def test_messages_exit_status_and_a_process_of_its_own(self):
+        a = self.sup.spawn(f"{PY_ACTORS}:echo")
+        self.assertGreater(a.pid, 0)
+        a.send(b"\xa3abc")
+        self.assertEqual(a.recv(timeout=5), b"\xa3abc")
+        self.assertEqual(a.call("add", "ii:i", 20, 22, timeout=5), 42)
+        self.assertEqual(self.sup.spawn(f"{PY_ACTORS}:exits_7").wait(timeout=5).code, 7)
+
+    def test_outcome_carries_the_exception_and_traceback(self):
+        out = self.sup.spawn(f"{PY_ACTORS}:raises").wait(timeout=5)
+        self.assertEqual(out.kind, "failed")
+        self.assertEqual(out.exception, "ValueError: boom 42")
+        self.assertTrue(out.traceback.startswith("Traceback (most recent call last):"))
+        self.assertIn("_deeper", out.traceback)
+
+    def test_a_hard_kill_ends_a_c_call(self):
+        a = self.sup.spawn(f"{TREE_ACTORS}:sleeps_in_c")
+        self.assertEqual(a.recv(timeout=5), b"sleeping")
+        t0 = time.monotonic()
+        a.cancel()
+        out = a.wait(timeout=BOUND + 5)
+        self.assertEqual(out.kind, "killed", out.message)
+        self.assertLess(time.monotonic() - t0, BOUND)
+
+
+
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+
+
+@unittest.skipUnless(os.path.exists(SUBINT), "subint backend not built (--disable-subint)")
+class TreesFromSubintActors(unittest.TestCase):
+    """Subint actors open supervisors of their own (tether.Supervisor inside
+    the actor): a cancel of the root tears the whole tree down under one
+    bound, not one per level."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.cfg = write_config(self.tmp.name, backend="subint")
+        with open(self.cfg, "a") as f:
+            f.write(f"  subint: {{ path: {SUBINT} }}\n")
+        self.marks = os.path.join(self.tmp.name, "marks")
+        os.mkdir(self.marks)
+        self.sup = tether.Supervisor(config=self.cfg)
+
+    def tearDown(self):
+        self.sup.close()
+        self.tmp.cleanup()
+
+    def start(self, fn, *orders):
+        a = self.sup.spawn(f"{TREE_ACTORS}:{fn}")
+        a.send("\n".join(str(o) for o in orders).encode())
+        return a
+
+    def marked(self, prefix=""):
+        return sorted(m.split("-")[0] for m in os.listdir(self.marks) if m.startswith(prefix))
+
+    def test_three_levels_come_down_under_one_bound(self):
+        before = tasks()
+        root = self.start("tree_node", self.cfg, 3, self.marks)
+        self.assertEqual(root.recv(timeout=30), b"up")  # 7 actors, 3 supervisors
+        self.assertEqual(self.marked(), [])
+        t0 = time.monotonic()
+        root.cancel()
+        out = root.wait(timeout=BOUND + 5)
+        self.assertLess(time.monotonic() - t0, BOUND)
+        self.assertEqual(out.kind, "cancelled", out.message)
+        # every actor of the tree ended before the root's outcome
+        self.assertEqual(self.marked(), ["level1"] * 4 + ["level2"] * 2 + ["level3"])
+        # and every driver thread goes (each ends its interpreter after its outcome)
+        deadline = time.monotonic() + 5
+        while tasks() > before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertLessEqual(tasks(), before)
+
+    def test_a_supervisor_left_open_is_closed_before_the_outcome(self):
+        a = self.start("leaves_open", self.cfg, self.marks)
+        self.assertEqual(a.recv(timeout=30), b"up")
+        out = a.wait(timeout=BOUND + 5)
+        self.assertEqual((out.kind, out.code), ("exited", 5), out.message)
+        self.assertEqual(self.marked(), ["level1"])
+
+    def test_a_wait_inside_the_actor_ends_at_its_cancel(self):
+        a = self.start("waits_on_kid", self.cfg, self.marks)
+        self.assertEqual(a.recv(timeout=30), b"up")
+        time.sleep(0.2)  # parked in kid.wait()
+        t0 = time.monotonic()
+        a.cancel()
+        out = a.wait(timeout=BOUND + 5)
+        # cancelled by its own tether.Cancelled, not abandoned at hard kill
+        self.assertEqual(out.kind, "cancelled", out.message)
+        self.assertLess(time.monotonic() - t0, SOFT)
+        self.assertEqual(self.marked(), ["level1", "waiter"])
+
+    def test_any_configured_backend(self):
+        for backend in ("thread", "fork"):
+            with self.subTest(backend=backend):
+                a = self.start("calls_c_actor", self.cfg, backend, DEMO)
+                self.assertEqual(a.recv(timeout=30), b"42 " + backend.encode())
+                a.cancel()
+                self.assertEqual(a.wait(timeout=BOUND + 5).kind, "cancelled")
+
+    def test_outside_an_actor_the_extension_is_the_module(self):
+        # the main interpreter's tether has no actor-side calls to shadow it
+        self.assertFalse(hasattr(tether, "checkpoint"))
+        self.assertTrue(issubclass(tether.Cancelled, tether.Aborted))
+
+
 class WaiterRelease(unittest.TestCase):
     """Four Python threads parked in recv, call, send and wait on an actor
     that never reads and never checkpoints are all released within the

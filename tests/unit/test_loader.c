@@ -262,6 +262,13 @@ START_TEST(refuses_unknown_language_naming_it)
 }
 END_TEST
 
+START_TEST(refuses_languages_not_starting_with_its_language)
+{
+    expect_refusal(PLUGIN_DIR "bad_languages.so",
+                   "languages 'python,c' does not start with language 'c'");
+}
+END_TEST
+
 START_TEST(supervisor_open_plugin_reports_the_loader_refusal)
 {
     struct tether_config *cfg = config_for("testgood", GOOD);
@@ -454,7 +461,7 @@ START_TEST(probes_in_tree_fork_backend)
 {
     expect_probe_ok(BACKEND("fork"));
     ck_assert_str_eq(info.name, "fork");
-    ck_assert_str_eq(info.language, "c");
+    ck_assert_str_eq(info.language, "c,python"); /* its `languages`: Python targets too */
     ck_assert_uint_eq(info.abi, TETHER_BACKEND_ABI);
     ck_assert_uint_eq(info.caps & TETHER_CAP_OUT_OF_PROCESS, TETHER_CAP_OUT_OF_PROCESS);
 }
@@ -549,6 +556,7 @@ static Suite *loader_suite(void)
     tcase_add_test(tc, refuses_null_mandatory_member_naming_it);
     tcase_add_test(tc, refuses_backend_name_of_64_characters);
     tcase_add_test(tc, refuses_unknown_language_naming_it);
+    tcase_add_test(tc, refuses_languages_not_starting_with_its_language);
     tcase_add_test(tc, supervisor_open_plugin_reports_the_loader_refusal);
     suite_add_tcase(s, tc);
 

@@ -74,6 +74,9 @@ static const struct tether_backend vt = {
     .abort_channels = p_verb,
     .reap = p_reap,
     .release = p_release,
+#ifdef BAD_LANGUAGES
+    .languages = "python,c", /* does not start with its language "c" */
+#endif
 };
 
 #ifdef BAD_NO_ENTRY
