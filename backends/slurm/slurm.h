@@ -34,6 +34,10 @@
 /* bound of every Slurm command the backend runs (scontrol ping, squeue,
  * scancel): Slurm's own MessageTimeout defaults to 10 s */
 #define SLURM_CMD_TIMEOUT_NS (10 * (int64_t)1000000000)
+/* hard kill: how long srun has, after SIGTERM, to kill the step and exit
+ * before it is SIGKILLed (slurm.c, s_hard_kill); measured 65-75 ms on a
+ * quiet machine. The outcome does not wait for it. */
+#define SLURM_TERM_GRACE_NS (300 * (int64_t)1000000)
 
 struct sstate {
     const struct tether_backend_host *host;
@@ -72,6 +76,7 @@ struct schild {
     int rec, rec_sig, rec_code, rec_desc;  /* the helper's end record */
     int desc_seen; /* descendants the helper last reported alive */
     int kill_asked;
+    int64_t term_deadline; /* hard kill: SIGKILL srun if alive then (0: none) */
     int reaped, released;
     struct schild *next;
     /* watcher only: the tail of srun's stderr that may begin a record */

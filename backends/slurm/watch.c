@@ -212,12 +212,33 @@ static int stopping(struct sstate *st, int64_t *give_up, int *killed_all)
     return 0;
 }
 
+/* Hard kills whose srun did not exit within its grace (slurm.c,
+ * s_hard_kill): SIGKILL of srun, whose shepherd then kills the step, and
+ * scancel JOB.0 for a step the shepherd cannot reach. Caller holds
+ * st->lock. */
+static void term_overdue(struct sstate *st)
+{
+    int64_t now = slurm_mono_ns();
+    for (struct schild *c = st->children; c; c = c->next) {
+        if (!c->term_deadline || c->term_deadline > now)
+            continue;
+        c->term_deadline = 0;
+        if (c->srun_done || c->rec)
+            continue;
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        slurm_queue_scancel(st, c->name);
+    }
+}
+
 /* One poll over every child; returns how long to sleep at most (ms). */
 static int next_timeout(struct sstate *st, int64_t give_up)
 {
     int64_t now = slurm_mono_ns(), next = now + 1000000000;
     if (give_up && give_up < next)
         next = give_up;
+    for (struct schild *c = st->children; c; c = c->next)
+        if (c->term_deadline && c->term_deadline < next)
+            next = c->term_deadline;
     return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 
@@ -234,6 +255,7 @@ void *slurm_watcher_main(void *arg)
     pthread_mutex_lock(&st->lock);
     for (;;) {
         free_done(st, 0);
+        term_overdue(st);
         if (st->stop && stopping(st, &give_up, &killed_all))
             break;
         size_t n = 1;
