@@ -568,9 +568,10 @@ static int s_hard_kill(struct tether_child *child)
         /* SIGTERM of srun (not of its process group): srun forwards
          * SIGKILL to the step (Slurm's cgroup tracking kills every process
          * in it), waits for the step's end, then completes the job itself
-         * (65-75 ms, measured). An srun still alive SLURM_TERM_GRACE_NS
-         * later is SIGKILLed by the watcher (its shepherd then kills the
-         * step) and scancel --signal=KILL JOB.0 is queued. The outcome
+         * (65-75 ms, measured). For an srun still there
+         * SLURM_TERM_GRACE_NS later the watcher queues scancel
+         * --signal=KILL JOB.0, and SIGKILLs it SLURM_KILL_GRACE_NS after
+         * that (its shepherd then kills the step). The outcome
          * (killed) is known now: the kill is under way and nothing can
          * stop it; waiting for srun would wait for the controller (64 at
          * once: up to 0.5 s under load, beyond H).

@@ -213,20 +213,26 @@ static int stopping(struct sstate *st, int64_t *give_up, int *killed_all)
 }
 
 /* Hard kills whose srun did not exit within its grace (slurm.c,
- * s_hard_kill): SIGKILL of srun, whose shepherd then kills the step, and
- * scancel JOB.0 for a step the shepherd cannot reach. Caller holds
- * st->lock. */
+ * s_hard_kill, slurm.h): scancel --signal=KILL JOB.0 first (the killer
+ * thread), then SIGKILL of srun, whose shepherd kills the step. Caller
+ * holds st->lock. */
 static void term_overdue(struct sstate *st)
 {
     int64_t now = slurm_mono_ns();
     for (struct schild *c = st->children; c; c = c->next) {
-        if (!c->term_deadline || c->term_deadline > now)
+        if (c->srun_done || c->rec) {
+            c->term_deadline = c->kill_deadline = 0;
             continue;
-        c->term_deadline = 0;
-        if (c->srun_done || c->rec)
-            continue;
-        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        slurm_queue_scancel(st, c->name);
+        }
+        if (c->term_deadline && c->term_deadline <= now) {
+            c->term_deadline = 0;
+            c->kill_deadline = now + SLURM_KILL_GRACE_NS;
+            slurm_queue_scancel(st, c->name);
+        }
+        if (c->kill_deadline && c->kill_deadline <= now) {
+            c->kill_deadline = 0;
+            syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        }
     }
 }
 
@@ -236,9 +242,12 @@ static int next_timeout(struct sstate *st, int64_t give_up)
     int64_t now = slurm_mono_ns(), next = now + 1000000000;
     if (give_up && give_up < next)
         next = give_up;
-    for (struct schild *c = st->children; c; c = c->next)
+    for (struct schild *c = st->children; c; c = c->next) {
         if (c->term_deadline && c->term_deadline < next)
             next = c->term_deadline;
+        if (c->kill_deadline && c->kill_deadline < next)
+            next = c->kill_deadline;
+    }
     return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 
