@@ -24,7 +24,8 @@
  *       the actor (it then cancels itself). It is a subreaper: when the
  *       actor has ended it kills every descendant left (however it
  *       detached) and counts them. SIGUSR2 (srun forwards it to the task)
- *       is a counted hard kill: SIGKILL of the actor, then the same sweep.
+ *       is a counted hard kill: SIGKILL of the actor, then the same sweep;
+ *       so are SIGTERM, SIGINT and SIGHUP to the helper.
  *       With --end-token, its last word is one line on stderr,
  *       "\036tether-step-end TOKEN x|s VALUE DESCENDANTS\n" (exit code or
  *       signal): the backend learns the outcome from it at once, without
@@ -238,7 +239,8 @@ static void record(const char *token, char kind, int value, int descendants)
 }
 
 /* Wait for the actor's end, or for SIGUSR2 (the backend's hard kill,
- * forwarded by srun): then SIGKILL it, and its end follows. *killed says
+ * forwarded by srun), SIGTERM, SIGINT or SIGHUP (the helper's own end):
+ * then SIGKILL it, and its end follows. *killed says
  * which. Orphans reparented to us that end meanwhile are reaped here.
  * With a token, the number of the actor's descendants is reported when it
  * changed, looked at 100 ms after the start, then at doubling intervals up
@@ -254,7 +256,7 @@ static int wait_actor(pid_t actor, const sigset_t *want, int *killed, const char
         siginfo_t si;
         struct timespec period = {period_ms / 1000, (period_ms % 1000) * 1000000L};
         int sig = token ? sigtimedwait(want, &si, &period) : sigwaitinfo(want, &si);
-        if (sig == SIGUSR2 && !*killed) {
+        if (sig > 0 && sig != SIGCHLD && !*killed) { /* SIGUSR2, or the helper's own end */
             *killed = 1;
             kill(actor, SIGKILL);
         }
@@ -321,11 +323,19 @@ static int channel_stdio(const char *target, const char *token)
         }
     }
     /* SIGCHLD and SIGUSR2 (the hard kill) are taken synchronously; the
-     * pumps inherit the mask, so only wait_actor sees them */
+     * pumps inherit the mask, so only wait_actor sees them. So are SIGTERM,
+     * SIGINT and SIGHUP (scancel, a time limit, a Ctrl-C): as SIGUSR2, the
+     * actor is killed and its descendants swept. Left to their default,
+     * they killed the helper alone, and a descendant that had detached
+     * (own session, deaf to signals) lived on with ppid 1 wherever no
+     * cgroup tracking kills the step's processes. */
     sigset_t want;
     sigemptyset(&want);
     sigaddset(&want, SIGCHLD);
     sigaddset(&want, SIGUSR2);
+    sigaddset(&want, SIGTERM);
+    sigaddset(&want, SIGINT);
+    sigaddset(&want, SIGHUP);
     sigprocmask(SIG_BLOCK, &want, NULL);
     /* every descendant that detaches comes back to us when its parent dies */
     prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -130,6 +130,15 @@ int slurm_run_cmd(struct sstate *st, pid_t *running, char *const argv[], char *o
     return *timed_out ? -1 : status;
 }
 
+/* close() has begun (it ends the killer's command early) */
+static int stopping(struct sstate *st)
+{
+    pthread_mutex_lock(&st->lock);
+    int stop = st->stop;
+    pthread_mutex_unlock(&st->lock);
+    return stop;
+}
+
 /* ---- the killer thread -------------------------------------------------------------------- */
 
 /* One batch: the job ids of the queued names still known to the
@@ -145,8 +154,9 @@ static void kill_batch(struct sstate *st, char **names, size_t n)
     int timed_out;
     int status = slurm_run_cmd(st, &st->killer_cmd, qargv, out, sizeof out, &timed_out);
     if (status != 0) {
-        st->host->log("slurm", "squeue for the steps to kill %s: %s", timed_out ? "timed out" : "failed",
-                      out);
+        if (!stopping(st)) /* close() SIGKILLs the command in hand: not news */
+            st->host->log("slurm", "squeue for the steps to kill %s: %s",
+                          timed_out ? "timed out" : "failed", out);
         return;
     }
     char *cargv[MAX_ARGS + 4];
@@ -167,7 +177,8 @@ static void kill_batch(struct sstate *st, char **names, size_t n)
         return; /* every one ended already */
     cargv[k] = NULL;
     status = slurm_run_cmd(st, &st->killer_cmd, cargv, out, sizeof out, &timed_out);
-    if (status != 0)
+    /* a step that ended between squeue and scancel is what we wanted */
+    if (status != 0 && !stopping(st) && !strstr(out, "Invalid job id specified"))
         st->host->log("slurm", "scancel --signal=KILL: %s", timed_out ? "timed out" : out);
 }
 

@@ -562,18 +562,38 @@ static int s_hard_kill(struct tether_child *child)
 {
     struct schild *c = (struct schild *)child;
     struct sstate *st = c->st;
+    int wake = 0;
     pthread_mutex_lock(&st->lock);
     if (!c->kill_asked && !c->rec && !c->srun_done) {
-        /* SIGKILL of srun (not of its process group): its shepherd then
-         * SIGKILLs the step (~0.1 s), and Slurm's cgroup tracking every
-         * process in it; and scancel --signal=KILL JOB.0 for a step whose
-         * shepherd cannot. Not SIGUSR2 (the helper's counted kill): 64
-         * forwarded signals at once took srun longer than H (measured). */
+        /* SIGTERM of srun (not of its process group): srun forwards
+         * SIGKILL to the step (Slurm's cgroup tracking kills every process
+         * in it), waits for the step's end, then completes the job itself
+         * (65-75 ms, measured). For an srun still there
+         * SLURM_TERM_GRACE_NS later the watcher queues scancel
+         * --signal=KILL JOB.0, and SIGKILLs it SLURM_KILL_GRACE_NS after
+         * that (its shepherd then kills the step). The outcome
+         * (killed) is known now: the kill is under way and nothing can
+         * stop it; waiting for srun would wait for the controller (64 at
+         * once: up to 0.5 s under load, beyond H).
+         * Not SIGKILL at once: srun's shepherd then kills the step and
+         * completes the job at the same moment, slurmd finds the step
+         * still running and polls it once a second, and the node stays
+         * COMPLETING 2-3 s, during which Slurm starts no new job on it (a
+         * restarted actor waited PENDING (Resources), measured). Not
+         * SIGUSR2 (the helper's counted kill): 64 forwarded signals at
+         * once took srun longer than H (measured). */
         c->kill_asked = 1;
-        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        slurm_queue_scancel(st, c->name);
+        c->term_deadline = slurm_mono_ns() + SLURM_TERM_GRACE_NS;
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGTERM, NULL, 0);
+        uint64_t one = 1;
+        ssize_t w = write(c->pub.exit_fd, &one, sizeof one);
+        (void)w; /* an eventfd: fails only at 2^64-1 */
+        pthread_cond_broadcast(&st->cond);
+        wake = 1;
     }
     pthread_mutex_unlock(&st->lock);
+    if (wake)
+        slurm_wake(st); /* the watcher's deadline changed */
     return 0;
 }
 
@@ -608,12 +628,11 @@ static void fill_outcome(struct schild *c, struct tether_outcome *out)
          * nothing (an actor that died while starting) */
         used = snprintf(c->msg, sizeof c->msg, "exited with status %d", c->rec_code);
     } else if (c->kill_asked) {
-        /* killed before its helper could report (srun SIGKILLed) */
+        /* the hard kill is under way (s_hard_kill): the helper will not
+         * report */
         out->kind = TETHER_OUTCOME_KILLED;
         out->signal = SIGKILL;
-        used = snprintf(c->msg, sizeof c->msg, "step killed (hard kill; srun %s %d)",
-                        c->srun_code == CLD_EXITED ? "exited with status" : "killed by signal",
-                        c->srun_status);
+        used = snprintf(c->msg, sizeof c->msg, "step killed (hard kill: SIGKILL through srun)");
     } else if (c->srun_code == CLD_EXITED && c->srun_status > 128 && c->srun_status < 128 + 65) {
         /* srun's status for a task killed by a signal: 128 + the signal */
         out->kind = TETHER_OUTCOME_KILLED;
@@ -646,11 +665,11 @@ static int s_reap(struct tether_child *child, int64_t deadline_ns, struct tether
     pthread_mutex_lock(&st->lock);
     struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
     /* bounded by the deadline (the core's is now: no wait) */
-    while (!c->rec && !c->srun_done && slurm_mono_ns() < deadline_ns)
+    while (!c->rec && !c->srun_done && !c->kill_asked && slurm_mono_ns() < deadline_ns)
         if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
             break;
     int rc = TETHER_ETIMEDOUT;
-    if (c->rec || c->srun_done) {
+    if (c->rec || c->srun_done || c->kill_asked) {
         c->reaped = 1;
         fill_outcome(c, out);
         rc = 0;
@@ -664,9 +683,10 @@ static void s_release(struct tether_child *child)
     struct schild *c = (struct schild *)child;
     struct sstate *st = c->st;
     pthread_mutex_lock(&st->lock);
-    if (!c->rec && !c->srun_done) {
+    if (!c->rec && !c->srun_done && !c->kill_asked) {
         /* Abandoned: no end within hard_kill. SIGKILL of srun: its shepherd
-         * kills the step; scancel and InactiveLimit are the backstops. */
+         * kills the step; scancel and InactiveLimit are the backstops. (A
+         * hard kill under way is the watcher's: see term_overdue.) */
         syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
         slurm_queue_scancel(st, c->name);
     }

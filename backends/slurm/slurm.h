@@ -34,6 +34,14 @@
 /* bound of every Slurm command the backend runs (scontrol ping, squeue,
  * scancel): Slurm's own MessageTimeout defaults to 10 s */
 #define SLURM_CMD_TIMEOUT_NS (10 * (int64_t)1000000000)
+/* hard kill: how long srun has, after SIGTERM, to kill the step and exit
+ * (measured 65-75 ms on a quiet machine) before the backend runs
+ * `scancel --signal=KILL JOB.0` (srun then still completes the job
+ * itself), and before srun is SIGKILLed, the last resort (its shepherd
+ * completes the job with the step alive: the node stays COMPLETING 2-3 s,
+ * slurm.c, s_hard_kill). The outcome waits for neither. */
+#define SLURM_TERM_GRACE_NS (300 * (int64_t)1000000)
+#define SLURM_KILL_GRACE_NS (3 * (int64_t)1000000000)
 
 struct sstate {
     const struct tether_backend_host *host;
@@ -72,6 +80,10 @@ struct schild {
     int rec, rec_sig, rec_code, rec_desc;  /* the helper's end record */
     int desc_seen; /* descendants the helper last reported alive */
     int kill_asked;
+    /* hard kill under way (watch.c, term_overdue): at term_deadline,
+     * scancel JOB.0 if srun is still there; at kill_deadline, SIGKILL
+     * srun (0: none) */
+    int64_t term_deadline, kill_deadline;
     int reaped, released;
     struct schild *next;
     /* watcher only: the tail of srun's stderr that may begin a record */

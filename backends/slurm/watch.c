@@ -212,12 +212,42 @@ static int stopping(struct sstate *st, int64_t *give_up, int *killed_all)
     return 0;
 }
 
+/* Hard kills whose srun did not exit within its grace (slurm.c,
+ * s_hard_kill, slurm.h): scancel --signal=KILL JOB.0 first (the killer
+ * thread), then SIGKILL of srun, whose shepherd kills the step. Caller
+ * holds st->lock. */
+static void term_overdue(struct sstate *st)
+{
+    int64_t now = slurm_mono_ns();
+    for (struct schild *c = st->children; c; c = c->next) {
+        if (c->srun_done || c->rec) {
+            c->term_deadline = c->kill_deadline = 0;
+            continue;
+        }
+        if (c->term_deadline && c->term_deadline <= now) {
+            c->term_deadline = 0;
+            c->kill_deadline = now + SLURM_KILL_GRACE_NS;
+            slurm_queue_scancel(st, c->name);
+        }
+        if (c->kill_deadline && c->kill_deadline <= now) {
+            c->kill_deadline = 0;
+            syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        }
+    }
+}
+
 /* One poll over every child; returns how long to sleep at most (ms). */
 static int next_timeout(struct sstate *st, int64_t give_up)
 {
     int64_t now = slurm_mono_ns(), next = now + 1000000000;
     if (give_up && give_up < next)
         next = give_up;
+    for (struct schild *c = st->children; c; c = c->next) {
+        if (c->term_deadline && c->term_deadline < next)
+            next = c->term_deadline;
+        if (c->kill_deadline && c->kill_deadline < next)
+            next = c->kill_deadline;
+    }
     return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 
@@ -234,6 +264,7 @@ void *slurm_watcher_main(void *arg)
     pthread_mutex_lock(&st->lock);
     for (;;) {
         free_done(st, 0);
+        term_overdue(st);
         if (st->stop && stopping(st, &give_up, &killed_all))
             break;
         size_t n = 1;

@@ -7,7 +7,19 @@ top=${abs_top_builddir:-$(pwd)}
 helper="$top/cli/tether-actor"
 actors="$top/conformance/.libs/conformance_actors.so"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# Every helper below is started with an end token unique to this run: the
+# actor and every descendant it forks share the helper's command line, so
+# "--end-token TOKEN" finds all that this test started (and nothing else).
+u="t$$x$(date +%s)"
+mine() { pgrep -f -- "--end-token T[0-9]$u " 2>/dev/null; }
+# At any exit (a failed check, an interrupted run): kill what is left of
+# ours, however it detached.
+cleanup() {
+    for p in $(mine); do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 fail=0
 ok() { echo "ok - $*"; }
 bad() { echo "not ok - $*"; fail=1; }
@@ -34,7 +46,7 @@ grep -q "$rec" "$tmp/e2" && bad "a record without --end-token" || ok "no record 
 # ignores every signal) swept and counted. stdin stays open (fd 3).
 mkfifo "$tmp/in"
 exec 3<>"$tmp/in"
-"$helper" --channel-stdio --end-token T2 "$actors:escaped_descendant" <&3 >/dev/null 2>"$tmp/e3" &
+"$helper" --channel-stdio --end-token "T2$u" "$actors:escaped_descendant" <&3 >/dev/null 2>"$tmp/e3" &
 hp=$!
 gc=""
 i=0
@@ -48,18 +60,43 @@ done
     bad "no escaped grandchild under the helper after 10 s"
 # its count, reported while it runs (within 100 ms of the escape)
 i=0
-while ! grep -q "$rec T2 d 0 1" "$tmp/e3" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-grep -q "$rec T2 d 0 1" "$tmp/e3" && ok "the running count: 1 descendant" ||
+while ! grep -q "$rec T2$u d 0 1" "$tmp/e3" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "$rec T2$u d 0 1" "$tmp/e3" && ok "the running count: 1 descendant" ||
     bad "no 'd 0 1' record while the actor runs: $(cat -v "$tmp/e3")"
 kill -USR2 "$hp"
 wait "$hp"
 status=$?
 exec 3>&-
 last=$(tail -n 1 "$tmp/e3")
-[ "$status" -eq 137 ] && [ "$last" = "$rec T2 s 9 1" ] && ok "hard kill: status 137, record '$last'" ||
+[ "$status" -eq 137 ] && [ "$last" = "$rec T2$u s 9 1" ] && ok "hard kill: status 137, record '$last'" ||
     bad "hard kill: status $status, last line '$(printf '%s' "$last" | cat -v)'"
 if [ -n "$gc" ] && kill -0 "$gc" 2>/dev/null; then
     bad "the escaped grandchild $gc survived the helper"
     kill -KILL "$gc"
 fi
+
+# SIGTERM to the helper (scancel, a time limit): as SIGUSR2, the actor
+# killed and the escaped grandchild swept. (Left to its default, SIGTERM
+# killed the helper alone, and the grandchild lived on with ppid 1.)
+exec 3<>"$tmp/in"
+"$helper" --channel-stdio --end-token "T3$u" "$actors:escaped_descendant" <&3 >/dev/null 2>"$tmp/e4" &
+hp=$!
+i=0
+while ! grep -q "$rec T3$u d 0 1" "$tmp/e4" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "$rec T3$u d 0 1" "$tmp/e4" || bad "SIGTERM: the grandchild did not escape within 10 s"
+kill -TERM "$hp"
+wait "$hp"
+status=$?
+exec 3>&-
+last=$(tail -n 1 "$tmp/e4")
+[ "$status" -eq 137 ] && [ "$last" = "$rec T3$u s 9 1" ] && ok "SIGTERM: status 137, record '$last'" ||
+    bad "SIGTERM: status $status, last line '$(printf '%s' "$last" | cat -v)'"
+
+# nothing of ours is left: no helper, actor or grandchild (they share the
+# helper's command line), reparented to init or not
+i=0
+while [ -n "$(mine)" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+left=$(mine | tr '\n' ' ')
+[ -z "$left" ] && ok "no process of this test is left" ||
+    bad "left running: $left($(for p in $left; do ps -o pid=,ppid=,args= -p "$p"; done))"
 exit $fail
