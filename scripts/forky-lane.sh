@@ -54,6 +54,22 @@ cleanup() {
     done
     for m in $mounted; do umount -l "$chr/$m" 2>/dev/null || true; done
     mounted=""
+    sweep_cgroups
+}
+# The host's cgroup2 tree is bound in: the fork backend's cgroup containment
+# makes tether.PID.N groups there, and a supervisor killed by a test
+# (test_fork's parent-death cases) leaves its empty ones for the next
+# supervisor's open to remove. The lane has no next one: remove them as the
+# backend does (only a dead PID's, and rmdir takes only empty groups).
+sweep_cgroups() {
+    cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+    [ -n "$cg" ] || return 0
+    cg=$cg$(sed -n 's/^0::\/*/\//p' /proc/self/cgroup | sed 's|^/$||')
+    for d in "$cg"/tether.*.*; do
+        p=${d##*/tether.}; p=${p%%.*}
+        [ -d "$d" ] && [ ! -d "/proc/$p" ] || continue
+        rmdir "$d"/a* "$d" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
