@@ -50,9 +50,13 @@ exec 3<>"$tmp/in"
 hp=$!
 gc=""
 i=0
+# The helper's children and their session ids from /proc (the kernel's
+# children lists, as the backends read them): no procps needed, which a
+# minimal root (the forky lane's debootstrap --variant=minbase) lacks.
 while [ -z "$gc" ] && [ $i -lt 100 ]; do # at most 10 s for the grandchild to escape
-    for c in $(pgrep -P "$hp"); do
-        [ "$(ps -o sid= -p "$c" | tr -d ' ')" = "$c" ] && gc=$c
+    for c in $(cat /proc/"$hp"/task/*/children 2>/dev/null); do
+        # after "pid (comm) ": state ppid pgrp session
+        [ "$(sed 's/.*) //' /proc/"$c"/stat 2>/dev/null | cut -d' ' -f4)" = "$c" ] && gc=$c
     done
     [ -n "$gc" ] || { sleep 0.1; i=$((i + 1)); }
 done
