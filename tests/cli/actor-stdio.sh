@@ -11,7 +11,15 @@ tmp=$(mktemp -d)
 # actor and every descendant it forks share the helper's command line, so
 # "--end-token TOKEN" finds all that this test started (and nothing else).
 u="t$$x$(date +%s)"
-mine() { pgrep -f -- "--end-token T[0-9]$u " 2>/dev/null; }
+# (read from /proc, not pgrep: the forky lane's minimal root has no procps)
+mine() {
+    for d in /proc/[0-9]*; do
+        c=$({ tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null) || continue
+        case $c in *"--end-token T"[0-9]"$u "*) echo "${d#/proc/}" ;; esac
+    done
+}
+# what() PID: its pid, parent and command line
+what() { echo "$1 ppid $(cut -d' ' -f4 "/proc/$1/stat" 2>/dev/null) $({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null)"; }
 # At any exit (a failed check, an interrupted run): kill what is left of
 # ours, however it detached.
 cleanup() {
@@ -102,5 +110,5 @@ i=0
 while [ -n "$(mine)" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 left=$(mine | tr '\n' ' ')
 [ -z "$left" ] && ok "no process of this test is left" ||
-    bad "left running: $left($(for p in $left; do ps -o pid=,ppid=,args= -p "$p"; done))"
+    bad "left running: $left($(for p in $left; do what "$p"; done))"
 exit $fail
