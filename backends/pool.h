@@ -93,6 +93,7 @@ struct pool {
     int64_t backoff_until;
     int64_t last_take;
     int stop;
+    int orphaned; /* pool_stop returned with workers still running: they detach */
     int refiller_on;
     int attr_ok;         /* attr carries the opener's scheduling */
     pthread_attr_t attr; /* of the workers */
@@ -135,6 +136,11 @@ static inline void *pool_worker_gone(struct pool_worker *w, void *warm)
         p->discard(p->ctx, warm);
     pthread_mutex_lock(&p->m);
     w->dead = 1;
+    /* pool_stop gave up waiting for this worker and will join no more:
+     * nobody joins it, so it must not end joinable (the plugin is pinned
+     * then: its code may still run here) */
+    if (p->orphaned)
+        pthread_detach(pthread_self());
     p->n_untaken--;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->m);
@@ -410,6 +416,9 @@ static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
         pthread_mutex_lock(&p->m);
         next = p->all;
     }
+    /* no dead worker is listed now (checked under p->m): any that ends
+     * from here on sees this and detaches itself */
+    p->orphaned = p->n_untaken > 0;
     pthread_mutex_unlock(&p->m);
     if (left)
         pool_pin_plugin();

@@ -1257,10 +1257,12 @@ static void sc_abandoned_exit(struct suite *s, struct result *r)
 
 static void sc_fd_hygiene(struct suite *s, struct result *r)
 {
+    /* before the supervisor opens: setenv races any getenv on another
+     * thread (TSan saw a subint pool worker's interpreter start read it) */
+    setenv("TETHER_CONFORMANCE_IN_PROCESS", has(s, TETHER_CAP_OUT_OF_PROCESS) ? "0" : "1", 1);
     tether_supervisor *sup = open_sup(s, r, NULL);
     if (!sup)
         return;
-    setenv("TETHER_CONFORMANCE_IN_PROCESS", has(s, TETHER_CAP_OUT_OF_PROCESS) ? "0" : "1", 1);
     tether_handle *sib1 = spawn(s, sup, "idle", r);
     tether_handle *sib2 = spawn(s, sup, "idle", r);
     tether_handle *h = spawn(s, sup, "fd_report", r);
