@@ -361,6 +361,10 @@ static void stop_threads(struct sstate *st, int spawner, int killer, int watcher
     slurm_wake(st);
     if (spawner)
         spawner_stop(&st->spawner);
+    /* Bounded: the killer's only waits are its idle condition wait (woken
+     * by the broadcast above, with stop set) and its command, SIGKILLed
+     * above; the watcher's one wait is a poll that includes the wake
+     * eventfd, written by slurm_wake above, and it reads stop each round. */
     if (killer)
         pthread_join(st->killer, NULL);
     if (watcher)
