@@ -402,20 +402,9 @@ static inline unsigned pool_stop(struct pool *p, int64_t deadline_ns)
         if (pthread_cond_timedwait(&p->cv, &p->m, &ts) == ETIMEDOUT)
             break; /* bounded by deadline_ns */
     unsigned left = p->n_untaken;
-    /* join the ended ones (bounded: each has returned or is returning);
-     * one still running keeps its struct (it writes w->dead) */
-    for (struct pool_worker *w = p->all, *next; w; w = next) {
-        next = w->anext;
-        if (!w->dead)
-            continue;
-        pool_unlink_locked(p, w);
-        pthread_mutex_unlock(&p->m);
-        pthread_join(w->thread, NULL); /* bounded: it is returning */
-        sem_destroy(&w->wake);
-        free(w);
-        pthread_mutex_lock(&p->m);
-        next = p->all;
-    }
+    /* join the ended ones; one still running keeps its struct (it writes
+     * w->dead) */
+    pool_join_dead_locked(p);
     /* no dead worker is listed now (checked under p->m): any that ends
      * from here on sees this and detaches itself */
     p->orphaned = p->n_untaken > 0;
