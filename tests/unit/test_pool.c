@@ -16,6 +16,8 @@
 
 #include <tether/tether.h>
 
+#include "live_tasks.h"
+
 #define ACTORS TOP_BUILDDIR "/tests/unit/.libs/test_actors.so"
 #define SEC TETHER_NS_PER_SEC
 #define MAX_TASKS 256
@@ -47,31 +49,11 @@ static void teardown(void)
     cfg = NULL;
 }
 
-/* A sanitizer runtime starts a helper thread of its own with the first
- * thread a process creates (TSan's background thread): make it exist
- * before a count is taken as the base, or it counts as one of ours. */
-static void *settle_noop(void *arg)
-{
-    return arg;
-}
-static void settle_runtime_threads(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, settle_noop, NULL) == 0)
-        pthread_join(t, NULL);
-}
-
-/* The thread ids of this process into tids (at most MAX_TASKS); their count. */
+/* The live threads of this process into tids (at most MAX_TASKS); their count. */
 static int tasks(long *tids)
 {
-    settle_runtime_threads();
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < MAX_TASKS;)
-        if (e->d_name[0] != '.')
-            tids[n++] = atol(e->d_name);
-    closedir(d);
+    int n = live_tasks(tids, MAX_TASKS, NULL);
+    ck_assert_int_ge(n, 1);
     return n;
 }
 
@@ -86,19 +68,7 @@ static int listed(const long *tids, int n, long tid)
 /* The parked pool workers (threads named tether-pool) into tids; their count. */
 static int parked(long *tids)
 {
-    long all[MAX_TASKS];
-    int n = tasks(all), k = 0;
-    for (int i = 0; i < n; i++) {
-        char path[64], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%ld/comm", all[i]);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; /* ended meanwhile */
-        if (fgets(comm, sizeof comm, f) && strcmp(comm, "tether-pool\n") == 0)
-            tids[k++] = all[i];
-        fclose(f);
-    }
-    return k;
+    return live_tasks(tids, MAX_TASKS, "tether-pool");
 }
 
 /* Wait (at most 5 s, 1 ms naps) until `want` pool workers are parked. */

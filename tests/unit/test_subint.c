@@ -18,6 +18,8 @@
 
 #include <tether/tether.h>
 
+#include "live_tasks.h"
+
 #define PY_ACTORS TOP_SRCDIR "/tests/unit/py_actors.py"
 #define SEC TETHER_NS_PER_SEC
 
@@ -433,51 +435,20 @@ END_TEST
 
 /* ---- the warm pool (options pool: N) ----------------------------------------------------- */
 
-/* Is `tid` a thread of this process now? */
+/* Is `tid` a live thread of this process now (not gone, not exiting)? */
 static int is_task(long tid)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%ld", tid);
-    return access(path, F_OK) == 0;
+    char name[32];
+    snprintf(name, sizeof name, "%ld", tid);
+    return live_task(name);
 }
 
-/* The threads of this process (all, or only parked pool drivers: named
- * tether-pool) into tids (at most 64); their count. */
-/* A sanitizer runtime starts a helper thread of its own with the first
- * thread a process creates (TSan's background thread): make it exist
- * before a count is taken as the base, or it counts as one of ours. */
-static void *settle_noop(void *arg)
-{
-    return arg;
-}
-static void settle_runtime_threads(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, settle_noop, NULL) == 0)
-        pthread_join(t, NULL);
-}
-
+/* The live threads of this process (all, or only parked pool drivers:
+ * named tether-pool) into tids (at most 64); their count. */
 static int tasks(long *tids, int only_parked)
 {
-    settle_runtime_threads();
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 64;) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = only_parked ? fopen(path, "r") : NULL;
-        if (f) {
-            if (!fgets(comm, sizeof comm, f))
-                comm[0] = 0;
-            fclose(f);
-        }
-        if (!only_parked || strcmp(comm, "tether-pool\n") == 0)
-            tids[n++] = atol(e->d_name);
-    }
-    closedir(d);
+    int n = live_tasks(tids, 64, only_parked ? "tether-pool" : NULL);
+    ck_assert_int_ge(n, 0);
     return n;
 }
 
