@@ -363,12 +363,12 @@ static double b_hundred(const struct suite *s)
     return 100 * s->B / 4 + s->S + s->H + 20;
 }
 
-#define RESTART_CATALOGUE                                                                        \
-    {"restart.transient-crash", sc_restart_transient_crash, b_restart},                         \
-        {"restart.permanent-exit", sc_restart_permanent_exit, b_restart},                       \
-        {"restart.intensity", sc_restart_intensity, b_restart},                                 \
-        {"restart.rest-for-one", sc_restart_rest_for_one, b_restart},                           \
-        {"restart.cancel-during-backoff", sc_restart_cancel_during_backoff, b_restart},         \
-        {"restart.abandoned-instance", sc_restart_abandoned_instance, b_restart},               \
-        {"restart.explicit-cancel", sc_restart_explicit_cancel, b_restart},                     \
-        {"restart.hundred", sc_restart_hundred, b_hundred},
+#define RESTART_CATALOGUE                                                                           \
+    {"restart.transient-crash", sc_restart_transient_crash, b_restart, NULL},                       \
+        {"restart.permanent-exit", sc_restart_permanent_exit, b_restart, NULL},                     \
+        {"restart.intensity", sc_restart_intensity, b_restart, NULL},                               \
+        {"restart.rest-for-one", sc_restart_rest_for_one, b_restart, NULL},                         \
+        {"restart.cancel-during-backoff", sc_restart_cancel_during_backoff, b_restart, NULL},       \
+        {"restart.abandoned-instance", sc_restart_abandoned_instance, b_restart, NULL},             \
+        {"restart.explicit-cancel", sc_restart_explicit_cancel, b_restart, NULL},                   \
+        {"restart.hundred", sc_restart_hundred, b_hundred, NULL},

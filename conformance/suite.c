@@ -93,7 +93,22 @@ struct scenario {
     const char *id;
     void (*run)(struct suite *, struct result *);
     double (*budget)(const struct suite *); /* watchdog, seconds */
+    /* For a scenario that repeats one bounded step many times: the
+     * watchdog also fires when no step has finished for this long
+     * (seconds; NULL: no such check). Its budget is then the sum of the
+     * steps' bounds, which a slow backend (srun: 0.2-0.9 s a spawn) can
+     * need, while a hang is still caught within one step's bound. */
+    double (*stall)(const struct suite *);
 };
+
+/* The time the runner's current scenario last finished a step (ns, 0
+ * before the first): written by the scenario, read by the watchdog. */
+static int64_t progress_ns;
+
+static void progress(void)
+{
+    __atomic_store_n(&progress_ns, tether_now_ns(), __ATOMIC_RELEASE);
+}
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -812,13 +827,15 @@ static void sc_idempotent(struct suite *s, struct result *r)
     close_sup(sup, r);
 }
 
+#define RACE_RUNS 200
+
 static void sc_race_with_exit(struct suite *s, struct result *r)
 {
     tether_supervisor *sup = open_sup(s, r, NULL);
     if (!sup)
         return;
     double worst = 0;
-    for (int i = 0; i < 200 && r->status != FAIL; i++) {
+    for (int i = 0; i < RACE_RUNS && r->status != FAIL; i++) {
         tether_handle *h = spawn(s, sup, "race_exit", r);
         if (!h)
             break;
@@ -835,6 +852,7 @@ static void sc_race_with_exit(struct suite *s, struct result *r)
         if (tether_wait(h, tether_now_ns(), &o) != 0 || o.kind != k)
             FAILF(r, "run %d: the outcome changed", i);
         tether_handle_release(h);
+        progress();
     }
     expect_within(r, worst, e_slack(1));
     close_sup(sup, r);
@@ -1826,51 +1844,63 @@ static double b_long(const struct suite *s)
     return 10 * s->B + 2 * (s->S + s->H) + 12;
 }
 
+/* cancel.race-with-exit: one run is a spawn (at most B), a cancel and its
+ * outcome (at most e), and room for the jitter and the release; the
+ * scenario is RACE_RUNS of them one after another (srun: ~1 minute). */
+static double race_step(const struct suite *s)
+{
+    return s->B + e_slack(1) + 2;
+}
+static double b_race(const struct suite *s)
+{
+    return RACE_RUNS * race_step(s);
+}
+
 /* The RESTART scenarios: their own file, the suite's helpers. */
 #include "restart.c"
 
 static const struct scenario catalogue[] = {
-    {"cancel.cooperative", sc_cooperative, b_e},
-    {"cancel.idle-serving", sc_idle_serving, b_e},
-    {"cancel.timed-waits", sc_timed_waits, b_sh},
-    {"cancel.busy-loop", sc_busy_loop, b_sh},
-    {"cancel.blocked-syscall", sc_blocked_syscall, b_sh},
-    {"cancel.ignores-signals", sc_ignores_signals, b_sh},
-    {"cancel.during-spawn", sc_during_spawn, b_spawn},
-    {"cancel.many-parallel", sc_many_parallel, b_long},
-    {"cancel.tree", sc_tree, b_long},
-    {"cancel.idempotent", sc_idempotent, b_e},
-    {"cancel.race-with-exit", sc_race_with_exit, b_long},
-    {"cancel.in-flight-call", sc_in_flight_call, b_sh},
-    {"cancel.supervisor-close", sc_supervisor_close, b_spawn},
-    {"cancel.zero-soft", sc_zero_soft, b_sh},
-    {"cancel.sigint-root", sc_sigint_root, b_long},
-    {"cancel.sigint-after-abandon", sc_sigint_after_abandon, b_long},
-    {"orphan.parked-waiter", sc_parked_waiter, b_sh},
-    {"orphan.peer-vanishes", sc_peer_vanishes, b_e},
-    {"orphan.crash", sc_crash, b_e},
-    {"orphan.external-kill", sc_external_kill, b_e},
-    {"orphan.parent-dies", sc_parent_dies, b_spawn},
-    {"orphan.grandchildren", sc_grandchildren, b_sh},
-    {"orphan.channel-closed", sc_channel_closed, b_sh},
-    {"orphan.late-reply", sc_late_reply, b_spawn},
-    {"orphan.abandoned-exit", sc_abandoned_exit, b_long},
-    {"orphan.fd-hygiene", sc_fd_hygiene, b_sh},
-    {"orphan.stdout-flood", sc_stdout_flood, b_sh},
-    {"orphan.spawn-dies", sc_spawn_dies, b_e},
-    {"orphan.spawn-hangs", sc_spawn_hangs, b_spawn},
-    {"orphan.escaped-descendant", sc_escaped_descendant, b_sh},
-    {"orphan.escaped-parent-dies", sc_escaped_parent_dies, b_spawn},
-    {"orphan.fork-storm", sc_fork_storm, b_sh},
-    {"error.remote", sc_error_remote, b_e},
-    {"error.many-fail", sc_many_fail, b_long}, /* setup: 16 spawns */
-    {"error.during-cancel", sc_during_cancel, b_e},
-    {"error.bad-call", sc_bad_call, b_e},
-    {"spawn.no-such-target", sc_no_such_target, b_e},
-    {"protocol.garbage-frame", sc_garbage, b_sh},
-    {"protocol.oversized-frame", sc_oversized, b_sh},
-    {"spawn.thread-exits", sc_thread_exits, b_spawn},
-    {"spawn.concurrent", sc_concurrent, b_spawn},
+    {"cancel.cooperative", sc_cooperative, b_e, NULL},
+    {"cancel.idle-serving", sc_idle_serving, b_e, NULL},
+    {"cancel.timed-waits", sc_timed_waits, b_sh, NULL},
+    {"cancel.busy-loop", sc_busy_loop, b_sh, NULL},
+    {"cancel.blocked-syscall", sc_blocked_syscall, b_sh, NULL},
+    {"cancel.ignores-signals", sc_ignores_signals, b_sh, NULL},
+    {"cancel.during-spawn", sc_during_spawn, b_spawn, NULL},
+    {"cancel.many-parallel", sc_many_parallel, b_long, NULL},
+    {"cancel.tree", sc_tree, b_long, NULL},
+    {"cancel.idempotent", sc_idempotent, b_e, NULL},
+    {"cancel.race-with-exit", sc_race_with_exit, b_race, race_step},
+    {"cancel.in-flight-call", sc_in_flight_call, b_sh, NULL},
+    {"cancel.supervisor-close", sc_supervisor_close, b_spawn, NULL},
+    {"cancel.zero-soft", sc_zero_soft, b_sh, NULL},
+    {"cancel.sigint-root", sc_sigint_root, b_long, NULL},
+    {"cancel.sigint-after-abandon", sc_sigint_after_abandon, b_long, NULL},
+    {"orphan.parked-waiter", sc_parked_waiter, b_sh, NULL},
+    {"orphan.peer-vanishes", sc_peer_vanishes, b_e, NULL},
+    {"orphan.crash", sc_crash, b_e, NULL},
+    {"orphan.external-kill", sc_external_kill, b_e, NULL},
+    {"orphan.parent-dies", sc_parent_dies, b_spawn, NULL},
+    {"orphan.grandchildren", sc_grandchildren, b_sh, NULL},
+    {"orphan.channel-closed", sc_channel_closed, b_sh, NULL},
+    {"orphan.late-reply", sc_late_reply, b_spawn, NULL},
+    {"orphan.abandoned-exit", sc_abandoned_exit, b_long, NULL},
+    {"orphan.fd-hygiene", sc_fd_hygiene, b_sh, NULL},
+    {"orphan.stdout-flood", sc_stdout_flood, b_sh, NULL},
+    {"orphan.spawn-dies", sc_spawn_dies, b_e, NULL},
+    {"orphan.spawn-hangs", sc_spawn_hangs, b_spawn, NULL},
+    {"orphan.escaped-descendant", sc_escaped_descendant, b_sh, NULL},
+    {"orphan.escaped-parent-dies", sc_escaped_parent_dies, b_spawn, NULL},
+    {"orphan.fork-storm", sc_fork_storm, b_sh, NULL},
+    {"error.remote", sc_error_remote, b_e, NULL},
+    {"error.many-fail", sc_many_fail, b_long, NULL}, /* setup: 16 spawns */
+    {"error.during-cancel", sc_during_cancel, b_e, NULL},
+    {"error.bad-call", sc_bad_call, b_e, NULL},
+    {"spawn.no-such-target", sc_no_such_target, b_e, NULL},
+    {"protocol.garbage-frame", sc_garbage, b_sh, NULL},
+    {"protocol.oversized-frame", sc_oversized, b_sh, NULL},
+    {"spawn.thread-exits", sc_thread_exits, b_spawn, NULL},
+    {"spawn.concurrent", sc_concurrent, b_spawn, NULL},
     RESTART_CATALOGUE
 };
 #define N_SCENARIOS (sizeof catalogue / sizeof catalogue[0])
@@ -1889,8 +1919,11 @@ static double worst_case_s(void)
     w.H = SUITE_HARD;
     w.B = SUITE_SPAWN;
     double total = 0;
+    /* a hang in a scenario of many steps is caught at its stall bound */
     for (size_t i = 0; i < N_SCENARIOS; i++)
-        total += catalogue[i].budget(&w) * timeout_scale + DRIVER_GRACE;
+        total += (catalogue[i].stall ? catalogue[i].stall(&w) : catalogue[i].budget(&w)) *
+                     timeout_scale +
+                 DRIVER_GRACE;
     return total;
 }
 
@@ -1937,18 +1970,39 @@ static void send_result(const struct result *r)
 
 struct watchdog {
     double budget;
+    double stall; /* 0: no progress check */
     const char *id;
 };
 
 static void *watchdog_main(void *arg)
 {
     struct watchdog *wd = arg;
-    sleep_s(wd->budget);
+    int64_t start = tether_now_ns(), end = start + (int64_t)(wd->budget * 1e9);
+    int64_t stall = (int64_t)(wd->stall * 1e9), now;
+    char why[96];
+    /* Ends: at `end` at the latest, each nap at most 0.1 s. */
+    for (;;) {
+        now = tether_now_ns();
+        if (now >= end) {
+            snprintf(why, sizeof why, "still running after %.1fs", wd->budget);
+            break;
+        }
+        int64_t last = __atomic_load_n(&progress_ns, __ATOMIC_ACQUIRE);
+        if (stall && now - (last ? last : start) >= stall) {
+            snprintf(why, sizeof why, "no step finished for %.1fs (%.1fs in)", wd->stall,
+                     (now - start) / 1e9);
+            break;
+        }
+        int64_t nap = end - now;
+        if (nap > 100 * MS)
+            nap = 100 * MS;
+        sleep_s(nap / 1e9);
+    }
     struct result r = {0};
     r.status = FAIL;
-    r.elapsed = wd->budget;
+    r.elapsed = (now - start) / 1e9;
     tether_supervisor *sup = __atomic_load_n(&current_sup, __ATOMIC_ACQUIRE);
-    snprintf(r.msg, sizeof r.msg, "watchdog: %s still running after %.1fs (%s)", wd->id, wd->budget,
+    snprintf(r.msg, sizeof r.msg, "watchdog: %s %s (%s)", wd->id, why,
              sup ? "hang dump follows" : "no supervisor open: nothing to dump");
     send_result(&r);
     if (sup) {
@@ -1987,7 +2041,8 @@ static void run_scenario(struct suite *s, const struct scenario *sc)
     setenv("TETHER_CONFIG", s->config, 1);
     setenv("TETHER_BACKEND", s->name, 1);
     setenv("TETHER_CONFORMANCE_ACTORS", s->actors, 1);
-    struct watchdog wd = {sc->budget(s) * timeout_scale, sc->id};
+    struct watchdog wd = {sc->budget(s) * timeout_scale,
+                          sc->stall ? sc->stall(s) * timeout_scale : 0, sc->id};
     pthread_t wt;
     pthread_create(&wt, NULL, watchdog_main, &wd);
     int fds0 = count_fds(), threads0 = count_threads();

@@ -32,7 +32,10 @@ if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/n
         sleep 0.1; i=$((i + 1))
     done
 fi
-stop "$dir/slurmd.pid"
+for f in "$dir"/slurmd.pid "$dir"/slurmd.*.pid; do   # one slurmd a node (slurmd -N)
+    case $f in *.daemon.pid) continue ;; esac
+    stop "$f"
+done
 stop "$dir/slurmctld.pid"
 # step daemons (slurmstepd) of this cluster still alive: they carry its SLURM_CONF
 for p in $(pgrep -x slurmstepd 2>/dev/null); do

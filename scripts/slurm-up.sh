@@ -60,6 +60,21 @@ if [ -z "$proctrack" ]; then
     fi
 fi
 
+# ---- nodes: slurmd -N runs one daemon per node name on this host ------------------
+nnodes=${TETHER_SLURM_NODES:-3}
+nodes=$host
+i=2
+while [ "$i" -le "$nnodes" ]; do nodes="$nodes,$host-$i"; i=$((i + 1)); done
+node_lines() {
+    echo "NodeName=$host CPUs=$cpus RealMemory=1000 State=UNKNOWN"
+    i=2
+    while [ "$i" -le "$nnodes" ]; do
+        echo "NodeName=$host-$i NodeHostname=$host NodeAddr=127.0.0.1 Port=$((6817 + i)) CPUs=$cpus RealMemory=1000 State=UNKNOWN"
+        i=$((i + 1))
+    done
+}
+for n in $(echo "$nodes" | tr , ' '); do mkdir -p "$dir/spool/$n"; done
+
 cat > "$conf" <<CONF
 # written by tether's scripts/slurm-up.sh: a one-node test cluster
 ClusterName=tether
@@ -81,18 +96,18 @@ MinJobAge=2
 ReturnToService=2
 SlurmdParameters=config_overrides
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/spool/%n
 SlurmctldPidFile=$dir/slurmctld.daemon.pid
-SlurmdPidFile=$dir/slurmd.daemon.pid
+SlurmdPidFile=$dir/slurmd.%n.daemon.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
+SlurmdLogFile=$dir/log/slurmd.%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-NodeName=$host CPUs=$cpus RealMemory=1000 State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+$(node_lines)
+PartitionName=debug Nodes=$nodes Default=YES MaxTime=INFINITE State=UP
 CONF
 cat > "$dir/cgroup.conf" <<CONF
 CgroupPlugin=$cgplugin
@@ -130,11 +145,16 @@ fail() {
 }
 start slurmctld slurmctld -D -i -f "$conf"
 wait_for 20 "slurmctld (scontrol ping)" sh -c 'scontrol ping | grep -q UP' || fail slurmctld
-start slurmd slurmd -D -f "$conf"
-wait_for 20 "slurmd (sinfo: idle)" sh -c "sinfo -h -N -n '$host' -o %t | grep -qx idle" || {
-    # a node that was down in a saved state: resume it once
-    scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true
-    wait_for 10 "slurmd (sinfo: idle)" sh -c "sinfo -h -N -n '$host' -o %t | grep -qx idle" || fail slurmd
+for n in $(echo "$nodes" | tr , ' '); do
+    start "slurmd.$n" slurmd -D -N "$n" -f "$conf"
+done
+idle() { # every node idle
+    [ "$(sinfo -h -N -o '%N %t' | awk '$2 == "idle" { n++ } END { print n + 0 }')" -eq "$nnodes" ]
 }
-say "up: $host, $cpus CPUs advertised, $proctrack, config $conf"
+wait_for 20 "slurmd (sinfo: $nnodes nodes idle)" idle || {
+    # nodes that were down in a saved state: resume them once
+    scontrol update nodename="$nodes" state=resume >/dev/null 2>&1 || true
+    wait_for 10 "slurmd (sinfo: $nnodes nodes idle)" idle || fail "slurmd.$host"
+}
+say "up: $nodes on $host, $cpus CPUs advertised each, $proctrack, config $conf"
 echo "export SLURM_CONF=$conf"
