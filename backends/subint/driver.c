@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "codecache.h"
 #include "driver.h"
 
 /* ---- the driver thread --------------------------------------------------------------- */
@@ -240,6 +241,7 @@ static void run_in(struct schild *c, struct tether_actor *a, PyThreadState *ts)
     c->run.backend_child = c;
     c->run.a = a;
     c->run.py_tid = PyThread_get_thread_ident();
+    c->run.code_of = &codecache_code_of;
     pthread_mutex_lock(&c->m);
     c->interp = interp;
     c->drv_ts = ts;

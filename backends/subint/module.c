@@ -760,9 +760,12 @@ PyObject *subint_module_install(struct subint_run *run)
 
 /* Loads "path/file.py:FUNC" (the file's folder goes first on sys.path) or
  * "package.module:FUNC" (the current folder goes on sys.path, as `python
- * -m` does). Python code: the import machinery is Python's anyway. */
+ * -m` does). Python code: the import machinery is Python's anyway. A file's
+ * module is made as importlib makes it (spec, module, sys.modules entry);
+ * its code comes from `code_of` when given (the backend's cache of compiled
+ * modules, codecache.h), else from the spec's loader (tether-pyactor). */
 static const char loader_src[] =
-    "def load(target=None):\n"
+    "def load(target=None, code_of=None):\n"
     "    import importlib, importlib.util, os, sys\n"
     "    if target is None:\n" /* a pooled interpreter's warm-up: the imports only */
     "        return None\n"
@@ -779,7 +782,10 @@ static const char loader_src[] =
     "        spec = importlib.util.spec_from_file_location(name, path)\n"
     "        mod = importlib.util.module_from_spec(spec)\n"
     "        sys.modules[name] = mod\n"
-    "        spec.loader.exec_module(mod)\n"
+    "        if code_of is None:\n"
+    "            spec.loader.exec_module(mod)\n"
+    "        else:\n"
+    "            exec(code_of(path), mod.__dict__)\n"
     "    else:\n"
     "        sys.path.insert(0, os.getcwd())\n"
     "        mod = importlib.import_module(where)\n"
@@ -788,10 +794,6 @@ static const char loader_src[] =
     "        raise AttributeError(f'actor module {where} has no function {func!r}')\n"
     "    return mod, fn\n";
 
-/* What a pooled interpreter does ahead: the loader's own imports, which
- * every actor's loader makes before the actor's module runs (so the state
- * an actor's module finds is the same, pooled or cold). Errors are
- * dropped: the loader then meets them again, as a cold one would. */
 /* The loader's `load` function, compiled in the current interpreter: a new
  * reference, or NULL with an exception set. */
 static PyObject *compile_loader(void)
@@ -830,7 +832,7 @@ void subint_preload(void)
     PyErr_Clear();
 }
 
-static PyObject *load_target(const char *target)
+static PyObject *load_target(struct subint_run *r, const char *target)
 {
     PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
     PyObject *load = idict ? PyDict_GetItemString(idict, LOADER_KEY) : NULL; /* borrowed */
@@ -840,7 +842,9 @@ static PyObject *load_target(const char *target)
     } else if (!(load = compile_loader())) {
         return NULL;
     }
-    PyObject *res = PyObject_CallFunction(load, "s", target);
+    PyObject *code_of = r->code_of ? PyCFunction_New(r->code_of, NULL) : Py_NewRef(Py_None);
+    PyObject *res = code_of ? PyObject_CallFunction(load, "sO", target, code_of) : NULL;
+    Py_XDECREF(code_of);
     Py_DECREF(load);
     return res;
 }
@@ -863,7 +867,7 @@ void subint_run_target(struct subint_run *r, const char *target, int *outcome, i
         *outcome = TETHER_OUTCOME_CANCELLED;
         goto out;
     }
-    loaded = load_target(target);
+    loaded = load_target(r, target);
     if (!loaded) {
         /* before ready: the spawn fails with this text */
         if (PyErr_ExceptionMatches(r->cancelled_type)) {

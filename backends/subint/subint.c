@@ -61,7 +61,8 @@
  * Files: subint.c (this: the vtable, the GIL monitor, the cancel
  * injector), driver.c (a driver thread: its interpreter, the actor, the
  * outcome, the end; the warm pool's hooks), driver.h (their shared
- * state), module.c (the `tether` module), pack.c, gil311.c.
+ * state), module.c (the `tether` module), codecache.c (the actor
+ * modules' code, compiled once per process), pack.c, gil311.c.
  *
  * Every wait of this file has a deadline except the GIL waits of the
  * backend's own threads (driver, helpers): those are never supervisor
@@ -88,6 +89,7 @@
 #include <tether/backend.h>
 
 #include "../inproc.h"
+#include "codecache.h"
 #include "driver.h"
 
 /* The host members this backend calls (appended after `log`). */
@@ -137,6 +139,7 @@ void state_unref(struct sstate *st)
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->m);
     free(st);
+    codecache_release(); /* the last state frees the compiled modules */
 }
 
 void child_unref(struct schild *c)
@@ -554,6 +557,7 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
         return TETHER_ENOMEM;
     st->host = host;
     atomic_init(&st->refs, 1);
+    codecache_hold(); /* until state_unref frees st */
     pthread_mutex_init(&st->m, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -20,6 +20,8 @@ struct subint_run {
     int finished;             /* (GIL) the actor code is done: inject nothing more */
     PyObject *ext;            /* (GIL) the tether extension, once loaded for its
                                  supervisor API (strong), or NULL */
+    PyMethodDef *code_of;     /* the loader's source of compiled actor modules
+                                 (codecache.h), or NULL: compiled each time */
 };
 
 /* module.c: create the `tether` module in the current (sub-)interpreter,

@@ -1,18 +1,22 @@
 /* tests/unit/test_subint.c - the subint backend's Python side, through the
  * public API: values crossing as MessagePack, exception text in the
  * outcome, the injected tether.Cancelled, calls by function name, spawning
- * while a sibling spins, and how an interpreter with leftover threads is
- * ended (or not). Actors: tests/unit/py_actors.py.
+ * while a sibling spins, how an interpreter with leftover threads is
+ * ended (or not), and that the actor modules' compiled code, cached per
+ * process, never shares a module nor outlives an edit of its file. Actors:
+ * tests/unit/py_actors.py, and files written at run time.
  *
  * Each test runs in its own process (CK_FORK), so each initialises Python
  * afresh; the test runner itself never does. */
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -520,6 +524,172 @@ START_TEST(pool_option_is_checked)
 }
 END_TEST
 
+/* ---- the actor module's code, compiled once per process ------------------------------------ */
+
+/* The supervisor of these tests: cold (pool 0) or with a warm pool. */
+static void open_with_pool(int pool)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "backend: subint\n"
+             "timeouts: { spawn: 2.0, soft_cancel: 0.5, hard_kill: 0.5 }\n"
+             "backends:\n"
+             "  subint: { path: " TOP_BUILDDIR "/backends/subint/.libs/subint.so, "
+             "options: { pool: %d } }\n",
+             pool);
+    struct tether_error err;
+    ck_assert_msg(tether_config_parse(yaml, strlen(yaml), "test.yaml", "/", &cfg, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_msg(tether_supervisor_open(cfg, NULL, &sup, &err) == 0, "%s", err.msg);
+}
+
+/* Far in the past, so that no write made now has these times. */
+#define T0 ((time_t)1000000000)
+
+/* Write `text` to `path` (in place: the inode stays), then set its mtime
+ * to `mtime` (0: leave the time of the write). */
+static void write_file(const char *path, const char *text, time_t mtime)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fputs(text, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    if (mtime) {
+        struct timespec ts[2] = {{mtime, 0}, {mtime, 0}};
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+    }
+}
+
+/* The actor module, version `tag` (a longer tag makes a longer file). Its
+ * `bump` says what it found in its module, then waits for a message; `boom`
+ * raises from line 6. */
+static void write_module(const char *path, const char *tag, time_t mtime)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "import sys\n"
+             "import tether\n"
+             "seen = []\n"
+             "\n"
+             "def boom(actor):\n"
+             "    raise KeyError('%s')\n"
+             "\n"
+             "def bump(actor):\n"
+             "    seen.append(1)\n"
+             "    mine = sys.modules[__name__].seen is seen\n"
+             "    tether.send_bytes(f'%s seen={len(seen)} mine={mine} file={__file__}'.encode())\n"
+             "    tether.recv_bytes(timeout=5)\n",
+             tag, tag);
+    write_file(path, text, mtime);
+}
+
+static tether_handle *spawn_at(const char *path, const char *fn)
+{
+    char target[512];
+    snprintf(target, sizeof target, "%s:%s", path, fn);
+    tether_handle *h;
+    struct tether_error err;
+    ck_assert_msg(tether_spawn(sup, target, 0, &h, &err) == 0, "%s", err.msg);
+    return h;
+}
+
+/* Two actors of `path` alive at once each run version `tag` in a module of
+ * their own: the first one's append to the module global `seen` is not
+ * seen by the second. */
+static void expect_version(const char *path, const char *tag)
+{
+    char want[512];
+    snprintf(want, sizeof want, "%s seen=1 mine=True file=%s", tag, path);
+    tether_handle *h[2];
+    for (int i = 0; i < 2; i++) {
+        h[i] = spawn_at(path, "bump");
+        char *t = recv_text(h[i]);
+        ck_assert_msg(strcmp(t, want) == 0, "actor %d of %s: %s", i, tag, t);
+        free(t);
+    }
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(tether_send(h[i], "x", 1, tether_now_ns() + SEC), 0);
+        ck_assert_int_eq(wait_outcome(h[i]).kind, TETHER_OUTCOME_EXITED);
+        tether_handle_release(h[i]);
+    }
+}
+
+/* Every spawn of a target file gets a fresh module, and an edit of the
+ * file, whichever of its mtime, size or inode it changes, is what the next
+ * spawn runs; tracebacks and syntax errors name the real file. Cold (_i 0)
+ * and from a warm pool (_i 1). */
+START_TEST(each_spawn_gets_a_fresh_module_and_an_edited_file_runs_its_new_code)
+{
+    open_with_pool(_i ? 2 : 0);
+    char dir[] = "/tmp/tether-codecache-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64], tmp[64];
+    snprintf(path, sizeof path, "%s/target.py", dir);
+    snprintf(tmp, sizeof tmp, "%s/target.new", dir);
+
+    write_module(path, "v1", T0);
+    expect_version(path, "v1");
+    tether_handle *h = spawn_at(path, "boom");
+    struct tether_outcome o = wait_outcome(h);
+    ck_assert_int_eq(o.kind, TETHER_OUTCOME_FAILED);
+    char want[256];
+    snprintf(want, sizeof want, "File \"%s\", line 6, in boom\n    raise KeyError('v1')", path);
+    ck_assert_msg(strstr(o.message, want), "%s", o.message);
+    tether_handle_release(h);
+
+    write_module(path, "v2", T0 + 1); /* only the mtime differs */
+    expect_version(path, "v2");
+    write_module(path, "v3x", T0 + 1); /* only the size */
+    expect_version(path, "v3x");
+    write_module(tmp, "v4x", T0 + 1); /* only the inode */
+    ck_assert_int_eq(rename(tmp, path), 0);
+    expect_version(path, "v4x");
+
+    write_file(path, "import tether\ndef bump(:\n", 0);
+    struct tether_error err;
+    char target[128];
+    snprintf(target, sizeof target, "%s:bump", path);
+    ck_assert_int_eq(tether_spawn(sup, target, 0, &h, &err), TETHER_ESPAWN);
+    ck_assert_msg(strstr(err.msg, "SyntaxError: ") && strstr(err.msg, "(target.py, line 2)"),
+                  "%s", err.msg);
+    tether_handle_release(h);
+    write_module(path, "v5", 0);
+    expect_version(path, "v5");
+
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* More target files than the cache keeps (64): each still runs its own
+ * code, the first ones (dropped by then) as well as the last. */
+START_TEST(more_targets_than_the_cache_holds_each_run_their_own_code)
+{
+    enum { N = 70 };
+    char dir[] = "/tmp/tether-codecache-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[N][64];
+    for (int i = 0; i < N; i++) {
+        snprintf(path[i], sizeof path[i], "%s/t%d.py", dir, i);
+        char text[64];
+        snprintf(text, sizeof text, "def code(actor):\n    return %d\n", i);
+        write_file(path[i], text, 0);
+    }
+    /* all of them, then the first two (dropped from the cache by then) and the last */
+    for (int k = 0; k < N + 3; k++) {
+        int i = k < N ? k : k == N ? 0 : k == N + 1 ? 1 : N - 1;
+        tether_handle *h = spawn_at(path[i], "code");
+        struct tether_outcome o = wait_outcome(h);
+        ck_assert_int_eq(o.kind, TETHER_OUTCOME_EXITED);
+        ck_assert_int_eq(o.code, i);
+        tether_handle_release(h);
+    }
+    for (int i = 0; i < N; i++)
+        unlink(path[i]);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *subint_suite(void)
 {
     Suite *s = suite_create("subint");
@@ -541,6 +711,7 @@ static Suite *subint_suite(void)
     tcase_add_test(tc, failure_texts_do_not_import_traceback);
     tcase_add_test(tc, outcome_is_out_before_the_interpreter_ends);
     tcase_add_test(tc, own_gil_option_by_python_version);
+    tcase_add_test(tc, more_targets_than_the_cache_holds_each_run_their_own_code);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("starvation");
     tcase_add_checked_fixture(st, setup, teardown);
@@ -552,6 +723,8 @@ static Suite *subint_suite(void)
     tcase_set_timeout(pt, 40);
     tcase_add_test(pt, pooled_interpreter_is_fresh_and_close_ends_the_pool);
     tcase_add_test(pt, pool_option_is_checked);
+    tcase_add_loop_test(pt, each_spawn_gets_a_fresh_module_and_an_edited_file_runs_its_new_code, 0,
+                        2);
     suite_add_tcase(s, pt);
     return s;
 }
