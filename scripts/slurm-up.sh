@@ -1,7 +1,8 @@
 #!/bin/sh
-# Bring up a single-node Slurm cluster for tether's tests, without systemd:
-# munged, slurmctld -D and slurmd -D started directly, as root, with their
-# configuration, state and logs in one private folder. Installs nothing
+# Bring up a Slurm test cluster for tether's tests on this one host, without systemd:
+# munged, slurmctld -D and one slurmd -D per node (slurmd -N; eight nodes by
+# default, TETHER_SLURM_NODES=N: docs/slurm.md says why), started directly, as
+# root, with their configuration, state and logs in one private folder. Installs nothing
 # (scripts/install-slurm-deps.sh does). Every wait is bounded.
 #
 #   sh scripts/slurm-up.sh [DIR]      (default DIR: $TETHER_SLURM_DIR or /tmp/tether-slurm)
@@ -61,7 +62,11 @@ if [ -z "$proctrack" ]; then
 fi
 
 # ---- nodes: slurmd -N runs one daemon per node name on this host ------------------
-nnodes=${TETHER_SLURM_NODES:-3}
+nnodes=${TETHER_SLURM_NODES:-8}
+case $nnodes in
+    [1-9] | [1-5][0-9] | 6[0-4]) ;;
+    *) say "TETHER_SLURM_NODES='$nnodes': give a number of nodes from 1 to 64"; exit 2 ;;
+esac
 nodes=$host
 i=2
 while [ "$i" -le "$nnodes" ]; do nodes="$nodes,$host-$i"; i=$((i + 1)); done
@@ -76,7 +81,7 @@ node_lines() {
 for n in $(echo "$nodes" | tr , ' '); do mkdir -p "$dir/spool/$n"; done
 
 cat > "$conf" <<CONF
-# written by tether's scripts/slurm-up.sh: a one-node test cluster
+# written by tether's scripts/slurm-up.sh: a test cluster, every node on this host
 ClusterName=tether
 SlurmctldHost=$host
 SlurmUser=root

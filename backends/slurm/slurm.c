@@ -434,9 +434,13 @@ static int s_open(const struct tether_backend_host *host, const struct tether_op
 static void s_close(void *state)
 {
     struct sstate *st = state;
-    /* every child is released by now; the watcher reaps the sruns still
-     * completing their jobs (bounded, see stop_threads) */
-    stop_threads(st, 1, 1, 1);
+    /* Every child is released by now. The watcher first reaps the sruns
+     * still completing their jobs (bounded: watch.c, stopping), and only
+     * then does the spawner thread end: its end sends every srun it
+     * started its parent-death signal (SIGKILL), which would turn their
+     * normal ends into kills that hold the node COMPLETING for seconds. */
+    stop_threads(st, 0, 1, 1);
+    stop_threads(st, 1, 0, 0);
     destroy_state(st);
 }
 

@@ -27,9 +27,18 @@
 
 #define MARK_LEN (sizeof SLURM_RECORD_MARK - 1)
 
-/* After close(): how long the sruns still completing their jobs are
- * waited for, then how long after their SIGKILL. */
-#define STOP_WAIT_NS (2 * (int64_t)1000000000)
+/* After close(): how long the sruns still completing their jobs (their
+ * actors have ended) are waited for, then how long after their SIGTERM,
+ * then after their SIGKILL. srun completes a job ~25-100 ms after its
+ * task's end. SIGTERM makes it complete the job at once (Slurm records it
+ * CANCELLED; the node is free again ~0.2 s later); SIGKILL, which the
+ * spawner thread's end used to send to every srun through its
+ * parent-death signal, makes the shepherd complete it while slurmd still
+ * sees the step, and the node stays COMPLETING 2-3 s (docs/slurm.md):
+ * each closing supervisor then held a node, and spawns of the next one
+ * waited PENDING. */
+#define STOP_GRACE_NS (150 * (int64_t)1000000)
+#define STOP_WAIT_NS (1 * (int64_t)1000000000)
 #define STOP_KILL_NS (1 * (int64_t)1000000000)
 
 /* Pass srun's stderr on to ours. Bounded: at most 100 ms for room in our
@@ -191,21 +200,25 @@ static void free_done(struct sstate *st, int all)
     }
 }
 
-/* After close(): wait for the sruns completing their jobs, SIGKILL them
- * after STOP_WAIT_NS, give up STOP_KILL_NS later. Returns 1 to end. */
-static int stopping(struct sstate *st, int64_t *give_up, int *killed_all)
+/* After close(): wait for the sruns completing their jobs, SIGTERM them
+ * after STOP_GRACE_NS, SIGKILL them STOP_WAIT_NS later, give up
+ * STOP_KILL_NS after that. *phase counts the steps taken. Returns 1 to
+ * end. */
+static int stopping(struct sstate *st, int64_t *give_up, int *phase)
 {
     if (!st->children)
         return 1;
     int64_t now = slurm_mono_ns();
-    if (!*give_up) {
-        *give_up = now + STOP_WAIT_NS;
-    } else if (now >= *give_up && !*killed_all) {
+    if (*phase == 0) {
+        *give_up = now + STOP_GRACE_NS;
+        *phase = 1;
+    } else if (now >= *give_up && *phase < 3) {
         for (struct schild *c = st->children; c; c = c->next)
             if (!c->srun_done)
-                syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        *killed_all = 1;
-        *give_up = now + STOP_KILL_NS;
+                syscall(SYS_pidfd_send_signal, c->pidfd, *phase == 1 ? SIGTERM : SIGKILL, NULL,
+                        0);
+        *give_up = now + (*phase == 1 ? STOP_WAIT_NS : STOP_KILL_NS);
+        (*phase)++;
     } else if (now >= *give_up) {
         return 1;
     }
@@ -260,12 +273,12 @@ void *slurm_watcher_main(void *arg)
     struct schild **who = NULL;
     size_t cap = 0;
     int64_t give_up = 0;
-    int killed_all = 0;
+    int phase = 0;
     pthread_mutex_lock(&st->lock);
     for (;;) {
         free_done(st, 0);
         term_overdue(st);
-        if (st->stop && stopping(st, &give_up, &killed_all))
+        if (st->stop && stopping(st, &give_up, &phase))
             break;
         size_t n = 1;
         for (struct schild *c = st->children; c; c = c->next)
