@@ -217,13 +217,19 @@ static int read_all(int fd, size_t hint, char **out, size_t *len)
 /* The cached code of `path`, or else its source. 0 or an errno value. */
 static int fetch(const char *path, struct fetch *f)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: the open of a FIFO named as an actor module must not
+     * wait for a writer (it is refused below; a regular file ignores it) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return errno;
     struct stat sb;
     int rc = 0;
     if (fstat(fd, &sb) != 0) {
         rc = errno;
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL; /* read_all's bound is the size */
         goto out;
     }
     key_of(&sb, &f->key);

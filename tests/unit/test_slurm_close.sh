@@ -8,14 +8,7 @@
 # (docs/slurm.md). Needs a Slurm controller (skipped otherwise).
 set -u
 top=${abs_top_builddir:-$(pwd)}
-if [ -z "${SLURM_CONF:-}" ] && [ -f "${TETHER_SLURM_DIR:-/tmp/tether-slurm}/slurm.conf" ]; then
-    SLURM_CONF="${TETHER_SLURM_DIR:-/tmp/tether-slurm}/slurm.conf"
-    export SLURM_CONF
-fi
-if ! command -v scontrol >/dev/null 2>&1 || ! timeout 10 scontrol ping 2>/dev/null | grep -q "is UP"; then
-    echo "# SKIP: no Slurm controller answers (scripts/slurm-up.sh)"
-    exit 77
-fi
+. "${abs_top_srcdir:-$(pwd)}/tests/unit/slurm_cluster.sh"
 host=$(hostname -s)
 cfg="$top/plugins.yaml"
 [ -f "$cfg" ] || cfg="${abs_top_srcdir:-$top}/plugins.yaml"

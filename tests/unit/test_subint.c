@@ -690,6 +690,31 @@ START_TEST(more_targets_than_the_cache_holds_each_run_their_own_code)
 }
 END_TEST
 
+/* A target that is not a regular file (a FIFO nobody writes) fails the
+ * spawn at once, naming it: reading it would wait for a writer forever.
+ * The loader refuses it before reading; codecache.c's open does not wait
+ * either (O_NONBLOCK, then S_ISREG), for a file replaced in between. */
+START_TEST(a_fifo_target_fails_the_spawn_at_once)
+{
+    char dir[] = "/tmp/tether-codecache-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64], target[128];
+    snprintf(path, sizeof path, "%s/fifo.py", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    snprintf(target, sizeof target, "%s:main", path);
+    tether_handle *h = NULL;
+    struct tether_error err;
+    ck_assert_int_eq(tether_spawn(sup, target, 0, &h, &err), TETHER_ESPAWN);
+    /* the refusal, not the spawn timeout of an open that waited */
+    ck_assert_msg(strstr(err.msg, "fifo.py") && strstr(err.msg, "no actor module") &&
+                      !strstr(err.msg, "timeout"),
+                  "%s", err.msg);
+    tether_handle_release(h);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *subint_suite(void)
 {
     Suite *s = suite_create("subint");
@@ -712,6 +737,7 @@ static Suite *subint_suite(void)
     tcase_add_test(tc, outcome_is_out_before_the_interpreter_ends);
     tcase_add_test(tc, own_gil_option_by_python_version);
     tcase_add_test(tc, more_targets_than_the_cache_holds_each_run_their_own_code);
+    tcase_add_test(tc, a_fifo_target_fails_the_spawn_at_once);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("starvation");
     tcase_add_checked_fixture(st, setup, teardown);
