@@ -435,12 +435,15 @@ static void s_close(void *state)
 {
     struct sstate *st = state;
     /* Every child is released by now. The watcher first reaps the sruns
-     * still completing their jobs (bounded: watch.c, stopping), and only
-     * then does the spawner thread end: its end sends every srun it
-     * started its parent-death signal (SIGKILL), which would turn their
-     * normal ends into kills that hold the node COMPLETING for seconds. */
+     * of actors that ended by themselves while they complete their jobs
+     * (at most 100 ms: watch.c, stopping), and only then does the spawner
+     * thread end: its end sends every srun it started its parent-death
+     * signal (SIGKILL), which turns a normal end into a kill that Slurm
+     * records CANCELLED and that holds the node COMPLETING for seconds.
+     * Then the sruns it killed are reaped (bounded: slurm_reap_rest). */
     stop_threads(st, 0, 1, 1);
     stop_threads(st, 1, 0, 0);
+    slurm_reap_rest(st);
     destroy_state(st);
 }
 

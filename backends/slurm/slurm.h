@@ -109,8 +109,12 @@ void *slurm_killer_main(void *arg);
 void slurm_queue_scancel(struct sstate *st, const char *name);
 /* Wake the watcher (its list or a deadline changed). */
 void slurm_wake(struct sstate *st);
-/* The watcher thread (watch.c). Ends after close() set st->stop and every
- * srun is reaped, or at most ~3 s later (it SIGKILLs what is left). */
+/* The watcher thread (watch.c). Ends after close() set st->stop once the
+ * sruns of actors that ended by themselves are reaped, or at most 100 ms
+ * later (watch.c, STOP_GRACE_NS). */
 void *slurm_watcher_main(void *arg);
+/* watch.c: after every thread has ended, reap the sruns left (the
+ * spawner's end SIGKILLed them; at most 0.5 s) and free every child. */
+void slurm_reap_rest(struct sstate *st);
 
 #endif

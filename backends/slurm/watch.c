@@ -27,19 +27,20 @@
 
 #define MARK_LEN (sizeof SLURM_RECORD_MARK - 1)
 
-/* After close(): how long the sruns still completing their jobs (their
- * actors have ended) are waited for, then how long after their SIGTERM,
- * then after their SIGKILL. srun completes a job ~25-100 ms after its
- * task's end. SIGTERM makes it complete the job at once (Slurm records it
- * CANCELLED; the node is free again ~0.2 s later); SIGKILL, which the
- * spawner thread's end used to send to every srun through its
- * parent-death signal, makes the shepherd complete it while slurmd still
- * sees the step, and the node stays COMPLETING 2-3 s (docs/slurm.md):
- * each closing supervisor then held a node, and spawns of the next one
- * waited PENDING. */
-#define STOP_GRACE_NS (150 * (int64_t)1000000)
-#define STOP_WAIT_NS (1 * (int64_t)1000000000)
-#define STOP_KILL_NS (1 * (int64_t)1000000000)
+/* After close(): how long the sruns of actors that ended by themselves
+ * (their helper's record is in) are waited for while they complete their
+ * jobs (25-100 ms after the task's end, measured), before the spawner
+ * thread ends. Its end sends every srun it started its parent-death
+ * signal, SIGKILL, which makes the shepherd complete the job while slurmd
+ * still sees the step: Slurm records the job CANCELLED and keeps the node
+ * COMPLETING 2-3 s (docs/slurm.md). Short, because it adds to close(),
+ * which the core bounds by e past the teardown; the sruns of killed or
+ * abandoned actors are not waited for (they are being killed anyway, and
+ * under load took over a second: cancel.supervisor-close missed its
+ * bound). */
+#define STOP_GRACE_NS (100 * (int64_t)1000000)
+/* How long slurm_reap_rest waits for the sruns the spawner's end killed. */
+#define REST_WAIT_MS 500
 
 /* Pass srun's stderr on to ours. Bounded: at most 100 ms for room in our
  * stderr per chunk, then the chunk is dropped (a stderr nobody drains
@@ -200,29 +201,20 @@ static void free_done(struct sstate *st, int all)
     }
 }
 
-/* After close(): wait for the sruns completing their jobs, SIGTERM them
- * after STOP_GRACE_NS, SIGKILL them STOP_WAIT_NS later, give up
- * STOP_KILL_NS after that. *phase counts the steps taken. Returns 1 to
- * end. */
-static int stopping(struct sstate *st, int64_t *give_up, int *phase)
+/* After close(): 1 to end now; 0 to go on waiting for the sruns of
+ * actors that ended by themselves, at most STOP_GRACE_NS (from the first
+ * call, which sets *give_up). The others are left to slurm_reap_rest. */
+static int stopping(struct sstate *st, int64_t *give_up)
 {
-    if (!st->children)
+    int waiting = 0;
+    for (struct schild *c = st->children; c; c = c->next)
+        waiting += !c->srun_done && c->rec && !c->kill_asked;
+    if (!waiting)
         return 1;
     int64_t now = slurm_mono_ns();
-    if (*phase == 0) {
+    if (!*give_up)
         *give_up = now + STOP_GRACE_NS;
-        *phase = 1;
-    } else if (now >= *give_up && *phase < 3) {
-        for (struct schild *c = st->children; c; c = c->next)
-            if (!c->srun_done)
-                syscall(SYS_pidfd_send_signal, c->pidfd, *phase == 1 ? SIGTERM : SIGKILL, NULL,
-                        0);
-        *give_up = now + (*phase == 1 ? STOP_WAIT_NS : STOP_KILL_NS);
-        (*phase)++;
-    } else if (now >= *give_up) {
-        return 1;
-    }
-    return 0;
+    return now >= *give_up;
 }
 
 /* Hard kills whose srun did not exit within its grace (slurm.c,
@@ -273,12 +265,11 @@ void *slurm_watcher_main(void *arg)
     struct schild **who = NULL;
     size_t cap = 0;
     int64_t give_up = 0;
-    int phase = 0;
     pthread_mutex_lock(&st->lock);
     for (;;) {
         free_done(st, 0);
         term_overdue(st);
-        if (st->stop && stopping(st, &give_up, &phase))
+        if (st->stop && stopping(st, &give_up))
             break;
         size_t n = 1;
         for (struct schild *c = st->children; c; c = c->next)
@@ -346,9 +337,27 @@ void *slurm_watcher_main(void *arg)
         }
         pthread_mutex_lock(&st->lock);
     }
-    free_done(st, 1);
+    free_done(st, 0); /* the rest: slurm_reap_rest, after the spawner's end */
     pthread_mutex_unlock(&st->lock);
     free(pf);
     free(who);
     return NULL;
+}
+
+/* After every thread has ended (the spawner last: its end SIGKILLed the
+ * sruns still running), reap them and free every child. Bounded: at most
+ * REST_WAIT_MS in all; an srun still there then is left (a zombie until
+ * the process exits; never seen: SIGKILL is not ignorable). */
+void slurm_reap_rest(struct sstate *st)
+{
+    int64_t end = slurm_mono_ns() + REST_WAIT_MS * (int64_t)1000000;
+    for (struct schild *c = st->children; c; c = c->next) {
+        int64_t left = end - slurm_mono_ns();
+        if (!c->srun_done && left > 0) {
+            struct pollfd p = {.fd = c->pidfd, .events = POLLIN};
+            poll(&p, 1, (int)((left + 999999) / 1000000)); /* bounded by `end` */
+        }
+        check_srun(st, c); /* WNOHANG */
+    }
+    free_done(st, 1);
 }
