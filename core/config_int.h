@@ -1,5 +1,6 @@
 /* core/config_int.h - plugins.yaml's reader, shared by its rooms:
- *   config.c              the tree, the schema, the public entry points
+ *   config_tree.c         the text into a tree (libyaml), its errors
+ *   config.c              the schema, the public entry points
  *   config_supervision.c  the supervision: section (restarts)
  * Never installed. */
 #ifndef TETHER_CONFIG_INT_H
@@ -43,6 +44,17 @@ struct ctx {
 /* "NAME:LINE:COL: KEY: reason" at node `nd`; returns TETHER_ECONFIG. */
 __attribute__((format(printf, 4, 5))) int tether__cfg_fail(struct ctx *c, const struct node *nd,
                                                             const char *key, const char *fmt, ...);
+/* config_tree.c */
+/* Sets "NAME: out of memory" and returns TETHER_ENOMEM. */
+int tether__cfg_oom(struct ctx *c);
+void tether__cfg_node_free(struct node *nd);
+/* A key path that filled `size` bytes: its end becomes "..." (messages only). */
+void tether__cfg_mark_cut(char *buf, size_t size);
+/* A plain scalar spelled as YAML's null (or empty). */
+int tether__cfg_is_null(const struct node *nd);
+/* The document's root (NULL for an empty document): 0, or an error set. */
+int tether__cfg_build_document(struct ctx *c, struct node **root);
+
 int tether__cfg_key_is(const struct node *key, const char *name);
 /* "prefix.key" in buf (KEY_MAX bytes); returns buf. */
 const char *tether__cfg_join_key(char *buf, const char *prefix, const char *key);

@@ -11,6 +11,18 @@
 
 #include "config_int.h"
 
+/* OTP's defaults (the configuration starts from them; restart.c checks). */
+void tether_supervision_defaults(struct tether_supervision *sv)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->strategy = TETHER_ONE_FOR_ALL;
+    sv->max_restarts = 1; /* OTP's intensity: 1 in 5 s */
+    sv->period = 5;
+    sv->restart = TETHER_RESTART_TEMPORARY;
+    sv->backoff = 0;
+    sv->backoff_max = 30;
+}
+
 #define UNSET_INT (-1)
 #define UNSET_MAX UINT_MAX
 

@@ -296,6 +296,9 @@ void tether__restart_end(tether_handle *h, const char *why);
 void tether__give_up(tether_supervisor *sup, tether_handle *h);
 /* Free an ended handle (its channel fd closed if still open). */
 void tether__free_handle(tether_handle *h);
+/* supervisor.c: abandoned actors of this supervisor's backend state still
+ * running (the backend's count, else the supervisor's). */
+unsigned tether__still_running(tether_supervisor *sup);
 #define TETHER__IS_FINAL(h)                                                                      \
     ((h)->state == TETHER__ST_REAPED || (h)->state == TETHER__ST_ABANDONED)
 /* The handle's pollable fd is readable while recv or wait would not block:

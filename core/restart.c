@@ -30,17 +30,6 @@
 
 #include "engine.h"
 
-void tether_supervision_defaults(struct tether_supervision *sv)
-{
-    memset(sv, 0, sizeof *sv);
-    sv->strategy = TETHER_ONE_FOR_ALL;
-    sv->max_restarts = 1; /* OTP's intensity: 1 in 5 s */
-    sv->period = 5;
-    sv->restart = TETHER_RESTART_TEMPORARY;
-    sv->backoff = 0;
-    sv->backoff_max = 30;
-}
-
 /* A number the checks accept: finite and not negative. */
 static int bad_secs(double v)
 {
