@@ -73,10 +73,13 @@ static void on_parent_death(int sig)
 /* The supervisor went away before hearing from us: it may be dying right
  * now, its parent-death signal not yet sent. Wait for the reparenting (a
  * few ms at most), then take our whole process group down with us, so that
- * no grandchild outlives the actor. */
+ * no grandchild outlives the actor. Not when our parent is PID 1: a
+ * namespace's init (the fork backend's pidns containment), whose death
+ * kills the whole namespace; waiting only made every such end 50 ms late
+ * (backends/fork/fork.c says the same). */
 static void orphan_exit(pid_t parent, int orphaned)
 {
-    if (!orphaned)
+    if (!orphaned || parent == 1)
         return;
     for (int i = 0; i < 50 && getppid() == parent; i++)
         usleep(1000);
