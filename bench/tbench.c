@@ -156,6 +156,30 @@ static int pool_parked(void)
     return n;
 }
 
+static int tasks_now(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Wait (untimed by any figure; at most 200 ms) until the process has no
+ * more than `want` threads: the actor just reaped may still be ending on
+ * its own thread (a sub-interpreter's end: ~2 ms of CPU after its outcome),
+ * which must not run beside the next floor sample. */
+static void tasks_settle(int want)
+{
+    int64_t end = tether_now_ns() + 200000000LL;
+    while (tasks_now() > want && tether_now_ns() < end) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Wait (untimed by the figure; at most 2 s) until `want` workers are
  * parked: a sample of the warm figure (and its floor) starts from a full
  * pool, with no refill running beside it. 0 when they did not come. */
@@ -265,8 +289,10 @@ static void t_cancel(void)
     struct samples tv = {0}, fv = {0};
     struct budget b;
     budget_init(&b, o.iters, 100, o.budget);
+    int base_tasks = tasks_now();
     for (long i = 0; budget_more(&b, i); i++) {
         double us;
+        tasks_settle(base_tasks);
         if ((outproc ? floor_proc_cancel_msg(actor_cpu, &seed, &us)
                      : floor_thread_cancel_msg(actor_cpu, &seed, &us)))
             break;

@@ -198,6 +198,8 @@ struct tether_handle {
     struct tether__channel ch;
     struct tether_child *child; /* the backend's, until released */
     int exit_timer; /* exit fd fired but reap said not yet: reap on the timer */
+    int64_t reap_retry_ns; /* with exit_timer: the timer's period, doubled per try
+                            * from REAP_RETRY_MIN_NS to _MAX_NS (teardown.c) */
 
     /* data the actions record and the outcome decision reads */
     int requested; /* enum tether__request */

@@ -209,6 +209,7 @@ static int earlier_sibling_pending(const tether_handle *h)
 static void reset_instance(tether_handle *h)
 {
     h->exit_timer = 0;
+    h->reap_retry_ns = 0;
     h->requested = TETHER__REQ_NONE;
     h->hard_from = h->hard_by = 0;
     h->said = h->said_kind = h->said_code = 0;

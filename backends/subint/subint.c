@@ -176,8 +176,11 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg, int quiet)
         sigaddset(&set, SIGPIPE);
     }
     pthread_sigmask(SIG_SETMASK, &set, NULL);
+    /* the process's defaults (pthread_setattr_default_np: a program's CPU
+     * set, stack size), as a thread made with no attributes gets them */
     pthread_attr_t at;
-    pthread_attr_init(&at);
+    if (pthread_getattr_default_np(&at) != 0)
+        pthread_attr_init(&at);
     pthread_t tmp;
     if (!t)
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);

@@ -320,9 +320,11 @@ struct tether_backend {
      * thread), and it never waits in it: `deadline_ns` is tether_now_ns() at
      * the call, a poll. It calls reap when `exit_fd` polls readable, and
      * every few milliseconds (a timer) when exit_fd is -1 (once the actor is
-     * past running: its channel ended or a teardown began) or when a reap
+     * past running: its channel ended or a teardown began); when a reap
      * said TETHER_ETIMEDOUT after exit_fd fired (e.g. a thread still running
-     * its TLS destructors). A backend must still honour any deadline it is
+     * its TLS destructors), on a timer of 20 us doubling to 2 ms, and the
+     * events log says `reap-retry`. So record the end first, then make
+     * exit_fd readable. A backend must still honour any deadline it is
      * given, to within a few milliseconds: the deadline stays in the ABI. */
     int (*reap)(struct tether_child *child, int64_t deadline_ns, struct tether_outcome *out);
 

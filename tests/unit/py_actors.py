@@ -145,3 +145,14 @@ def leave_marks(actor):
     sys.tether_pool_mark = builtins.tether_pool_mark = 1
     globals()["tether_pool_mark"] = 1
     return 0
+
+
+def cooperative(actor):
+    while True:
+        tether.sleep(0.010)
+
+
+def cpus(actor):
+    """Says the CPUs its thread may run on, as "0,1"."""
+    import os
+    tether.send_bytes(",".join(str(c) for c in sorted(os.sched_getaffinity(0))).encode())
