@@ -131,7 +131,7 @@ void tether__chan_abort(tether_handle *h, int err, const char *why)
                       "\"waiters_released\":%u,\"error\":\"%s\"", tether__chan_count_parked(h),
                       tether_err_name(err));
     tether__chan_close_if_unused(h);
-    pthread_cond_broadcast(&sup->cond);
+    tether__wake_waiters(sup);
 }
 
 /* ---- outbound CANCEL (engine side, never blocks) -------------------------- */
@@ -155,7 +155,7 @@ void tether__chan_flush(tether_handle *h)
     free(ch->pend);
     ch->pend = NULL;
     ch->writer = TETHER__W_FREE;
-    pthread_cond_broadcast(&h->sup->cond);
+    tether__wake_waiters(h->sup);
 }
 
 void tether__chan_send_cancel(tether_handle *h)
@@ -227,7 +227,7 @@ static void on_reply(tether_handle *h, const struct tether__msg *m)
                 c->rc = m->code < 0 ? m->code : TETHER_EREMOTE;
                 c->text = m->text ? strdup(m->text) : NULL;
             }
-            pthread_cond_broadcast(&h->sup->cond);
+            tether__wake_waiters(h->sup);
             return;
         }
     /* a reply nobody waits for any more is dropped */
@@ -257,7 +257,7 @@ static int on_data(void *ctx, void *data, size_t len)
     ch->inbox_count++;
     ch->inbox_bytes += len;
     TETHER__HFD_SYNC(h);
-    pthread_cond_broadcast(&h->sup->cond);
+    tether__wake_waiters(h->sup);
     return 0;
 }
 
@@ -438,7 +438,7 @@ static int chan_write(tether_handle *h, const struct tether__out *f, int64_t dea
         tether__wake_engine(sup);
     tether__chan_close_if_unused(h);
     tether__unpark(h, &p);
-    pthread_cond_broadcast(&sup->cond);
+    tether__wake_waiters(sup);
     pthread_mutex_unlock(&sup->lock);
     return rc;
 }

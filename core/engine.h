@@ -227,9 +227,12 @@ struct tether_handle {
 
 struct tether_supervisor {
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast at every change */
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast at every change
+                          * (tether__wake_waiters) */
     int wake_fd;
     pthread_t engine;
+    int engine_holds;   /* the engine thread holds `lock` for its round */
+    int wake_deferred;  /* a change in that round: broadcast once it unlocks */
     int stop;
     int closing;  /* close has begun: no new spawn */
     int spawning; /* backend spawn() calls in progress (made without the lock) */
@@ -273,6 +276,10 @@ void tether__run_posted(tether_handle *h);
 void tether__try_reap(tether_handle *h);
 void *tether__engine_main(void *arg);
 void tether__wake_engine(tether_supervisor *sup);
+/* Wake the threads waiting on sup->cond (with sup->lock held). From the
+ * engine's round the broadcast waits until the engine unlocks: woken under
+ * the lock, each waiter would only block again on it. */
+void tether__wake_waiters(tether_supervisor *sup);
 void tether__event_log(tether_handle *h, const char *phase, const char *reason);
 int64_t tether__secs_ns(double s);
 /* supervisor.c: start the next instance of h's actor on the channel sv

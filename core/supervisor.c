@@ -317,6 +317,10 @@ static int spawn_unlocked(tether_supervisor *sup, const struct tether_spawn_spec
     sup->spawning++;
     struct tether__parked sp = {.what = spec->target, .since = tether_now_ns(), .next = sup->spawns};
     sup->spawns = &sp;
+    if (sup->wake_deferred) { /* the engine's round, restarting: not after the spawn */
+        sup->wake_deferred = 0;
+        pthread_cond_broadcast(&sup->cond);
+    }
     pthread_mutex_unlock(&sup->lock);
     int rc = sup->plugin->vt->spawn(sup->bstate, spec, child, berr);
     pthread_mutex_lock(&sup->lock);
@@ -326,7 +330,7 @@ static int spawn_unlocked(tether_supervisor *sup, const struct tether_spawn_spec
             *pp = sp.next;
             break;
         }
-    pthread_cond_broadcast(&sup->cond);
+    tether__wake_waiters(sup);
     return rc;
 }
 

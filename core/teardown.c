@@ -186,6 +186,33 @@ void tether__wake_engine(tether_supervisor *sup)
     (void)w; /* an eventfd at its maximum is already readable */
 }
 
+void tether__wake_waiters(tether_supervisor *sup)
+{
+    /* engine_holds stays set while the engine has the lock released for a
+     * backend spawn (spawn_unlocked): the thread decides, not the flag */
+    if (sup->engine_holds && pthread_equal(pthread_self(), sup->engine))
+        sup->wake_deferred = 1;
+    else
+        pthread_cond_broadcast(&sup->cond);
+}
+
+/* The engine's unlock: the broadcast its round deferred goes out after it. */
+static void engine_unlock(tether_supervisor *sup)
+{
+    int wake = sup->wake_deferred;
+    sup->wake_deferred = 0;
+    sup->engine_holds = 0;
+    pthread_mutex_unlock(&sup->lock);
+    if (wake)
+        pthread_cond_broadcast(&sup->cond);
+}
+
+static void engine_lock(tether_supervisor *sup)
+{
+    pthread_mutex_lock(&sup->lock);
+    sup->engine_holds = 1;
+}
+
 void tether__event_log(tether_handle *h, const char *phase, const char *reason)
 {
     tether_supervisor *sup = h->sup;
@@ -202,7 +229,7 @@ void tether__set_state(tether_handle *h, int st, int64_t deadline)
     h->state_since = tether_now_ns();
     h->deadline = deadline;
     TETHER__HFD_SYNC(h);
-    pthread_cond_broadcast(&h->sup->cond);
+    tether__wake_waiters(h->sup);
 }
 
 /* A nonzero return of soft_cancel/hard_kill/abort_channels: the clock drives
@@ -422,7 +449,7 @@ void tether__dispatch(tether_handle *h, int event, const struct tether_outcome *
         if (!h->t_ready) {
             h->t_ready = tether_now_ns();
             tether__event_log(h, "ready", NULL);
-            pthread_cond_broadcast(&sup->cond);
+            tether__wake_waiters(sup);
         }
         break;
     case TETHER__A_STOPPED:
@@ -602,7 +629,7 @@ void *tether__engine_main(void *arg)
     tether_handle **who = NULL;
     int *kind = NULL;
     size_t cap = 0;
-    pthread_mutex_lock(&sup->lock);
+    engine_lock(sup);
     while (!sup->stop) {
         sweep(sup);
         size_t need = 1 + 2 * (size_t)sup->n_handles;
@@ -619,9 +646,9 @@ void *tether__engine_main(void *arg)
                 kind = nk;
             if (!np || !nw || !nk) {
                 cap = 0;
-                pthread_mutex_unlock(&sup->lock);
+                engine_unlock(sup);
                 poll(NULL, 0, 10); /* out of memory: retry shortly */
-                pthread_mutex_lock(&sup->lock);
+                engine_lock(sup);
                 continue;
             }
         }
@@ -654,7 +681,7 @@ void *tether__engine_main(void *arg)
             if (h->deadline < next)
                 next = h->deadline;
         }
-        pthread_mutex_unlock(&sup->lock);
+        engine_unlock(sup);
         int64_t wait_ns = next - tether_now_ns();
         if (wait_ns < 0)
             wait_ns = 0;
@@ -666,7 +693,7 @@ void *tether__engine_main(void *arg)
          * (ppoll: a timer never fires early, and a reap retry needs finer
          * steps than poll's milliseconds.) */
         int r = ppoll(pfd, n, &wait, NULL);
-        pthread_mutex_lock(&sup->lock);
+        engine_lock(sup);
         if (r < 0) {
             /* EINTR, or ENOMEM: no events, but the deadlines still run */
             for (nfds_t i = 0; i < n; i++)
@@ -681,7 +708,7 @@ void *tether__engine_main(void *arg)
          * this thread is joined, so who[] stays valid across the unlocked poll. */
         engine_round(sup, pfd, who, kind, n);
     }
-    pthread_mutex_unlock(&sup->lock);
+    engine_unlock(sup);
     free(pfd);
     free(who);
     free(kind);
