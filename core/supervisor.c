@@ -317,13 +317,20 @@ static int spawn_unlocked(tether_supervisor *sup, const struct tether_spawn_spec
     sup->spawning++;
     struct tether__parked sp = {.what = spec->target, .since = tether_now_ns(), .next = sup->spawns};
     sup->spawns = &sp;
-    if (sup->wake_deferred) { /* the engine's round, restarting: not after the spawn */
-        sup->wake_deferred = 0;
-        pthread_cond_broadcast(&sup->cond);
+    /* The engine's round, restarting an actor: what it deferred goes out
+     * now, and others holding the lock meanwhile broadcast at once. */
+    int engine = sup->engine_holds;
+    if (engine) {
+        sup->engine_holds = 0;
+        if (sup->wake_deferred) {
+            sup->wake_deferred = 0;
+            pthread_cond_broadcast(&sup->cond);
+        }
     }
     pthread_mutex_unlock(&sup->lock);
     int rc = sup->plugin->vt->spawn(sup->bstate, spec, child, berr);
     pthread_mutex_lock(&sup->lock);
+    sup->engine_holds = engine;
     sup->spawning--;
     for (struct tether__parked **pp = &sup->spawns; *pp; pp = &(*pp)->next)
         if (*pp == &sp) {

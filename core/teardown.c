@@ -188,9 +188,9 @@ void tether__wake_engine(tether_supervisor *sup)
 
 void tether__wake_waiters(tether_supervisor *sup)
 {
-    /* engine_holds stays set while the engine has the lock released for a
-     * backend spawn (spawn_unlocked): the thread decides, not the flag */
-    if (sup->engine_holds && pthread_equal(pthread_self(), sup->engine))
+    /* set only while the engine's round holds the lock (spawn_unlocked
+     * clears it for the time the engine lets go of the lock) */
+    if (sup->engine_holds)
         sup->wake_deferred = 1;
     else
         pthread_cond_broadcast(&sup->cond);
