@@ -365,7 +365,9 @@ def write_results(run, a, outdir, backends, ran, skipped, elapsed):
             add("spawn + exit + reap, warm pool", name, mode,
                 run.find("spawn_cycle_pool", name, mode),
                 None if py else run.find("spawn_cycle_pool", fl_spawn, mode), fl_spawn, "us")
-            fl = "floor-cancel-msg-proc" if outp else "floor-cancel-msg-thread"
+            fl = ("floor-cancel-msg-proc" if outp else
+                  "floor-cancel-msg-subint" if py and run.find("cancel_coop", "floor-cancel-msg-subint", mode)
+                  else "floor-cancel-msg-thread")
             add("cancel (cooperative) → outcome", name, mode, run.find("cancel_coop", name, mode),
                 run.find("cancel_coop", fl, mode), fl, "us", 1.5)
             fl = "floor-pingpong-proc" if outp else "floor-pingpong-thread"
