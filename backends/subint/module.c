@@ -733,7 +733,11 @@ static struct PyModuleDef moddef = {
     .m_free = m_free,
 };
 
-PyObject *subint_module_install(struct subint_run *run)
+/* Where a pooled interpreter keeps the `tether` module it made ahead
+ * (subint_preload), bound to its actor by subint_module_install. */
+#define MODULE_KEY "tether.module"
+
+static PyObject *module_make(void)
 {
     PyObject *machinery = PyImport_ImportModule("importlib.machinery");
     PyObject *spec = machinery ? PyObject_CallMethod(machinery, "ModuleSpec", "sO", "tether",
@@ -748,6 +752,19 @@ PyObject *subint_module_install(struct subint_run *run)
     if (PyModule_ExecDef(mod, &moddef) != 0 ||
         PyDict_SetItemString(PyImport_GetModuleDict(), "tether", mod) != 0) {
         Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
+}
+
+PyObject *subint_module_install(struct subint_run *run)
+{
+    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    PyObject *mod = idict ? PyDict_GetItemString(idict, MODULE_KEY) : NULL; /* borrowed */
+    if (mod) {
+        Py_INCREF(mod);
+        PyDict_DelItemString(idict, MODULE_KEY); /* one use */
+    } else if (!(mod = module_make())) {
         return NULL;
     }
     mstate(mod)->run = run;
@@ -829,6 +846,13 @@ void subint_preload(void)
         Py_XDECREF(r);
     }
     Py_XDECREF(load);
+    PyErr_Clear();
+    /* the `tether` module too, in sys.modules as a cold actor finds it;
+     * bound to the actor when it comes (subint_module_install) */
+    PyObject *mod = idict ? module_make() : NULL;
+    if (mod)
+        PyDict_SetItemString(idict, MODULE_KEY, mod);
+    Py_XDECREF(mod);
     PyErr_Clear();
 }
 
