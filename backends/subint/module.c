@@ -733,9 +733,23 @@ static struct PyModuleDef moddef = {
     .m_free = m_free,
 };
 
-/* Where a pooled interpreter keeps the `tether` module it made ahead
- * (subint_preload), bound to its actor by subint_module_install. */
-#define MODULE_KEY "tether.module"
+/* Where a pooled interpreter keeps what it made ahead (subint_preload):
+ * its own per-interpreter dict, which Python code never sees. */
+#define MODULE_KEY "tether.module" /* bound to its actor by subint_module_install */
+#define LOADER_KEY "tether.loader" /* the compiled loader (load_target) */
+
+/* What the interpreter made ahead under `key` (taken: one use), else
+ * make(). A new reference, or NULL with an exception set. */
+static PyObject *made_ahead(const char *key, PyObject *(*make)(void))
+{
+    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    PyObject *obj = idict ? PyDict_GetItemString(idict, key) : NULL; /* borrowed */
+    if (!obj)
+        return make();
+    Py_INCREF(obj);
+    PyDict_DelItemString(idict, key);
+    return obj;
+}
 
 static PyObject *module_make(void)
 {
@@ -759,14 +773,9 @@ static PyObject *module_make(void)
 
 PyObject *subint_module_install(struct subint_run *run)
 {
-    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
-    PyObject *mod = idict ? PyDict_GetItemString(idict, MODULE_KEY) : NULL; /* borrowed */
-    if (mod) {
-        Py_INCREF(mod);
-        PyDict_DelItemString(idict, MODULE_KEY); /* one use */
-    } else if (!(mod = module_make())) {
+    PyObject *mod = made_ahead(MODULE_KEY, module_make);
+    if (!mod)
         return NULL;
-    }
     mstate(mod)->run = run;
     run->cancelled_type = mstate(mod)->cancelled;
     Py_INCREF(run->cancelled_type);
@@ -829,10 +838,6 @@ static PyObject *compile_loader(void)
     return load;
 }
 
-/* Where a pooled interpreter keeps its compiled loader: its own
- * per-interpreter dict, which Python code never sees. */
-#define LOADER_KEY "tether.loader"
-
 /* What a pooled interpreter does ahead: compile the loader, and make the
  * imports every actor's loader makes first (so the state an actor's module
  * finds is the same, pooled or cold). Errors are dropped: the loader then
@@ -858,14 +863,9 @@ void subint_preload(void)
 
 static PyObject *load_target(struct subint_run *r, const char *target)
 {
-    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
-    PyObject *load = idict ? PyDict_GetItemString(idict, LOADER_KEY) : NULL; /* borrowed */
-    if (load) {
-        Py_INCREF(load);
-        PyDict_DelItemString(idict, LOADER_KEY); /* one use */
-    } else if (!(load = compile_loader())) {
+    PyObject *load = made_ahead(LOADER_KEY, compile_loader);
+    if (!load)
         return NULL;
-    }
     PyObject *code_of = r->code_of ? PyCFunction_New(r->code_of, NULL) : Py_NewRef(Py_None);
     PyObject *res = code_of ? PyObject_CallFunction(load, "sO", target, code_of) : NULL;
     Py_XDECREF(code_of);

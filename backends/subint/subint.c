@@ -156,11 +156,12 @@ void child_unref(struct schild *c)
     state_unref(st);
 }
 
-/* Start a thread. `quiet`: every blockable signal blocked (helpers: they
- * run no user code and the host's signals are not for them). Otherwise the
- * caller's mask plus SIGPIPE (a driver: Python code expects EPIPE, never to
- * die of a pipe; an abandoned writer whose reader closes must not kill the
- * process). */
+/* Start a thread, with the process's default attributes (a program's CPU
+ * set, stack size: pthread_setattr_default_np), as one made with none gets.
+ * `quiet`: every blockable signal blocked (helpers: they run no user code
+ * and the host's signals are not for them). Otherwise the caller's mask plus
+ * SIGPIPE (a driver: Python code expects EPIPE, never to die of a pipe; an
+ * abandoned writer whose reader closes must not kill the process). */
 static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg, int quiet)
 {
     sigset_t set, old;
@@ -176,8 +177,6 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg, int quiet)
         sigaddset(&set, SIGPIPE);
     }
     pthread_sigmask(SIG_SETMASK, &set, NULL);
-    /* the process's defaults (pthread_setattr_default_np: a program's CPU
-     * set, stack size), as a thread made with no attributes gets them */
     pthread_attr_t at;
     if (pthread_getattr_default_np(&at) != 0)
         pthread_attr_init(&at);
@@ -399,8 +398,7 @@ static void *injector_main(void *arg)
             continue;
         }
         if (next == INT64_MAX) {
-            /* nothing queued: woken by soft_cancel or close, never a GIL or
-             * actor wait */
+            /* nothing queued: ends by soft_cancel or close's signal, never a GIL wait */
             pthread_cond_wait(&st->inj_cv, &st->m);
         } else {
             struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
