@@ -309,7 +309,7 @@ static int on_frame(void *ctx, const uint8_t *body, size_t len)
 
 /* Read what is there, at most 16 reads (so one chatty actor cannot starve
  * the others' deadlines). Returns 1 once the channel has ended. */
-static int read_some(tether_handle *h, int draining)
+static int read_some(tether_handle *h, int draining, int direct)
 {
     struct tether__channel *ch = &h->ch;
     struct frame_ctx fc = {h, draining};
@@ -335,7 +335,12 @@ static int read_some(tether_handle *h, int draining)
                 snprintf(b, sizeof b, "protocol error: %s", why);
                 h->lost_reason = strdup(b);
             }
-            tether__dispatch(h, TETHER__EV_PROTOCOL, NULL);
+            /* its action calls the backend: the engine's (a program
+             * thread reading directly posts it) */
+            if (direct)
+                tether__post(h, TETHER__EV_PROTOCOL);
+            else
+                tether__dispatch(h, TETHER__EV_PROTOCOL, NULL);
             return 1;
         }
     }
@@ -344,7 +349,50 @@ static int read_some(tether_handle *h, int draining)
 
 void tether__chan_read(tether_handle *h)
 {
-    read_some(h, 0);
+    read_some(h, 0, 0);
+}
+
+/* tether_spawn, waiting for READY, reads it itself: the engine leaves this
+ * channel out of its poll set meanwhile (ch.direct), so the READY goes from
+ * the actor to the spawning thread with no engine round in between (one
+ * wake-up and one round fewer on the spawn path; bench/tbench --test spawn).
+ * Only what calls no backend member is dispatched here -- READY, messages,
+ * replies, STOPPED and the end of the channel (both only shut our end and
+ * start the hard_kill clock) -- and a protocol error is posted to the
+ * engine. Whatever the engine dispatches on this actor meanwhile (a
+ * request, its exit) takes the channel back (tether__dispatch clears
+ * ch.direct). Called with the lock held; returns with it held and the
+ * channel the engine's, the engine woken to poll it and take up its
+ * deadline and exit fd. */
+void tether__chan_read_direct(tether_handle *h, int64_t until)
+{
+    tether_supervisor *sup = h->sup;
+    struct tether__channel *ch = &h->ch;
+    struct tether__parked p;
+    tether__park(h, &p, "wait-ready");
+    while (ch->direct && !h->t_ready && h->state == TETHER__ST_SPAWNING && !ch->abort_err &&
+           ch->fd >= 0) {
+        /* the spawn deadline is the engine's to act on: hand it back then */
+        int64_t end = until < h->deadline ? until : h->deadline;
+        int64_t left = end - tether_now_ns();
+        if (left <= 0)
+            break;
+        struct timespec ts = {(time_t)(left / TETHER_NS_PER_SEC), (long)(left % TETHER_NS_PER_SEC)};
+        struct pollfd pf = {.fd = ch->fd, .events = POLLIN};
+        ch->fd_users++; /* the fd stays open while this thread polls it */
+        pthread_mutex_unlock(&sup->lock);
+        /* Bounded: by `end`, the spawn deadline at the latest; an abort of
+         * the channel shuts the socket down, which wakes it sooner. */
+        int r = ppoll(&pf, 1, &ts, NULL);
+        pthread_mutex_lock(&sup->lock);
+        ch->fd_users--;
+        if (r > 0 && ch->direct && h->state == TETHER__ST_SPAWNING && !ch->abort_err)
+            read_some(h, 0, 1);
+    }
+    ch->direct = 0;
+    tether__unpark(h, &p);
+    tether__chan_close_if_unused(h);
+    tether__wake_engine(sup);
 }
 
 /* The actor has ended: whatever it wrote is in the socket already, a
@@ -355,7 +403,7 @@ void tether__chan_drain(tether_handle *h)
 {
     struct tether__channel *ch = &h->ch;
     for (int i = 0; i < 4096 && !ch->abort_err && ch->fd >= 0; i++) {
-        if (read_some(h, 1))
+        if (read_some(h, 1, 0))
             break;
         struct pollfd p = {.fd = ch->fd, .events = POLLIN};
         if (ch->abort_err || poll(&p, 1, 0) <= 0)
@@ -625,6 +673,7 @@ void tether__chan_renew(tether_handle *h, int fd)
     ch->abort_err = 0;
     ch->writer = TETHER__W_FREE;
     ch->cancel_wanted = 0;
+    ch->direct = 0; /* a restart's instance is read by the engine */
     free(ch->pend);
     ch->pend = NULL;
     ch->pend_len = ch->pend_off = 0;

@@ -170,6 +170,7 @@ struct tether__channel {
     int abort_err; /* 0 while open; once aborted, what waiters get */
     int writer;    /* enum tether__writer */
     int cancel_wanted; /* a CANCEL frame waits for the writer's turn */
+    int direct; /* the spawning thread reads READY itself: not in the engine's poll set */
     uint8_t *pend; /* engine's unflushed CANCEL bytes */
     size_t pend_len, pend_off;
     struct tether__reader rd;
@@ -326,6 +327,8 @@ void tether__chan_send_cancel(tether_handle *h);
 void tether__chan_flush(tether_handle *h);
 /* Read what is there (bounded), dispatching READY, STOPPED, EOF, PROTOCOL. */
 void tether__chan_read(tether_handle *h);
+/* The spawning thread's own read of its actor's READY (channel.c). */
+void tether__chan_read_direct(tether_handle *h, int64_t until);
 /* The actor has ended: read everything it left before the outcome. */
 void tether__chan_drain(tether_handle *h);
 /* Over the inbox bound and not tearing down: do not read. */

@@ -119,6 +119,7 @@ static int open_with(const struct tether_config *cfg, const char *path, const ch
                               strerror(errno));
         goto fail;
     }
+    pthread_setname_np(sup->engine, "tether-engine"); /* top -H, gdb, the tests */
     *out = sup;
     return 0;
 fail:
@@ -437,20 +438,26 @@ int tether_spawn_ex(tether_supervisor *sup, const char *target, const struct tet
                                 berr.msg[0] ? berr.msg : tether_strerror(rc));
     }
     h->child = child;
+    /* waiting for READY: this thread reads it (tether__chan_read_direct) */
+    h->ch.direct = !(o->flags & TETHER_SPAWN_NOWAIT) && !sup->closing;
     h->next = sup->handles;
     sup->handles = h;
     sup->n_handles++;
     tether__event_log(h, "spawned", target);
     if (sup->closing)
         tether__post(h, TETHER__EV_CLOSE); /* close began meanwhile: tear it down too */
-    tether__wake_engine(sup);
-    pthread_mutex_unlock(&sup->lock);
-    *out = h;
-    if (o->flags & TETHER_SPAWN_NOWAIT)
-        return 0;
     /* spawn deadline, then a teardown if it fails: B + S + H + slack */
     int64_t deadline = spec.spawn_deadline_ns + tether__secs_ns(sup->to.hard_kill) +
                        tether__secs_ns(sup->to.soft_cancel) + TETHER_SLACK_NS(1);
+    *out = h;
+    if (h->ch.direct) {
+        tether__chan_read_direct(h, deadline); /* and wakes the engine */
+    } else {
+        tether__wake_engine(sup);
+    }
+    pthread_mutex_unlock(&sup->lock);
+    if (o->flags & TETHER_SPAWN_NOWAIT)
+        return 0;
     return tether_wait_ready(h, deadline, err);
 }
 

@@ -344,6 +344,18 @@ int fail_twice(tether_actor *self)
     return 0;
 }
 
+static int policy_calls;
+
+/* Fails its first instance; the next one (a restart, spawned by the
+ * engine) exits with its scheduling policy as the code: 0 is SCHED_OTHER. */
+int fail_then_report_policy(tether_actor *self);
+int fail_then_report_policy(tether_actor *self)
+{
+    if (__atomic_fetch_add(&policy_calls, 1, __ATOMIC_RELAXED) < 1)
+        return tether_fail(self, "first instance");
+    return sched_getscheduler(0);
+}
+
 /* Fails when it receives the message "fail"; cooperative otherwise. */
 int fail_on_msg(tether_actor *self);
 int fail_on_msg(tether_actor *self)

@@ -7,6 +7,7 @@
  * The crash loop's CPU cost is a resource bound, measured with getrusage. */
 #include <check.h>
 #include <dirent.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,28 @@ START_TEST(transient_restarts_after_failures_not_after_a_normal_exit)
     ck_assert_uint_eq(tether_handle_restarts(h), 2);
     ck_assert_uint_eq(tether_supervisor_restarts(sup), 2);
     ck_assert_ptr_null(tether_supervisor_failure(sup));
+    tether_handle_release(h);
+}
+END_TEST
+
+/* The engine sleeps as SCHED_BATCH while its actors run (core/teardown.c,
+ * calm_sleep); a restart is spawned by the engine, and its thread must not
+ * inherit that: the second instance reports its policy as its exit code. */
+START_TEST(a_restarted_actor_runs_under_the_normal_scheduling_policy)
+{
+    open_with("{ max_restarts: 5, period: 10 }");
+    char target[512];
+    snprintf(target, sizeof target, "%s:fail_then_report_policy", ACTORS);
+    tether_handle *h;
+    struct tether_error err;
+    /* a backoff: the engine sleeps (calm) between the instances */
+    struct tether_spawn_opts so = {.restart = TETHER_RESTART_TRANSIENT, .backoff = 0.05};
+    ck_assert_msg(tether_spawn_ex(sup, target, &so, &h, &err) == 0, "%s", err.msg);
+    struct tether_outcome o = wait_end(h, 5);
+    ck_assert_uint_eq(tether_handle_restarts(h), 1);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "exited");
+    ck_assert_msg(o.code == SCHED_OTHER, "the restarted actor's policy is %d, not SCHED_OTHER",
+                  o.code);
     tether_handle_release(h);
 }
 END_TEST
@@ -382,6 +405,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, transient_restarts_after_failures_not_after_a_normal_exit);
     tcase_add_test(tc, temporary_is_the_default_and_never_restarts);
+    tcase_add_test(tc, a_restarted_actor_runs_under_the_normal_scheduling_policy);
     tcase_add_test(tc, permanent_exit_restarts_until_the_intensity_is_exceeded);
     tcase_add_test(tc, max_restarts_zero_never_restarts);
     tcase_add_test(tc, events_name_the_restarts_and_the_give_up);

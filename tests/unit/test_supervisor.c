@@ -4,10 +4,15 @@
  * Deadlines given to tether_wait are the promise's bound plus a generous
  * margin: these tests pin that each waiter returns and with what, not how
  * fast (timings live in bench/ and in the conformance suite). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* SCHED_BATCH */
+#endif
 #include <check.h>
+#include <dirent.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,6 +621,85 @@ START_TEST(slow_thread_exit_does_not_stall_the_supervisor)
 }
 END_TEST
 
+/* tether_spawn reads its actor's READY itself and then hands the channel
+ * to the engine (core/channel.c, tether__chan_read_direct): messages the
+ * actor sends at once must reach tether_recv without waiting for the
+ * engine's once-a-second round. */
+START_TEST(messages_sent_right_after_ready_arrive_at_once)
+{
+    for (int round = 0; round < 5; round++) {
+        tether_handle *h = spawn("chatter");
+        for (int i = 0; i < 3; i++) {
+            void *buf;
+            size_t len;
+            ck_assert_int_eq(tether_recv(h, &buf, &len, tether_now_ns() + SEC / 2), 0);
+            ck_assert_int_eq(len, 4);
+            free(buf);
+        }
+        cancel_and_wait(h);
+        tether_handle_release(h);
+    }
+}
+END_TEST
+
+/* The engine's thread, by its name (one supervisor in this process). */
+static pid_t engine_tid(void)
+{
+    pid_t found = 0;
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        if (fgets(name, sizeof name, fp) && !strcmp(name, "tether-engine\n")) {
+            ck_assert_msg(!found, "two engine threads");
+            found = (pid_t)atoi(e->d_name);
+        }
+        fclose(fp);
+    }
+    closedir(d);
+    ck_assert_msg(found, "no thread named tether-engine");
+    return found;
+}
+
+/* Polls (bounded) until the engine sleeps under `policy`. */
+static void engine_policy_becomes(pid_t tid, int policy)
+{
+    int64_t end = tether_now_ns() + 2 * SEC;
+    while (sched_getscheduler(tid) != policy) {
+        ck_assert_msg(tether_now_ns() < end, "the engine's policy stays %d, not %d",
+                      sched_getscheduler(tid), policy);
+        usleep(1000);
+    }
+}
+
+/* core/teardown.c, calm_sleep: while every actor runs, the engine sleeps as
+ * SCHED_BATCH (its wake-ups do not preempt the program); once one is being
+ * torn down it sleeps as SCHED_OTHER, so deadlines are acted on at once. */
+START_TEST(engine_sleeps_as_batch_only_while_no_actor_is_torn_down)
+{
+    pid_t tid = engine_tid();
+    tether_handle *calm = spawn("serve");
+    engine_policy_becomes(tid, SCHED_BATCH);
+    tether_handle *stuck = spawn("timed_waits"); /* ignores the cancel: 0.3 s soft, then killed */
+    ck_assert_int_eq(tether_cancel(stuck), 0);
+    engine_policy_becomes(tid, SCHED_OTHER);
+    for (int i = 0; i < 10 && strcmp(tether_handle_state(stuck), "soft-cancel") == 0; i++) {
+        ck_assert_int_eq(sched_getscheduler(tid), SCHED_OTHER);
+        usleep(10 * 1000);
+    }
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(stuck, tether_now_ns() + 3 * SEC, &o), 0);
+    engine_policy_becomes(tid, SCHED_BATCH);
+    cancel_and_wait(calm);
+    tether_handle_release(stuck);
+    tether_handle_release(calm);
+}
+END_TEST
+
 static Suite *supervisor_suite(void)
 {
     Suite *s = suite_create("supervisor");
@@ -639,6 +723,8 @@ static Suite *supervisor_suite(void)
     tcase_add_test(tc, handle_fd_polls_readable_for_a_message_and_at_the_end);
     tcase_add_test(tc, messages_sent_before_the_end_are_still_delivered);
     tcase_add_test(tc, backend_clock_helpers_use_the_tether_clock);
+    tcase_add_test(tc, messages_sent_right_after_ready_arrive_at_once);
+    tcase_add_test(tc, engine_sleeps_as_batch_only_while_no_actor_is_torn_down);
     suite_add_tcase(s, tc);
 
     TCase *tw = tcase_create("waiters");
