@@ -78,6 +78,7 @@ void tether__chan_init(tether_handle *h, int fd, uint64_t max_frame)
 void tether__chan_free(tether_handle *h)
 {
     struct tether__channel *ch = &h->ch;
+    tether__ep_forget(h, TETHER__EP_CHANNEL);
     if (ch->fd >= 0)
         close(ch->fd);
     ch->fd = -1;
@@ -102,6 +103,7 @@ void tether__chan_close_if_unused(tether_handle *h)
 {
     struct tether__channel *ch = &h->ch;
     if (ch->fd >= 0 && ch->abort_err && ch->fd_users == 0 && ch->writer != TETHER__W_PROGRAM) {
+        tether__ep_forget(h, TETHER__EP_CHANNEL);
         close(ch->fd);
         ch->fd = -1;
     }
@@ -352,27 +354,32 @@ void tether__chan_read(tether_handle *h)
     read_some(h, 0, 0);
 }
 
-/* tether_spawn, waiting for READY, reads it itself: the engine leaves this
- * channel out of its poll set meanwhile (ch.direct), so the READY goes from
- * the actor to the spawning thread with no engine round in between (one
- * wake-up and one round fewer on the spawn path; bench/tbench --test spawn).
+/* A program thread that waits for a frame reads the channel itself
+ * (ch.direct): tether_spawn waiting for READY, tether_call waiting for its
+ * reply. The channel leaves the engine's epoll set meanwhile, so the frame
+ * goes from the actor to the waiting thread with no engine round (one
+ * wake-up and one context switch fewer: bench/tbench --test spawn, call).
  * Only what calls no backend member is dispatched here -- READY, messages,
  * replies, STOPPED and the end of the channel (both only shut our end and
  * start the hard_kill clock) -- and a protocol error is posted to the
  * engine. Whatever the engine dispatches on this actor meanwhile (a
- * request, its exit) takes the channel back (tether__dispatch clears
- * ch.direct). Called with the lock held; returns with it held and the
- * channel the engine's, the engine woken to poll it and take up its
- * deadline and exit fd. */
-void tether__chan_read_direct(tether_handle *h, int64_t until)
+ * request, its exit, a close) takes the channel back (tether__dispatch
+ * clears ch.direct); so does a full inbox (the engine stops reading too).
+ * `state`: the state the wait belongs to (SPAWNING: until READY, handed
+ * back at the spawn deadline; RUNNING: until *done). Called with the lock
+ * held and ch.direct set; returns with the lock held and the channel the
+ * engine's again. */
+static void read_direct(tether_handle *h, int (*over)(const tether_handle *, const void *),
+                        const void *arg, int64_t until, const char *what)
 {
     tether_supervisor *sup = h->sup;
     struct tether__channel *ch = &h->ch;
     struct tether__parked p;
-    tether__park(h, &p, "wait-ready");
-    while (ch->direct && !h->t_ready && h->state == TETHER__ST_SPAWNING && !ch->abort_err &&
-           ch->fd >= 0) {
-        /* the spawn deadline is the engine's to act on: hand it back then */
+    tether__park(h, &p, what);
+    tether__ep_sync(h); /* out of the engine's set */
+    while (ch->direct && !over(h, arg) && !ch->abort_err && ch->fd >= 0 &&
+           !tether__chan_inbox_full(h)) {
+        /* a phase deadline is the engine's to act on: hand it back then */
         int64_t end = until < h->deadline ? until : h->deadline;
         int64_t left = end - tether_now_ns();
         if (left <= 0)
@@ -381,18 +388,45 @@ void tether__chan_read_direct(tether_handle *h, int64_t until)
         struct pollfd pf = {.fd = ch->fd, .events = POLLIN};
         ch->fd_users++; /* the fd stays open while this thread polls it */
         pthread_mutex_unlock(&sup->lock);
-        /* Bounded: by `end`, the spawn deadline at the latest; an abort of
-         * the channel shuts the socket down, which wakes it sooner. */
+        /* Bounded: by `end`, the caller's deadline or the phase's; an
+         * abort of the channel shuts the socket down, which wakes it
+         * sooner. */
         int r = ppoll(&pf, 1, &ts, NULL);
         pthread_mutex_lock(&sup->lock);
         ch->fd_users--;
-        if (r > 0 && ch->direct && h->state == TETHER__ST_SPAWNING && !ch->abort_err)
+        if (r > 0 && ch->direct && !over(h, arg) && !ch->abort_err)
             read_some(h, 0, 1);
     }
     ch->direct = 0;
     tether__unpark(h, &p);
     tether__chan_close_if_unused(h);
-    tether__wake_engine(sup);
+    tether__ep_sync(h); /* the engine polls the channel from here */
+    /* Running, nothing posted: no deadline, nothing for the engine to act
+     * on now (its set has the channel and the exit fd). Anything else --
+     * the spawn deadline reached, a STOPPED or the end read here (a
+     * hard_kill deadline), a post -- is the engine's now. */
+    if (h->state != TETHER__ST_RUNNING || h->posted)
+        tether__wake_engine(sup);
+}
+
+/* Spawning: until READY (the state moves on). */
+static int ready_or_moved(const tether_handle *h, const void *arg)
+{
+    (void)arg;
+    return h->t_ready || h->state != TETHER__ST_SPAWNING;
+}
+
+void tether__chan_read_direct(tether_handle *h, int64_t until)
+{
+    h->ch.direct = 1;
+    read_direct(h, ready_or_moved, NULL, until, "wait-ready");
+}
+
+/* A call: until its reply (or the actor's teardown begins). */
+static int replied_or_moved(const tether_handle *h, const void *arg)
+{
+    const struct tether__pcall *c = arg;
+    return c->done || h->state != TETHER__ST_RUNNING;
 }
 
 /* The actor has ended: whatever it wrote is in the socket already, a
@@ -605,6 +639,11 @@ int tether_call(tether_handle *h, const char *func, const char *sig,
         tether__out_free(&o);
     }
     pthread_mutex_lock(&sup->lock);
+    if (!rc && !c.done && !ch->direct && h->state == TETHER__ST_RUNNING && !ch->abort_err &&
+        ch->fd >= 0 && !tether__chan_inbox_full(h)) {
+        ch->direct = 1; /* this thread reads the reply (read_direct) */
+        read_direct(h, replied_or_moved, &c, deadline_ns, "call");
+    }
     if (!rc) {
         struct tether__parked p;
         tether__park(h, &p, "call");
@@ -667,6 +706,7 @@ int tether__chan_idle(const tether_handle *h)
 void tether__chan_renew(tether_handle *h, int fd)
 {
     struct tether__channel *ch = &h->ch;
+    tether__ep_forget(h, TETHER__EP_CHANNEL);
     if (ch->fd >= 0)
         close(ch->fd);
     ch->fd = fd;

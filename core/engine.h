@@ -199,6 +199,10 @@ struct tether_handle {
     struct tether__channel ch;
     struct tether_child *child; /* the backend's, until released */
     int exit_timer; /* exit fd fired but reap said not yet: reap on the timer */
+    /* in the engine's epoll set (teardown.c, tether__ep_sync): which fd, for what */
+    int ep_ch_on, ep_ch_fd, ep_exit_on, ep_exit_fd;
+    uint32_t ep_ch_ev;
+    int ep_ch_failed; /* epoll_ctl refused the channel: the engine reads it every round */
     int64_t reap_retry_ns; /* with exit_timer: the timer's period, doubled per try
                             * from REAP_RETRY_MIN_NS to _MAX_NS (teardown.c) */
 
@@ -231,6 +235,10 @@ struct tether_supervisor {
     pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast at every change
                           * (tether__wake_waiters) */
     int wake_fd;
+    int ep_fd; /* the engine's epoll set: wake_fd, channels, exit fds */
+    int64_t engine_until; /* the engine wakes by then on its own (its timeout) */
+    int64_t eng_next; /* no phase deadline comes before this (lowered by whoever sets one) */
+    int eng_full;     /* a change only a walk over every actor takes up (teardown.c) */
     pthread_t engine;
     int engine_holds;   /* the engine thread holds `lock` for its round */
     int wake_deferred;  /* a change in that round: broadcast once it unlocks */
@@ -327,6 +335,13 @@ void tether__chan_send_cancel(tether_handle *h);
 void tether__chan_flush(tether_handle *h);
 /* Read what is there (bounded), dispatching READY, STOPPED, EOF, PROTOCOL. */
 void tether__chan_read(tether_handle *h);
+/* The engine's interest in h's channel and exit fd, brought up to date in
+ * its epoll set (any thread, under the lock); and dropped, before an fd
+ * is closed or handed back to the backend (which = TETHER__EP_*). */
+void tether__ep_sync(tether_handle *h);
+#define TETHER__EP_CHANNEL 1
+#define TETHER__EP_EXIT 2
+void tether__ep_forget(tether_handle *h, int which);
 /* The spawning thread's own read of its actor's READY (channel.c). */
 void tether__chan_read_direct(tether_handle *h, int64_t until);
 /* The actor has ended: read everything it left before the outcome. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ static int open_with(const struct tether_config *cfg, const char *path, const ch
     if (!sup)
         return tether_error_set(err, TETHER_ENOMEM, "out of memory");
     sup->wake_fd = -1;
+    sup->ep_fd = -1;
     sup->to = *to;
     sup->sv = *sv;
     sup->max_frame = cfg->max_frame ? cfg->max_frame : TETHER__DEFAULT_MAX_FRAME;
@@ -113,7 +115,11 @@ static int open_with(const struct tether_config *cfg, const char *path, const ch
         goto fail;
     }
     sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sup->wake_fd < 0 || pthread_create(&sup->engine, NULL, tether__engine_main, sup) != 0) {
+    sup->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event wake = {.events = EPOLLIN, .data.u64 = 0};
+    if (sup->wake_fd < 0 || sup->ep_fd < 0 ||
+        epoll_ctl(sup->ep_fd, EPOLL_CTL_ADD, sup->wake_fd, &wake) != 0 ||
+        pthread_create(&sup->engine, NULL, tether__engine_main, sup) != 0) {
         vt->close(sup->bstate);
         rc = tether_error_set(err, TETHER_ESYS, "cannot start the supervisor: %s",
                               strerror(errno));
@@ -125,6 +131,8 @@ static int open_with(const struct tether_config *cfg, const char *path, const ch
 fail:
     if (sup->wake_fd >= 0)
         close(sup->wake_fd);
+    if (sup->ep_fd >= 0)
+        close(sup->ep_fd);
     tether__events_close(sup->events);
     tether__plugin_unref(sup->plugin);
     free(sup->backend_name);
@@ -281,6 +289,8 @@ int tether_supervisor_close(tether_supervisor *sup, struct tether_close_report *
     sup->events = NULL;
     close(sup->wake_fd);
     sup->wake_fd = -1;
+    close(sup->ep_fd);
+    sup->ep_fd = -1;
     sup->closed = 1;
     tether_handle **pp = &sup->handles;
     while (*pp) {
@@ -438,6 +448,8 @@ int tether_spawn_ex(tether_supervisor *sup, const char *target, const struct tet
                                 berr.msg[0] ? berr.msg : tether_strerror(rc));
     }
     h->child = child;
+    if (h->deadline < sup->eng_next)
+        sup->eng_next = h->deadline; /* the engine's cached earliest deadline */
     /* waiting for READY: this thread reads it (tether__chan_read_direct) */
     h->ch.direct = !(o->flags & TETHER_SPAWN_NOWAIT) && !sup->closing;
     h->next = sup->handles;
@@ -450,11 +462,11 @@ int tether_spawn_ex(tether_supervisor *sup, const char *target, const struct tet
     int64_t deadline = spec.spawn_deadline_ns + tether__secs_ns(sup->to.hard_kill) +
                        tether__secs_ns(sup->to.soft_cancel) + TETHER_SLACK_NS(1);
     *out = h;
-    if (h->ch.direct) {
-        tether__chan_read_direct(h, deadline); /* and wakes the engine */
-    } else {
-        tether__wake_engine(sup);
-    }
+    tether__ep_sync(h); /* its exit fd (and channel, unless read here) */
+    if (h->ch.direct)
+        tether__chan_read_direct(h, deadline); /* wakes the engine if it must */
+    else if (h->deadline < sup->engine_until)
+        tether__wake_engine(sup); /* the spawn deadline comes before the engine's next round */
     pthread_mutex_unlock(&sup->lock);
     if (o->flags & TETHER_SPAWN_NOWAIT)
         return 0;

@@ -642,6 +642,85 @@ START_TEST(messages_sent_right_after_ready_arrive_at_once)
 }
 END_TEST
 
+/* A caller reads its reply itself when no other thread reads the channel
+ * (core/channel.c, read_direct); the others wait for it, or for the
+ * engine, which takes the channel back when that call ends. Four threads
+ * call one actor at once: every call gets its own reply. */
+struct caller {
+    tether_handle *h;
+    int base, failures;
+};
+
+static void *call_many(void *arg)
+{
+    struct caller *c = arg;
+    for (int i = 0; i < 300; i++) {
+        struct tether_value a[2] = {{.type = 'i', .v.i = c->base}, {.type = 'i', .v.i = i}}, ret;
+        struct tether_error err;
+        if (tether_call(c->h, "add_i", "ii:i", a, 2, &ret, tether_now_ns() + 5 * SEC, &err) != 0 ||
+            ret.v.i != c->base + i)
+            c->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_callers_each_get_their_own_reply)
+{
+    tether_handle *h = spawn("serve");
+    pthread_t t[4];
+    struct caller c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct caller){h, 1000 * (i + 1), 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, call_many, &c[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(c[i].failures, 0);
+    }
+    struct tether_outcome o = cancel_and_wait(h);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "cancelled");
+    tether_handle_release(h);
+}
+END_TEST
+
+/* A caller reading its own reply (no other thread reads the channel) is
+ * released by a cancel, and the engine gets the channel back to read the
+ * actor's last word. */
+struct blocked_call {
+    tether_handle *h;
+    int rc;
+    int64_t returned_at;
+};
+
+static void *call_unanswered(void *arg)
+{
+    struct blocked_call *b = arg;
+    struct tether_value ret;
+    struct tether_error err;
+    b->rc = tether_call(b->h, "count", ":i", NULL, 0, &ret, tether_now_ns() + 10 * SEC, &err);
+    b->returned_at = tether_now_ns();
+    return NULL;
+}
+
+START_TEST(a_cancel_releases_a_caller_that_reads_its_own_reply)
+{
+    tether_handle *h = spawn("cooperative"); /* sleeps: answers no call */
+    struct blocked_call b = {h, 0, 0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, call_unanswered, &b), 0);
+    usleep(100 * 1000); /* the caller waits for its reply now */
+    int64_t t0 = tether_now_ns();
+    ck_assert_int_eq(tether_cancel(h), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_ne(b.rc, 0);
+    ck_assert_int_lt(b.returned_at - t0, 3 * SEC);
+    struct tether_outcome o;
+    ck_assert_int_eq(tether_wait(h, tether_now_ns() + 3 * SEC, &o), 0);
+    ck_assert_str_eq(tether_outcome_name(o.kind), "cancelled");
+    tether_handle_release(h);
+}
+END_TEST
+
 /* The engine's thread, by its name (one supervisor in this process). */
 static pid_t engine_tid(void)
 {
@@ -724,6 +803,8 @@ static Suite *supervisor_suite(void)
     tcase_add_test(tc, messages_sent_before_the_end_are_still_delivered);
     tcase_add_test(tc, backend_clock_helpers_use_the_tether_clock);
     tcase_add_test(tc, messages_sent_right_after_ready_arrive_at_once);
+    tcase_add_test(tc, concurrent_callers_each_get_their_own_reply);
+    tcase_add_test(tc, a_cancel_releases_a_caller_that_reads_its_own_reply);
     tcase_add_test(tc, engine_sleeps_as_batch_only_while_no_actor_is_torn_down);
     suite_add_tcase(s, tc);
 
