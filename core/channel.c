@@ -365,10 +365,11 @@ void tether__chan_read(tether_handle *h)
  * engine. Whatever the engine dispatches on this actor meanwhile (a
  * request, its exit, a close) takes the channel back (tether__dispatch
  * clears ch.direct); so does a full inbox (the engine stops reading too).
- * `state`: the state the wait belongs to (SPAWNING: until READY, handed
- * back at the spawn deadline; RUNNING: until *done). Called with the lock
- * held and ch.direct set; returns with the lock held and the channel the
- * engine's again. */
+ * It reads until `over` says the wait is over (READY read, the reply in,
+ * the state moved on), `until` (the caller's deadline) or the phase's
+ * deadline (the spawn deadline: the engine acts on it). Called with the
+ * lock held and ch.direct set; returns with the lock held and the channel
+ * the engine's again. */
 static void read_direct(tether_handle *h, int (*over)(const tether_handle *, const void *),
                         const void *arg, int64_t until, const char *what)
 {
@@ -405,7 +406,7 @@ static void read_direct(tether_handle *h, int (*over)(const tether_handle *, con
      * on now (its set has the channel and the exit fd). Anything else --
      * the spawn deadline reached, a STOPPED or the end read here (a
      * hard_kill deadline), a post -- is the engine's now. */
-    if (h->state != TETHER__ST_RUNNING || h->posted)
+    if (h->state != TETHER__ST_RUNNING || h->posted || h->ep_ch_failed)
         tether__wake_engine(sup);
 }
 

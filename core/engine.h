@@ -170,7 +170,8 @@ struct tether__channel {
     int abort_err; /* 0 while open; once aborted, what waiters get */
     int writer;    /* enum tether__writer */
     int cancel_wanted; /* a CANCEL frame waits for the writer's turn */
-    int direct; /* the spawning thread reads READY itself: not in the engine's poll set */
+    int direct; /* a program thread reads it itself (READY, a call's reply): not in the
+                 * engine's epoll set (channel.c, read_direct) */
     uint8_t *pend; /* engine's unflushed CANCEL bytes */
     size_t pend_len, pend_off;
     struct tether__reader rd;
@@ -199,7 +200,7 @@ struct tether_handle {
     struct tether__channel ch;
     struct tether_child *child; /* the backend's, until released */
     int exit_timer; /* exit fd fired but reap said not yet: reap on the timer */
-    /* in the engine's epoll set (teardown.c, tether__ep_sync): which fd, for what */
+    /* in the engine's epoll set (engine_loop.c, tether__ep_sync): which fd, for what */
     int ep_ch_on, ep_ch_fd, ep_exit_on, ep_exit_fd;
     uint32_t ep_ch_ev;
     int ep_ch_failed; /* epoll_ctl refused the channel: the engine reads it every round */
@@ -238,7 +239,7 @@ struct tether_supervisor {
     int ep_fd; /* the engine's epoll set: wake_fd, channels, exit fds */
     int64_t engine_until; /* the engine wakes by then on its own (its timeout) */
     int64_t eng_next; /* no phase deadline comes before this (lowered by whoever sets one) */
-    int eng_full;     /* a change only a walk over every actor takes up (teardown.c) */
+    int eng_full;     /* a change only a walk over every actor takes up (engine_loop.c) */
     pthread_t engine;
     int engine_holds;   /* the engine thread holds `lock` for its round */
     int wake_deferred;  /* a change in that round: broadcast once it unlocks */
@@ -342,7 +343,7 @@ void tether__ep_sync(tether_handle *h);
 #define TETHER__EP_CHANNEL 1
 #define TETHER__EP_EXIT 2
 void tether__ep_forget(tether_handle *h, int which);
-/* The spawning thread's own read of its actor's READY (channel.c). */
+/* The spawning thread's own read of its actor's READY (channel.c, read_direct). */
 void tether__chan_read_direct(tether_handle *h, int64_t until);
 /* The actor has ended: read everything it left before the outcome. */
 void tether__chan_drain(tether_handle *h);

@@ -465,8 +465,9 @@ int tether_spawn_ex(tether_supervisor *sup, const char *target, const struct tet
     tether__ep_sync(h); /* its exit fd (and channel, unless read here) */
     if (h->ch.direct)
         tether__chan_read_direct(h, deadline); /* wakes the engine if it must */
-    else if (h->deadline < sup->engine_until)
-        tether__wake_engine(sup); /* the spawn deadline comes before the engine's next round */
+    else if (h->deadline < sup->engine_until || h->ep_ch_failed || h->exit_timer)
+        tether__wake_engine(sup); /* the spawn deadline comes before the engine's next
+                                   * round, or epoll refused an fd: the engine's to know */
     pthread_mutex_unlock(&sup->lock);
     if (o->flags & TETHER_SPAWN_NOWAIT)
         return 0;
